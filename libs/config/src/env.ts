@@ -1,0 +1,34 @@
+/**
+ * Environment overrides: each variable sets one config key. Secrets can also come from `<NAME>_FILE`
+ * (Docker/Kubernetes secrets), which wins over the plain variable so a file mount is never shadowed by a stale value.
+ */
+export type EnvKind = 'string' | 'int' | 'list';
+
+export interface EnvBinding {
+  env: string;
+  path: readonly string[];
+  kind: EnvKind;
+  secret?: boolean;
+}
+
+export const ENV_BINDINGS: readonly EnvBinding[] = [
+  { env: 'LOG_LEVEL', path: ['log', 'level'], kind: 'string' },
+  { env: 'REDIS_URL', path: ['redis', 'url'], kind: 'string', secret: true },
+  { env: 'DATABASE_URL', path: ['database', 'url'], kind: 'string', secret: true },
+  { env: 'QUEUE_PREFIX', path: ['queue', 'prefix'], kind: 'string' },
+  { env: 'INGEST_HOST', path: ['ingest', 'host'], kind: 'string' },
+  { env: 'INGEST_PORT', path: ['ingest', 'port'], kind: 'int' },
+  { env: 'INGEST_TOKEN', path: ['ingest', 'token'], kind: 'string', secret: true },
+  { env: 'INGEST_BODY_LIMIT_BYTES', path: ['ingest', 'bodyLimitBytes'], kind: 'int' },
+  { env: 'INGEST_MAX_BACKLOG', path: ['ingest', 'maxBacklog'], kind: 'int' },
+  { env: 'API_HOST', path: ['api', 'host'], kind: 'string' },
+  { env: 'API_PORT', path: ['api', 'port'], kind: 'int' },
+  { env: 'API_TOKEN', path: ['api', 'token'], kind: 'string', secret: true },
+  { env: 'POLICY_WORKER_HOST', path: ['policyWorker', 'host'], kind: 'string' },
+  { env: 'POLICY_WORKER_PORT', path: ['policyWorker', 'port'], kind: 'int' },
+  { env: 'POLICY_WORKER_CONCURRENCY', path: ['policyWorker', 'concurrency'], kind: 'int' },
+  { env: 'ACTUATOR_HOST', path: ['actuator', 'host'], kind: 'string' },
+  { env: 'ACTUATOR_PORT', path: ['actuator', 'port'], kind: 'int' },
+  { env: 'POLICY_SECURE_DOMAINS', path: ['policy', 'secureDomains'], kind: 'list' },
+  { env: 'POLICY_INTERNAL_DOMAINS', path: ['policy', 'internalDomains'], kind: 'list' },
+];

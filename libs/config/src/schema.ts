@@ -1,0 +1,111 @@
+import { z } from 'zod';
+
+// Defaults live here, next to the keys they belong to; README's configuration table mirrors this file.
+
+const port = z.coerce.number().int().min(0).max(65535);
+const nodeName = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/, 'node names use letters, digits, "_", "." and "-" (max 63)');
+
+export const roleSchema = z.enum(['viewer', 'operator', 'admin']);
+export type Role = z.infer<typeof roleSchema>;
+
+const apiTokenSchema = z.object({
+  name: z.string().min(1),
+  token: z.string().min(16, 'tokens must be at least 16 characters'),
+  role: roleSchema,
+});
+
+const cmsNodeSchema = z.object({
+  name: nodeName,
+  url: z.url({ protocol: /^https?$/ }),
+  username: z.string().min(1),
+  password: z.string().min(1),
+  callBridgeId: z.string().min(1).optional(),
+  caFile: z.string().min(1).optional(),
+  maxWritesPerSecond: z.number().positive().default(10),
+});
+export type CmsNodeConfig = z.infer<typeof cmsNodeSchema>;
+
+const messageSchema = z.object({
+  text: z.string(),
+  position: z.enum(['top', 'middle', 'bottom']).default('bottom'),
+  duration: z.union([z.literal('permanent'), z.number().int().positive()]).default('permanent'),
+});
+export type SecurityMessage = z.infer<typeof messageSchema>;
+
+const defaultMessage = (level: number) => ({
+  text: `Security Level ${level}`,
+  position: 'bottom' as const,
+  duration: 'permanent' as const,
+});
+
+export const configSchema = z.object({
+  log: z
+    .object({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info') })
+    .default({ level: 'info' }),
+  redis: z.object({ url: z.string().min(1).default('redis://127.0.0.1:6379') }).prefault({}),
+  database: z.object({ url: z.string().min(1).default('postgres://postgres@127.0.0.1:5432/cms_cdr') }).prefault({}),
+  queue: z
+    .object({
+      /** BullMQ key prefix; lets several stacks (or test runs) share one Redis. */
+      prefix: z.string().min(1).default('cms'),
+    })
+    .prefault({}),
+  ingest: z
+    .object({
+      host: z.string().default('0.0.0.0'),
+      port: port.default(8444),
+      /** Shared secret CMS sends as ?token= (or Authorization: Bearer). Required. */
+      token: z.string().min(16, 'the ingest token must be at least 16 characters').optional(),
+      bodyLimitBytes: z
+        .number()
+        .int()
+        .positive()
+        .default(5 * 1024 * 1024),
+      /** Waiting batches above which ingest answers 503 so CMS buffers and re-sends instead of us running Redis out of memory. */
+      maxBacklog: z.number().int().positive().default(200_000),
+    })
+    .prefault({}),
+  api: z
+    .object({
+      host: z.string().default('0.0.0.0'),
+      port: port.default(8080),
+      /** One admin token from API_TOKEN. */
+      token: z.string().min(16, 'the API token must be at least 16 characters').optional(),
+      tokens: z.array(apiTokenSchema).default([]),
+    })
+    .prefault({}),
+  policyWorker: z
+    .object({
+      host: z.string().default('0.0.0.0'),
+      port: port.default(9101),
+      /** Batches taken from the queue at once; they are written together in group commits. */
+      concurrency: z.number().int().positive().default(64),
+      /** Largest number of records one group commit writes. */
+      maxRecordsPerCommit: z.number().int().positive().default(2000),
+    })
+    .prefault({}),
+  actuator: z
+    .object({
+      host: z.string().default('0.0.0.0'),
+      port: port.default(9102),
+    })
+    .prefault({}),
+  cms: z.object({ nodes: z.array(cmsNodeSchema).default([]) }).prefault({}),
+  policy: z
+    .object({
+      secureDomains: z.array(z.string().min(1)).default([]),
+      internalDomains: z.array(z.string().min(1)).default([]),
+      countLobby: z.boolean().default(false),
+      appUsers: z.enum(['guest', 'byDomain']).default('guest'),
+      messages: z
+        .object({
+          1: messageSchema.default(defaultMessage(1)),
+          2: messageSchema.default(defaultMessage(2)),
+          3: messageSchema.default(defaultMessage(3)),
+        })
+        .prefault({}),
+    })
+    .prefault({}),
+});
+
+export type Config = z.infer<typeof configSchema>;

@@ -1,0 +1,3 @@
+export { createDatabase, type Database, type DatabaseOptions, pg } from './client.ts';
+export { ensureDatabase, MIGRATIONS_FOLDER, runMigrations } from './migrate.ts';
+export * from './schema.ts';

@@ -1,0 +1,152 @@
+import type { XmlObject, XmlValue } from '@cms/cdr';
+import { sql } from 'drizzle-orm';
+import { bigint, bigserial, boolean, index, integer, jsonb, pgTable, primaryKey, text, timestamp, uniqueIndex } from 'drizzle-orm/pg-core';
+
+/**
+ * Every CDR exactly once. `session` + `correlatorIndex` is CMS's own unique key for a record, the same for
+ * every receiver, so it is the deduplication key (not a BullMQ job id).
+ */
+export const cdrRecords = pgTable(
+  'cdr_records',
+  {
+    id: bigserial('id', { mode: 'number' }).primaryKey(),
+    session: text('session').notNull(),
+    correlatorIndex: bigint('correlator_index', { mode: 'number' }).notNull(),
+    recordIndex: bigint('record_index', { mode: 'number' }).notNull(),
+    callBridge: text('call_bridge'),
+    node: text('node'),
+    type: text('type').notNull(),
+    time: timestamp('time', { withTimezone: true, mode: 'string' }).notNull(),
+    numPreceedingRecordsMissing: integer('num_preceeding_records_missing'),
+    callId: text('call_id'),
+    callLegId: text('call_leg_id'),
+    callCorrelator: text('call_correlator'),
+    /** The whole <record> element, xmltodict style (what cdr-receiver-db served). */
+    raw: jsonb('raw').$type<XmlObject>().notNull(),
+    receivedAt: timestamp('received_at', { withTimezone: true, mode: 'string' }).notNull().defaultNow(),
+  },
+  (t) => [
+    uniqueIndex('cdr_records_session_correlator_index').on(t.session, t.correlatorIndex),
+    index('cdr_records_type_idx').on(t.type, t.id),
+    index('cdr_records_call_id_idx').on(t.callId, t.id),
+    index('cdr_records_call_leg_id_idx').on(t.callLegId, t.id),
+    index('cdr_records_call_correlator_idx').on(t.callCorrelator, t.id),
+    index('cdr_records_node_idx').on(t.node, t.id),
+    index('cdr_records_time_idx').on(t.time, t.id),
+  ],
+);
+
+/** Records from well-formed batches that failed validation, kept with the reason so nothing is lost. */
+export const cdrQuarantine = pgTable(
+  'cdr_quarantine',
+  {
+    id: bigserial('id', { mode: 'number' }).primaryKey(),
+    session: text('session'),
+    callBridge: text('call_bridge'),
+    node: text('node'),
+    position: integer('position').notNull(),
+    reason: text('reason').notNull(),
+    raw: jsonb('raw').$type<XmlValue>(),
+    /** Identifies the POST so a re-sent batch does not quarantine the same record twice. */
+    batchKey: text('batch_key').notNull(),
+    receivedAt: timestamp('received_at', { withTimezone: true, mode: 'string' }).notNull().defaultNow(),
+  },
+  (t) => [uniqueIndex('cdr_quarantine_batch_position').on(t.batchKey, t.position)],
+);
+
+/** Where CMS discarded records (numPreceedingRecordsMissing): the records before this one are lost for good. */
+export const cdrGaps = pgTable(
+  'cdr_gaps',
+  {
+    session: text('session').notNull(),
+    correlatorIndex: bigint('correlator_index', { mode: 'number' }).notNull(),
+    callBridge: text('call_bridge'),
+    node: text('node'),
+    missing: integer('missing').notNull(),
+    time: timestamp('time', { withTimezone: true, mode: 'string' }).notNull(),
+    detectedAt: timestamp('detected_at', { withTimezone: true, mode: 'string' }).notNull().defaultNow(),
+  },
+  (t) => [primaryKey({ columns: [t.session, t.correlatorIndex] })],
+);
+
+/** Each Call Bridge session (a new one on every restart) we have received records from. */
+export const cdrSessions = pgTable('cdr_sessions', {
+  session: text('session').primaryKey(),
+  callBridge: text('call_bridge'),
+  node: text('node'),
+  firstSeenAt: timestamp('first_seen_at', { withTimezone: true, mode: 'string' }).notNull().defaultNow(),
+  lastSeenAt: timestamp('last_seen_at', { withTimezone: true, mode: 'string' }).notNull().defaultNow(),
+  records: bigint('records', { mode: 'number' }).notNull().default(0),
+});
+
+/**
+ * One row per call instance (a distributed meeting has one call id per bridge, sharing callCorrelator).
+ * A row may exist before its callStart arrives, created by a leg that names it.
+ */
+export const calls = pgTable(
+  'calls',
+  {
+    id: text('id').primaryKey(),
+    node: text('node'),
+    callBridge: text('call_bridge'),
+    session: text('session'),
+    name: text('name'),
+    ownerName: text('owner_name'),
+    callType: text('call_type'),
+    coSpace: text('co_space'),
+    tenant: text('tenant'),
+    cdrTag: text('cdr_tag'),
+    callCorrelator: text('call_correlator'),
+    startedAt: timestamp('started_at', { withTimezone: true, mode: 'string' }),
+    endedAt: timestamp('ended_at', { withTimezone: true, mode: 'string' }),
+    callLegsCompleted: integer('call_legs_completed'),
+    callLegsMaxActive: integer('call_legs_max_active'),
+    durationSeconds: integer('duration_seconds'),
+    endpointRecorded: text('endpoint_recorded'),
+    updatedAt: timestamp('updated_at', { withTimezone: true, mode: 'string' }).notNull().defaultNow(),
+  },
+  (t) => [index('calls_call_correlator_idx').on(t.callCorrelator), index('calls_started_at_idx').on(t.startedAt)],
+);
+
+/**
+ * One row per call leg. Mutable fields follow the record with the highest correlatorIndex seen (`seq`), so
+ * the row is the same whatever order the records arrive in; end fields are set whenever callLegEnd arrives.
+ */
+export const callLegs = pgTable(
+  'call_legs',
+  {
+    id: text('id').primaryKey(),
+    callId: text('call_id'),
+    node: text('node'),
+    callBridge: text('call_bridge'),
+    session: text('session'),
+    seq: bigint('seq', { mode: 'number' }).notNull().default(-1),
+    displayName: text('display_name'),
+    remoteParty: text('remote_party'),
+    remoteAddress: text('remote_address'),
+    localAddress: text('local_address'),
+    type: text('type'),
+    subType: text('sub_type'),
+    lyncSubType: text('lync_sub_type'),
+    direction: text('direction'),
+    guestConnection: boolean('guest_connection'),
+    ownerId: text('owner_id'),
+    sipCallId: text('sip_call_id'),
+    groupId: text('group_id'),
+    cdrTag: text('cdr_tag'),
+    state: text('state'),
+    inIvr: boolean('in_ivr'),
+    deactivated: boolean('deactivated'),
+    startedAt: timestamp('started_at', { withTimezone: true, mode: 'string' }),
+    connectedAt: timestamp('connected_at', { withTimezone: true, mode: 'string' }),
+    endedAt: timestamp('ended_at', { withTimezone: true, mode: 'string' }),
+    endReason: text('end_reason'),
+    durationSeconds: integer('duration_seconds'),
+    activatedDuration: integer('activated_duration'),
+    encryptedMedia: boolean('encrypted_media'),
+    /** callLegEnd's quality data (media usage, alarms, codecs) as CMS sent it. */
+    quality: jsonb('quality').$type<XmlObject>(),
+    updatedAt: timestamp('updated_at', { withTimezone: true, mode: 'string' }).notNull().default(sql`now()`),
+  },
+  (t) => [index('call_legs_call_id_idx').on(t.callId)],
+);

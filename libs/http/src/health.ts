@@ -1,0 +1,40 @@
+import type { Registry } from '@cms/observability';
+import type { FastifyInstance } from 'fastify';
+
+/** A named dependency check for /readyz; resolves when reachable, throws (with a reason) when not. */
+export interface ReadinessCheck {
+  name: string;
+  check: () => Promise<void>;
+}
+
+const CHECK_TIMEOUT_MS = 2000;
+
+async function runCheck(check: ReadinessCheck): Promise<{ name: string; ok: boolean; error?: string }> {
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    await Promise.race([
+      check.check(),
+      new Promise((_, reject) => {
+        timer = setTimeout(() => reject(new Error(`no answer within ${CHECK_TIMEOUT_MS} ms`)), CHECK_TIMEOUT_MS);
+      }),
+    ]);
+    return { name: check.name, ok: true };
+  } catch (err) {
+    return { name: check.name, ok: false, error: (err as Error).message };
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** GET /healthz (process alive), GET /readyz (dependencies reachable), GET /metrics (Prometheus). */
+export function installHealthRoutes(app: FastifyInstance, options: { registry: Registry; checks: ReadinessCheck[] }): void {
+  app.get('/healthz', { logLevel: 'warn' }, async () => ({ status: 'ok' }));
+  app.get('/readyz', { logLevel: 'warn' }, async (_req, reply) => {
+    const results = await Promise.all(options.checks.map(runCheck));
+    const ready = results.every((r) => r.ok);
+    return reply.code(ready ? 200 : 503).send({ status: ready ? 'ready' : 'not ready', checks: results });
+  });
+  app.get('/metrics', { logLevel: 'warn' }, async (_req, reply) => {
+    return reply.type(options.registry.contentType).send(await options.registry.metrics());
+  });
+}

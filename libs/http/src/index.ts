@@ -1,0 +1,4 @@
+export { installHealthRoutes, type ReadinessCheck } from './health.ts';
+export { HttpProblem, installProblemHandlers, sendProblem } from './problem.ts';
+export { onShutdown } from './shutdown.ts';
+export { bearerToken, tokenMatches } from './tokens.ts';

@@ -1,0 +1,24 @@
+import type { CdrBatch } from '@cms/cdr';
+
+/**
+ * Queue names and payload types, imported by producers and consumers alike so that every job type has
+ * exactly one shape and one handler.
+ */
+export const CDR_BATCHES_QUEUE = 'cdr-batches';
+
+/** A batch of CDRs as received from one POST by one Call Bridge. */
+export interface CdrBatchJob {
+  /** The node named in the receiver path (/cdr/<node>), mapped from callBridge, or null when unknown. */
+  node: string | null;
+  /** When ingest accepted the POST (ISO 8601). */
+  receivedAt: string;
+  batch: CdrBatch;
+}
+
+/**
+ * One queue per CMS node so that one rate limiter covers every actuator replica writing to that node.
+ * BullMQ does not allow ":" in queue names (it separates Redis key parts), hence "-".
+ */
+export function cmsWritesQueueName(node: string): string {
+  return `cms-writes-${node}`;
+}

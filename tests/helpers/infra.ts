@@ -1,0 +1,110 @@
+/**
+ * Real Redis and Postgres for tests. Where REDIS_URL / DATABASE_URL are set they are used; otherwise, where a
+ * Docker engine answers, testcontainers starts them; otherwise the local services on 127.0.0.1 are used.
+ * Every test file gets its own database and queue prefix so files can run in parallel.
+ */
+import { randomBytes } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { after } from 'node:test';
+import { createDatabase, type Database, ensureDatabase, pg, runMigrations } from '@cms/db';
+
+const LOCAL_REDIS = 'redis://127.0.0.1:6379';
+const LOCAL_POSTGRES = 'postgres://postgres@127.0.0.1:5432/postgres';
+
+interface Urls {
+  redisUrl: string;
+  postgresUrl: string;
+}
+
+let urlsPromise: Promise<Urls> | undefined;
+
+async function dockerAnswers(): Promise<boolean> {
+  const socket = process.env.DOCKER_HOST ? undefined : '/var/run/docker.sock';
+  if (socket && !existsSync(socket)) return false;
+  try {
+    const { getContainerRuntimeClient } = await import('testcontainers');
+    await getContainerRuntimeClient();
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+async function startContainers(): Promise<Urls> {
+  const { PostgreSqlContainer } = await import('@testcontainers/postgresql');
+  const { RedisContainer } = await import('@testcontainers/redis');
+  const [pgc, redis] = await Promise.all([
+    new PostgreSqlContainer('postgres:17-alpine').start(),
+    new RedisContainer('redis:7-alpine').start(),
+  ]);
+  after(async () => {
+    await Promise.all([pgc.stop(), redis.stop()]);
+  });
+  return { postgresUrl: pgc.getConnectionUri(), redisUrl: redis.getConnectionUrl() };
+}
+
+export function infraUrls(): Promise<Urls> {
+  urlsPromise ??= (async () => {
+    const envRedis = process.env.REDIS_URL;
+    const envPg = process.env.DATABASE_URL;
+    if (!envRedis && !envPg && (await dockerAnswers())) return startContainers();
+    return { redisUrl: envRedis ?? LOCAL_REDIS, postgresUrl: envPg ?? LOCAL_POSTGRES };
+  })();
+  return urlsPromise;
+}
+
+export function uniqueName(prefix: string): string {
+  return `${prefix}_${Date.now().toString(36)}_${randomBytes(4).toString('hex')}`;
+}
+
+export interface TestDatabase {
+  url: string;
+  db: Database;
+}
+
+/** A fresh, migrated database for this test file, dropped when the file's tests end. */
+export async function testDatabase(): Promise<TestDatabase> {
+  const { postgresUrl } = await infraUrls();
+  const url = new URL(postgresUrl);
+  url.pathname = `/${uniqueName('cms_test')}`;
+  await ensureDatabase(url.toString());
+  await runMigrations(url.toString());
+  const db = createDatabase(url.toString(), { max: 10, applicationName: 'cms-test' });
+  after(async () => {
+    await db.$client.end();
+    const admin = new URL(postgresUrl);
+    admin.pathname = '/postgres';
+    const client = new pg.Client({ connectionString: admin.toString() });
+    await client.connect();
+    await client.query(`DROP DATABASE IF EXISTS ${client.escapeIdentifier(url.pathname.slice(1))} WITH (FORCE)`);
+    await client.end();
+  });
+  return { url: url.toString(), db };
+}
+
+/** A Redis URL and a queue prefix nobody else uses. */
+export async function testRedis(): Promise<{ url: string; prefix: string }> {
+  const { redisUrl } = await infraUrls();
+  return { url: redisUrl, prefix: uniqueName('test') };
+}
+
+/** Polls `probe` until it returns a value that is not undefined/false, or fails after `timeoutMs`. */
+export async function eventually<T>(
+  probe: () => Promise<T | undefined | false> | T | undefined | false,
+  options: { timeoutMs?: number; intervalMs?: number; what?: string } = {},
+): Promise<T> {
+  const deadline = Date.now() + (options.timeoutMs ?? 15_000);
+  let last: unknown;
+  for (;;) {
+    try {
+      const value = await probe();
+      if (value !== undefined && value !== false) return value as T;
+    } catch (err) {
+      last = err;
+    }
+    if (Date.now() > deadline) {
+      throw new Error(`timed out waiting for ${options.what ?? 'condition'}${last ? `: ${(last as Error).message}` : ''}`);
+    }
+    await new Promise((r) => setTimeout(r, options.intervalMs ?? 25));
+  }
+}
