@@ -8,6 +8,26 @@ import { existsSync } from 'node:fs';
 import { after } from 'node:test';
 import { createDatabase, type Database, ensureDatabase, pg, runMigrations } from '@cms/db';
 
+/**
+ * Cleanups run once, after every test of the file. (node:test's `after()` called inside a `before()` hook
+ * would run as soon as that hook ends, so helpers register here instead.)
+ */
+const cleanups: (() => Promise<void> | void)[] = [];
+after(async () => {
+  for (const cleanup of cleanups.reverse()) {
+    try {
+      await cleanup();
+    } catch (err) {
+      process.stderr.write(`cleanup failed: ${(err as Error).message}\n`);
+    }
+  }
+});
+
+/** Registers `fn` to run after all tests of this file (last registered, first run). */
+export function onTestFileEnd(fn: () => Promise<void> | void): void {
+  cleanups.push(fn);
+}
+
 const LOCAL_REDIS = 'redis://127.0.0.1:6379';
 const LOCAL_POSTGRES = 'postgres://postgres@127.0.0.1:5432/postgres';
 
@@ -37,7 +57,7 @@ async function startContainers(): Promise<Urls> {
     new PostgreSqlContainer('postgres:17-alpine').start(),
     new RedisContainer('redis:7-alpine').start(),
   ]);
-  after(async () => {
+  onTestFileEnd(async () => {
     await Promise.all([pgc.stop(), redis.stop()]);
   });
   return { postgresUrl: pgc.getConnectionUri(), redisUrl: redis.getConnectionUrl() };
@@ -70,7 +90,7 @@ export async function testDatabase(): Promise<TestDatabase> {
   await ensureDatabase(url.toString());
   await runMigrations(url.toString());
   const db = createDatabase(url.toString(), { max: 10, applicationName: 'cms-test' });
-  after(async () => {
+  onTestFileEnd(async () => {
     await db.$client.end();
     const admin = new URL(postgresUrl);
     admin.pathname = '/postgres';

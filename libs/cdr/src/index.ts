@@ -1,1 +1,6 @@
+export { CdrParseError } from './errors.ts';
+export { type ParseCdrOptions, parseCdrBatch } from './parse-batch.ts';
+export { type RecordFields, recordFields } from './record-fields.ts';
+export { OBJECT_KIND_BY_TYPE } from './record-object.ts';
+export { isRfc3339 } from './rfc3339.ts';
 export * from './types.ts';

@@ -72,7 +72,7 @@ CREATE TABLE "cdr_quarantine" (
 	"position" integer NOT NULL,
 	"reason" text NOT NULL,
 	"raw" jsonb,
-	"batch_key" text NOT NULL,
+	"dedupe_key" text NOT NULL,
 	"received_at" timestamp with time zone DEFAULT now() NOT NULL
 );
 --> statement-breakpoint
@@ -105,7 +105,7 @@ CREATE TABLE "cdr_sessions" (
 CREATE INDEX "call_legs_call_id_idx" ON "call_legs" USING btree ("call_id");--> statement-breakpoint
 CREATE INDEX "calls_call_correlator_idx" ON "calls" USING btree ("call_correlator");--> statement-breakpoint
 CREATE INDEX "calls_started_at_idx" ON "calls" USING btree ("started_at");--> statement-breakpoint
-CREATE UNIQUE INDEX "cdr_quarantine_batch_position" ON "cdr_quarantine" USING btree ("batch_key","position");--> statement-breakpoint
+CREATE UNIQUE INDEX "cdr_quarantine_dedupe_key" ON "cdr_quarantine" USING btree ("dedupe_key");--> statement-breakpoint
 CREATE UNIQUE INDEX "cdr_records_session_correlator_index" ON "cdr_records" USING btree ("session","correlator_index");--> statement-breakpoint
 CREATE INDEX "cdr_records_type_idx" ON "cdr_records" USING btree ("type","id");--> statement-breakpoint
 CREATE INDEX "cdr_records_call_id_idx" ON "cdr_records" USING btree ("call_id","id");--> statement-breakpoint

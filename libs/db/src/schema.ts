@@ -47,11 +47,11 @@ export const cdrQuarantine = pgTable(
     position: integer('position').notNull(),
     reason: text('reason').notNull(),
     raw: jsonb('raw').$type<XmlValue>(),
-    /** Identifies the POST so a re-sent batch does not quarantine the same record twice. */
-    batchKey: text('batch_key').notNull(),
+    /** Hash of session + the record's content, so a re-sent batch (however regrouped) does not quarantine it twice. */
+    dedupeKey: text('dedupe_key').notNull(),
     receivedAt: timestamp('received_at', { withTimezone: true, mode: 'string' }).notNull().defaultNow(),
   },
-  (t) => [uniqueIndex('cdr_quarantine_batch_position').on(t.batchKey, t.position)],
+  (t) => [uniqueIndex('cdr_quarantine_dedupe_key').on(t.dedupeKey)],
 );
 
 /** Where CMS discarded records (numPreceedingRecordsMissing): the records before this one are lost for good. */

@@ -1,4 +1,4 @@
-import { type Logger, type LoggerOptions, pino } from 'pino';
+import { type DestinationStream, type Logger, type LoggerOptions, pino } from 'pino';
 
 /**
  * Paths that may carry secrets anywhere in a log line. CMS authenticates CDR posts with ?token= in the URL,
@@ -60,15 +60,22 @@ export const serializers = {
   },
 };
 
-export function createLogger(service: string, level: string = 'info', options: LoggerOptions = {}): Logger {
-  return pino({
+/** `destination` defaults to stdout; tests pass a stream to read what was logged. */
+export function createLogger(
+  service: string,
+  level: string = 'info',
+  options: LoggerOptions = {},
+  destination?: DestinationStream,
+): Logger {
+  const logOptions: LoggerOptions = {
     level,
     base: { service },
     timestamp: pino.stdTimeFunctions.isoTime,
     redact: { paths: REDACT_PATHS, censor: '[Redacted]' },
     serializers,
     ...options,
-  });
+  };
+  return destination ? pino(logOptions, destination) : pino(logOptions);
 }
 
 export type { Logger };

@@ -1,0 +1,71 @@
+import { findRecordObject, textField } from './record-object.ts';
+import { isRfc3339 } from './rfc3339.ts';
+import type { CdrRecord, XmlObject, XmlValue } from './types.ts';
+
+export type RecordResult = { record: CdrRecord; reason?: undefined } | { record?: undefined; reason: string };
+
+const DIGITS = /^[0-9]+$/;
+// numPreceedingRecordsMissing is stored in a 32-bit column; no Call Bridge buffers anywhere near that many.
+const MAX_MISSING = 2_147_483_647;
+
+/** Validates one `<record>` (in xmltodict form) and extracts what the queue and the database index on. */
+export function toCdrRecord(raw: XmlValue): RecordResult {
+  if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) return { reason: 'record is empty: no attributes and no elements' };
+  const type = attribute(raw, 'type');
+  if (type === null) return { reason: 'record has no type attribute' };
+  const time = attribute(raw, 'time');
+  if (time === null) return { reason: `${type} record has no time attribute` };
+  if (!isRfc3339(time)) return { reason: `${type} record time "${time}" is not an RFC 3339 timestamp` };
+  const recordIndex = indexAttribute(raw, type, 'recordIndex');
+  if (typeof recordIndex === 'string') return { reason: recordIndex };
+  const correlatorIndex = indexAttribute(raw, type, 'correlatorIndex');
+  if (typeof correlatorIndex === 'string') return { reason: correlatorIndex };
+  let numPreceedingRecordsMissing: number | null = null;
+  if (attribute(raw, 'numPreceedingRecordsMissing') !== null) {
+    const missing = indexAttribute(raw, type, 'numPreceedingRecordsMissing');
+    if (typeof missing === 'string') return { reason: missing };
+    if (missing > MAX_MISSING) return { reason: `${type} record numPreceedingRecordsMissing ${missing} is out of range` };
+    numPreceedingRecordsMissing = missing;
+  }
+
+  const found = findRecordObject(raw, type);
+  if (found.problem !== undefined) return { reason: found.problem };
+  const object = found.object;
+  let callId: string | null = null;
+  let callLegId: string | null = null;
+  let callCorrelator: string | null = null;
+  if (object !== null) {
+    callId = object.kind === 'call' ? object.id : textField(object.element, 'call');
+    callLegId = object.kind === 'callLeg' ? object.id : textField(object.element, 'callLeg');
+    callCorrelator = textField(object.element, 'callCorrelator');
+  }
+  return {
+    record: {
+      type,
+      time,
+      recordIndex,
+      correlatorIndex,
+      numPreceedingRecordsMissing,
+      objectKind: object?.kind ?? null,
+      objectId: object?.id ?? null,
+      callId,
+      callLegId,
+      callCorrelator,
+      raw,
+    },
+  };
+}
+
+function attribute(raw: XmlObject, name: string): string | null {
+  const value = raw[`@${name}`];
+  return typeof value === 'string' && value !== '' ? value : null;
+}
+
+/** A non-negative integer attribute, or the reason it is not one. */
+function indexAttribute(raw: XmlObject, type: string, name: string): number | string {
+  const value = attribute(raw, name);
+  if (value === null) return `${type} record has no ${name} attribute`;
+  const number = DIGITS.test(value) ? Number(value) : Number.NaN;
+  if (!Number.isSafeInteger(number)) return `${type} record ${name} "${value}" is not a non-negative integer`;
+  return number;
+}

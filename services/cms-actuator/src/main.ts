@@ -1,0 +1,10 @@
+import { loadConfig } from '@cms/config';
+import { onShutdown } from '@cms/http';
+import { createLogger } from '@cms/observability';
+import { buildActuator } from './app.ts';
+
+const config = loadConfig();
+const log = createLogger('cms-actuator', config.log.level);
+const service = await buildActuator({ config, log });
+await service.app.listen({ host: config.actuator.host, port: config.actuator.port });
+onShutdown(log, () => service.close());

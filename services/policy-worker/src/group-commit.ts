@@ -1,0 +1,86 @@
+/**
+ * Group commit: batches handed in while a commit is running are written together in the next one, so many
+ * small CMS POSTs cost a few transactions instead of one each. A failed group is retried batch by batch, so
+ * one bad batch fails alone instead of taking its neighbours down with it.
+ */
+export interface GroupCommitOptions<T, R> {
+  commit: (items: T[]) => Promise<R>;
+  size: (item: T) => number;
+  /** Upper bound on the summed size of one group. */
+  maxGroupSize: number;
+  onCommitted?: (items: T[], result: R, ms: number) => void;
+}
+
+interface Pending<T> {
+  item: T;
+  resolve: () => void;
+  reject: (err: unknown) => void;
+}
+
+export class GroupCommitter<T, R> {
+  #options: GroupCommitOptions<T, R>;
+  #pending: Pending<T>[] = [];
+  #running = false;
+
+  constructor(options: GroupCommitOptions<T, R>) {
+    this.#options = options;
+  }
+
+  /** Resolves once `item` is committed; rejects when its commit failed. */
+  submit(item: T): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      this.#pending.push({ item, resolve, reject });
+      if (!this.#running) void this.#drain();
+    });
+  }
+
+  get pending(): number {
+    return this.#pending.length;
+  }
+
+  #takeGroup(): Pending<T>[] {
+    let size = 0;
+    let count = 0;
+    for (const p of this.#pending) {
+      const s = this.#options.size(p.item);
+      if (count > 0 && size + s > this.#options.maxGroupSize) break;
+      size += s;
+      count++;
+    }
+    return this.#pending.splice(0, count);
+  }
+
+  async #drain(): Promise<void> {
+    this.#running = true;
+    try {
+      while (this.#pending.length) {
+        const group = this.#takeGroup();
+        try {
+          await this.#commit(group.map((p) => p.item));
+          for (const p of group) p.resolve();
+        } catch (err) {
+          if (group.length === 1) {
+            group[0]?.reject(err);
+            continue;
+          }
+          for (const p of group) {
+            try {
+              await this.#commit([p.item]);
+              p.resolve();
+            } catch (single) {
+              p.reject(single);
+            }
+          }
+        }
+      }
+    } finally {
+      this.#running = false;
+    }
+  }
+
+  async #commit(items: T[]): Promise<void> {
+    const started = performance.now();
+    const result = await this.#options.commit(items);
+    this.#options.onCommitted?.(items, result, performance.now() - started);
+  }
+}

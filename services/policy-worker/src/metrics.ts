@@ -1,0 +1,37 @@
+import { Counter, Histogram, type Registry } from '@cms/observability';
+
+export function createWorkerMetrics(registry: Registry) {
+  return {
+    records: new Counter({ name: 'cdr_records_stored_total', help: 'CDRs newly stored in Postgres', registers: [registry] }),
+    duplicates: new Counter({
+      name: 'cdr_records_duplicate_total',
+      help: 'CDRs received again and skipped (already stored)',
+      registers: [registry],
+    }),
+    quarantined: new Counter({ name: 'cdr_records_quarantined_total', help: 'Invalid CDRs stored in quarantine', registers: [registry] }),
+    gaps: new Counter({
+      name: 'cdr_gaps_total',
+      help: 'Records CMS reported as discarded (numPreceedingRecordsMissing), by node',
+      labelNames: ['node'],
+      registers: [registry],
+    }),
+    batchFailures: new Counter({
+      name: 'cdr_batch_failures_total',
+      help: 'Batch processing attempts that failed (retried)',
+      registers: [registry],
+    }),
+    commitSeconds: new Histogram({
+      name: 'cdr_group_commit_seconds',
+      help: 'Duration of one group commit',
+      buckets: [0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+      registers: [registry],
+    }),
+    groupBatches: new Histogram({
+      name: 'cdr_group_commit_batches',
+      help: 'Batches written by one group commit',
+      buckets: [1, 2, 4, 8, 16, 32, 64, 128, 256],
+      registers: [registry],
+    }),
+  };
+}
+export type WorkerMetrics = ReturnType<typeof createWorkerMetrics>;

@@ -1,0 +1,271 @@
+import { createHash } from 'node:crypto';
+import type { CdrRecord } from '@cms/cdr';
+import { callLegs, calls, cdrGaps, cdrQuarantine, cdrRecords, cdrSessions, type Database } from '@cms/db';
+import type { CdrBatchJob } from '@cms/queue';
+import { getTableColumns, inArray, type SQL, sql } from 'drizzle-orm';
+import type { PgColumn, PgTable } from 'drizzle-orm/pg-core';
+import { type CallRow, callPatch, mergeCallPatches } from './call-patch.ts';
+import { foldLeg, type LegRecord, type LegRow } from './leg-fold.ts';
+
+export interface StoredGap {
+  session: string;
+  callBridge: string | null;
+  node: string | null;
+  correlatorIndex: number;
+  missing: number;
+}
+
+export interface StoreResult {
+  /** Records new to the database. */
+  inserted: number;
+  /** Records already stored (CMS re-sends, regrouped batches, job retries). */
+  duplicates: number;
+  quarantined: number;
+  gaps: StoredGap[];
+  /** Call legs whose projection changed, with the calls they belong to: the input of the security policy. */
+  touchedLegIds: string[];
+  touchedCallIds: string[];
+}
+
+type Tx = Parameters<Parameters<Database['transaction']>[0]>[0];
+
+const key = (session: string, correlatorIndex: number) => `${session}\u0000${correlatorIndex}`;
+
+/** `excluded.<column>` for ON CONFLICT updates. */
+function excluded(column: PgColumn): SQL {
+  return sql.raw(`excluded."${column.name}"`);
+}
+
+/** ON CONFLICT SET that overwrites every column but the key: the row was recomputed from all its records. */
+function overwriteAll(table: PgTable, keep: string[]): Record<string, SQL> {
+  const set: Record<string, SQL> = {};
+  for (const [name, column] of Object.entries(getTableColumns(table))) {
+    if (!keep.includes(name)) set[name] = excluded(column as PgColumn);
+  }
+  return set;
+}
+
+/** ON CONFLICT SET keeping existing non-null values and filling nulls from the new row. */
+function fillNulls(table: PgTable, keep: string[]): Record<string, SQL> {
+  const set: Record<string, SQL> = {};
+  for (const [name, column] of Object.entries(getTableColumns(table))) {
+    if (keep.includes(name)) continue;
+    set[name] = sql`coalesce(${column}, ${excluded(column as PgColumn)})`;
+  }
+  set.updatedAt = sql`now()`;
+  return set;
+}
+
+function quarantineKey(session: string | null, raw: unknown): string {
+  return createHash('sha256')
+    .update(`${session ?? ''}\n${JSON.stringify(raw)}`)
+    .digest('hex');
+}
+
+/**
+ * Stores a group of batches in ONE transaction: records idempotently on (session, correlatorIndex), then the
+ * projections of what was new. Either everything in the group is stored or nothing is (the jobs are retried).
+ */
+export async function storeBatches(db: Database, jobs: readonly CdrBatchJob[]): Promise<StoreResult> {
+  // Deduplicate inside the group first: the same batch posted twice can land in one group.
+  const unique = new Map<string, { record: CdrRecord; job: CdrBatchJob }>();
+  for (const job of jobs) {
+    for (const record of job.batch.records) {
+      const k = key(job.batch.session, record.correlatorIndex);
+      if (!unique.has(k)) unique.set(k, { record, job });
+    }
+  }
+  const entries = [...unique.values()];
+  const total = jobs.reduce((n, j) => n + j.batch.records.length, 0);
+
+  return db.transaction(async (tx) => {
+    const newKeys = new Set<string>();
+    if (entries.length) {
+      const rows = entries.map(({ record, job }) => ({
+        session: job.batch.session,
+        correlatorIndex: record.correlatorIndex,
+        recordIndex: record.recordIndex,
+        callBridge: job.batch.callBridge,
+        node: job.node,
+        type: record.type,
+        time: record.time,
+        numPreceedingRecordsMissing: record.numPreceedingRecordsMissing,
+        callId: record.callId,
+        callLegId: record.callLegId,
+        callCorrelator: record.callCorrelator,
+        raw: record.raw,
+      }));
+      const inserted = await tx
+        .insert(cdrRecords)
+        .values(rows)
+        .onConflictDoNothing({ target: [cdrRecords.session, cdrRecords.correlatorIndex] })
+        .returning({ session: cdrRecords.session, correlatorIndex: cdrRecords.correlatorIndex });
+      for (const r of inserted) newKeys.add(key(r.session, r.correlatorIndex));
+    }
+    const fresh = entries.filter(({ record, job }) => newKeys.has(key(job.batch.session, record.correlatorIndex)));
+
+    const touchedLegIds = await updateLegs(tx, fresh);
+    const touchedCallIds = await updateCalls(tx, fresh);
+    const gaps = await recordGaps(tx, fresh);
+    await updateSessions(tx, fresh);
+    const quarantined = await quarantine(tx, jobs);
+
+    return { inserted: fresh.length, duplicates: total - fresh.length, quarantined, gaps, touchedLegIds, touchedCallIds };
+  });
+}
+
+async function updateLegs(tx: Tx, fresh: { record: CdrRecord; job: CdrBatchJob }[]): Promise<string[]> {
+  const legIds = [
+    ...new Set(fresh.filter((e) => e.record.objectKind === 'callLeg' && e.record.callLegId).map((e) => e.record.callLegId as string)),
+  ].sort();
+  if (!legIds.length) return [];
+  // Serialise workers per leg (sorted, so two transactions never wait on each other in a cycle). After the
+  // lock, READ COMMITTED sees every record committed by whoever held it before us.
+  const ids = sql.join(
+    legIds.map((id) => sql`${id}`),
+    sql`, `,
+  );
+  await tx.execute(
+    sql`SELECT pg_advisory_xact_lock(k) FROM (SELECT hashtextextended(id, 7270) AS k FROM unnest(ARRAY[${ids}]::text[]) AS id ORDER BY 1) AS keys`,
+  );
+  const stored = await tx
+    .select({
+      legId: cdrRecords.callLegId,
+      session: cdrRecords.session,
+      correlatorIndex: cdrRecords.correlatorIndex,
+      type: cdrRecords.type,
+      time: cdrRecords.time,
+      node: cdrRecords.node,
+      callBridge: cdrRecords.callBridge,
+      raw: cdrRecords.raw,
+    })
+    .from(cdrRecords)
+    .where(inArray(cdrRecords.callLegId, legIds));
+  const byLeg = new Map<string, LegRecord[]>();
+  for (const r of stored) {
+    if (!r.legId || !r.type.startsWith('callLeg')) continue;
+    let list = byLeg.get(r.legId);
+    if (!list) {
+      list = [];
+      byLeg.set(r.legId, list);
+    }
+    list.push({ ...r, time: new Date(r.time).toISOString() });
+  }
+  const rows: LegRow[] = [];
+  for (const id of legIds) rows.push({ ...foldLeg(id, byLeg.get(id) ?? []), updatedAt: new Date().toISOString() });
+  await tx
+    .insert(callLegs)
+    .values(rows)
+    .onConflictDoUpdate({ target: callLegs.id, set: overwriteAll(callLegs, ['id']) });
+
+  // A leg may name its call before the callStart arrives: keep a placeholder so the call is listed.
+  const placeholders = new Map<string, CallRow>();
+  for (const row of rows) {
+    if (row.callId && !placeholders.has(row.callId)) {
+      placeholders.set(row.callId, {
+        id: row.callId,
+        node: row.node ?? null,
+        callBridge: row.callBridge ?? null,
+        session: row.session ?? null,
+      });
+    }
+  }
+  if (placeholders.size) {
+    await tx
+      .insert(calls)
+      .values([...placeholders.values()].sort((a, b) => a.id.localeCompare(b.id)))
+      .onConflictDoNothing({ target: calls.id });
+  }
+  return legIds;
+}
+
+async function updateCalls(tx: Tx, fresh: { record: CdrRecord; job: CdrBatchJob }[]): Promise<string[]> {
+  const patches = new Map<string, CallRow>();
+  for (const { record, job } of fresh) {
+    if (record.objectKind !== 'call') continue;
+    const patch = callPatch(record, job.node, job.batch.callBridge, job.batch.session);
+    if (!patch) continue;
+    const prev = patches.get(patch.id);
+    patches.set(patch.id, prev ? mergeCallPatches(prev, patch) : patch);
+  }
+  if (!patches.size) return [];
+  const rows = [...patches.values()].sort((a, b) => a.id.localeCompare(b.id));
+  await tx
+    .insert(calls)
+    .values(rows)
+    .onConflictDoUpdate({ target: calls.id, set: fillNulls(calls, ['id']) });
+  return rows.map((r) => r.id);
+}
+
+async function recordGaps(tx: Tx, fresh: { record: CdrRecord; job: CdrBatchJob }[]): Promise<StoredGap[]> {
+  const gaps: StoredGap[] = [];
+  const rows: (typeof cdrGaps.$inferInsert)[] = [];
+  for (const { record, job } of fresh) {
+    const missing = record.numPreceedingRecordsMissing;
+    if (!missing) continue;
+    gaps.push({
+      session: job.batch.session,
+      callBridge: job.batch.callBridge,
+      node: job.node,
+      correlatorIndex: record.correlatorIndex,
+      missing,
+    });
+    rows.push({
+      session: job.batch.session,
+      callBridge: job.batch.callBridge,
+      node: job.node,
+      correlatorIndex: record.correlatorIndex,
+      missing,
+      time: record.time,
+    });
+  }
+  if (rows.length) await tx.insert(cdrGaps).values(rows).onConflictDoNothing();
+  return gaps;
+}
+
+async function updateSessions(tx: Tx, fresh: { record: CdrRecord; job: CdrBatchJob }[]): Promise<void> {
+  const counts = new Map<string, { session: string; callBridge: string | null; node: string | null; records: number }>();
+  for (const { job } of fresh) {
+    const s = counts.get(job.batch.session);
+    if (s) s.records++;
+    else counts.set(job.batch.session, { session: job.batch.session, callBridge: job.batch.callBridge, node: job.node, records: 1 });
+  }
+  if (!counts.size) return;
+  await tx
+    .insert(cdrSessions)
+    .values([...counts.values()].sort((a, b) => a.session.localeCompare(b.session)))
+    .onConflictDoUpdate({
+      target: cdrSessions.session,
+      set: {
+        records: sql`${cdrSessions.records} + excluded.records`,
+        lastSeenAt: sql`now()`,
+        node: sql`coalesce(${cdrSessions.node}, excluded.node)`,
+        callBridge: sql`coalesce(${cdrSessions.callBridge}, excluded.call_bridge)`,
+      },
+    });
+}
+
+async function quarantine(tx: Tx, jobs: readonly CdrBatchJob[]): Promise<number> {
+  const rows = new Map<string, typeof cdrQuarantine.$inferInsert>();
+  for (const job of jobs) {
+    for (const rejected of job.batch.rejected) {
+      const dedupeKey = quarantineKey(job.batch.session, rejected.raw);
+      rows.set(dedupeKey, {
+        session: job.batch.session,
+        callBridge: job.batch.callBridge,
+        node: job.node,
+        position: rejected.position,
+        reason: rejected.reason,
+        raw: rejected.raw,
+        dedupeKey,
+      });
+    }
+  }
+  if (!rows.size) return 0;
+  const inserted = await tx
+    .insert(cdrQuarantine)
+    .values([...rows.values()])
+    .onConflictDoNothing()
+    .returning({ id: cdrQuarantine.id });
+  return inserted.length;
+}

@@ -1,0 +1,109 @@
+import type { Config } from '@cms/config';
+import { createDatabase, type Database } from '@cms/db';
+import { installHealthRoutes, installProblemHandlers, quietRequestLogging } from '@cms/http';
+import { createLogger, createMetricsRegistry, type Logger, type Registry } from '@cms/observability';
+import { CDR_BATCHES_QUEUE, type CdrBatchJob, cappedBackoff, createRedisConnection } from '@cms/queue';
+import { Worker } from 'bullmq';
+import { sql } from 'drizzle-orm';
+import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import { GroupCommitter } from './group-commit.ts';
+import { createWorkerMetrics } from './metrics.ts';
+import { type StoreResult, storeBatches } from './storage/store-batches.ts';
+
+export interface PolicyWorkerDeps {
+  config: Config;
+  db?: Database;
+  log?: Logger;
+  registry?: Registry;
+  /** How long a crashed worker's batches stay locked before another worker takes them over. */
+  lockDurationMs?: number;
+}
+
+export interface PolicyWorkerService {
+  app: FastifyInstance;
+  worker: Worker<CdrBatchJob>;
+  db: Database;
+  /** Stops taking batches, finishes the ones in hand (or returns them to the queue), then closes. */
+  close(): Promise<void>;
+}
+
+export async function buildPolicyWorker(deps: PolicyWorkerDeps): Promise<PolicyWorkerService> {
+  const { config } = deps;
+  const log = deps.log ?? createLogger('policy-worker', config.log.level);
+  const registry = deps.registry ?? createMetricsRegistry('policy-worker');
+  const metrics = createWorkerMetrics(registry);
+  const ownsDb = !deps.db;
+  const db = deps.db ?? createDatabase(config.database.url, { max: 4, applicationName: 'policy-worker' });
+
+  const committer = new GroupCommitter<CdrBatchJob, StoreResult>({
+    commit: (jobs) => storeBatches(db, jobs),
+    size: (job) => Math.max(1, job.batch.records.length),
+    maxGroupSize: config.policyWorker.maxRecordsPerCommit,
+    onCommitted: (jobs, result, ms) => {
+      metrics.records.inc(result.inserted);
+      metrics.duplicates.inc(result.duplicates);
+      metrics.quarantined.inc(result.quarantined);
+      metrics.commitSeconds.observe(ms / 1000);
+      metrics.groupBatches.observe(jobs.length);
+      for (const gap of result.gaps) {
+        metrics.gaps.inc({ node: gap.node ?? 'unknown' }, gap.missing);
+        log.warn(gap, 'CMS discarded CDRs before this record (numPreceedingRecordsMissing): they are lost');
+      }
+      log.debug({ batches: jobs.length, inserted: result.inserted, duplicates: result.duplicates, ms: Math.round(ms) }, 'group committed');
+    },
+  });
+
+  const connection = createRedisConnection(config.redis.url, 'worker');
+  connection.on('error', (err) => log.debug({ err: err.message }, 'redis connection error'));
+  const worker = new Worker<CdrBatchJob>(CDR_BATCHES_QUEUE, (job) => committer.submit(job.data), {
+    connection,
+    prefix: config.queue.prefix,
+    concurrency: config.policyWorker.concurrency,
+    lockDuration: deps.lockDurationMs ?? 30_000,
+    // A batch whose worker died (kill -9, OOM) is taken over; crashes are not the batch's fault, so allow several.
+    maxStalledCount: 10,
+    settings: { backoffStrategy: cappedBackoff },
+    autorun: false,
+  });
+  worker.on('failed', (job, err) => {
+    metrics.batchFailures.inc();
+    // drizzle wraps the driver's error; its cause says what Postgres answered.
+    const cause = (err as Error & { cause?: Error }).cause?.message;
+    log.warn({ jobId: job?.id, attempt: job?.attemptsMade, err: cause ?? err.message.split('\n')[0] }, 'batch not stored: will retry');
+  });
+  worker.on('error', (err) => log.warn({ err: err.message }, 'worker error'));
+
+  const app = Fastify({ loggerInstance: log as FastifyBaseLogger, logController: quietRequestLogging() });
+  installProblemHandlers(app);
+  installHealthRoutes(app, {
+    registry,
+    checks: [
+      {
+        name: 'redis',
+        check: async () => {
+          await connection.ping();
+        },
+      },
+      {
+        name: 'postgres',
+        check: async () => {
+          await db.execute(sql`SELECT 1`);
+        },
+      },
+    ],
+  });
+
+  void worker.run().catch((err: Error) => log.error({ err: err.message }, 'worker stopped'));
+
+  return {
+    app,
+    worker,
+    db,
+    async close() {
+      await app.close();
+      await worker.close();
+      connection.disconnect();
+      if (ownsDb) await db.$client.end();
+    },
+  };
+}

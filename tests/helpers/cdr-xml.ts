@@ -1,0 +1,56 @@
+/** Builds CMS-shaped CDR POST bodies for tests. */
+import { randomUUID } from 'node:crypto';
+
+export interface TestRecord {
+  type: string;
+  correlatorIndex: number;
+  recordIndex?: number;
+  time?: string;
+  /** The record's child element, e.g. `<callLeg id="...">...</callLeg>`. */
+  body: string;
+  extraAttributes?: string;
+}
+
+export function recordsXml(options: { session: string; callBridge?: string; records: TestRecord[]; declaration?: boolean }): string {
+  const bridge = options.callBridge ? ` callBridge="${options.callBridge}"` : '';
+  const records = options.records
+    .map(
+      (r) =>
+        `  <record type="${r.type}" time="${r.time ?? '2026-11-21T09:00:00Z'}" recordIndex="${r.recordIndex ?? r.correlatorIndex + 1}" correlatorIndex="${r.correlatorIndex}"${r.extraAttributes ?? ''}>\n    ${r.body}\n  </record>`,
+    )
+    .join('\n');
+  return `${options.declaration === false ? '' : '<?xml version="1.0"?>\n'}<records session="${options.session}"${bridge}>\n${records}\n</records>\n`;
+}
+
+/** A call with one SIP leg joining and leaving: callLegStart (before callStart, as in Cisco's example), callStart, callLegUpdate, callLegEnd, callEnd. */
+export function simpleCallRecords(start = 0, ids = { call: randomUUID(), leg: randomUUID(), correlator: randomUUID() }): TestRecord[] {
+  return [
+    {
+      type: 'callLegStart',
+      correlatorIndex: start,
+      body: `<callLeg id="${ids.leg}"><displayName>Alice</displayName><remoteParty>alice@corp.example.com</remoteParty><localAddress>meet@cms.example.com</localAddress><type>sip</type><direction>incoming</direction><groupId>${ids.leg}</groupId></callLeg>`,
+    },
+    {
+      type: 'callStart',
+      correlatorIndex: start + 1,
+      body: `<call id="${ids.call}"><name>Team</name><callType>coSpace</callType><coSpace>${randomUUID()}</coSpace><callCorrelator>${ids.correlator}</callCorrelator></call>`,
+    },
+    {
+      type: 'callLegUpdate',
+      correlatorIndex: start + 2,
+      body: `<callLeg id="${ids.leg}"><state>connected</state><call>${ids.call}</call><groupId>${ids.leg}</groupId></callLeg>`,
+    },
+    {
+      type: 'callLegEnd',
+      correlatorIndex: start + 3,
+      time: '2026-11-21T09:30:00Z',
+      body: `<callLeg id="${ids.leg}"><reason>remoteTeardown</reason><remoteTeardown>true</remoteTeardown><durationSeconds>1800</durationSeconds><activatedDuration>1800</activatedDuration><encryptedMedia>true</encryptedMedia><alarm type="packetLoss" durationPercentage="0.1"/><alarm type="excessiveJitter" durationPercentage="0.0"/></callLeg>`,
+    },
+    {
+      type: 'callEnd',
+      correlatorIndex: start + 4,
+      time: '2026-11-21T09:30:01Z',
+      body: `<call id="${ids.call}"><callLegsCompleted>1</callLegsCompleted><callLegsMaxActive>1</callLegsMaxActive><durationSeconds>1801</durationSeconds></call>`,
+    },
+  ];
+}

@@ -1,0 +1,118 @@
+/**
+ * Rows for cdr_records / calls / call_legs written straight to Postgres, and a records API built on them,
+ * so records-api tests do not depend on the ingest pipeline.
+ */
+
+import { after } from 'node:test';
+import type { XmlObject } from '@cms/cdr';
+import { type Config, loadConfig } from '@cms/config';
+import { callLegs, calls, cdrRecords, type Database } from '@cms/db';
+import { createLogger, type Logger } from '@cms/observability';
+import { buildRecordsApi } from '@cms/records-api';
+import type { FastifyInstance } from 'fastify';
+
+export const TOKENS = {
+  /** API_TOKEN: the admin token named "admin". */
+  admin: 'admin-token-0123456789abcdef',
+  viewer: 'viewer-token-0123456789abcdef',
+  operator: 'operator-token-0123456789abcdef',
+  namedAdmin: 'named-admin-token-0123456789abcdef',
+} as const;
+
+export const API_TOKENS = [
+  { name: 'dashboard', token: TOKENS.viewer, role: 'viewer' },
+  { name: 'lobby-desk', token: TOKENS.operator, role: 'operator' },
+  { name: 'ops-admin', token: TOKENS.namedAdmin, role: 'admin' },
+];
+
+export function recordsApiConfig(databaseUrl: string, api: Record<string, unknown> = { token: TOKENS.admin, tokens: API_TOKENS }): Config {
+  return loadConfig({ env: {}, overrides: { api, database: { url: databaseUrl } } });
+}
+
+/** A records API on `db`, closed when the test file ends. */
+export async function startRecordsApi(db: Database, options: { config: Config; log?: Logger }): Promise<FastifyInstance> {
+  const app = await buildRecordsApi({ config: options.config, db, log: options.log ?? createLogger('records-api', 'silent') });
+  after(() => app.close());
+  return app;
+}
+
+export function bearer(token: string): { authorization: string } {
+  return { authorization: `Bearer ${token}` };
+}
+
+const KIND_BY_TYPE: Record<string, string> = {
+  callStart: 'call',
+  callEnd: 'call',
+  callLegStart: 'callLeg',
+  callLegUpdate: 'callLeg',
+  callLegEnd: 'callLeg',
+  recordingStart: 'recording',
+  recordingEnd: 'recording',
+  streamingStart: 'streaming',
+  streamingEnd: 'streaming',
+};
+
+export interface RecordSpec {
+  session: string;
+  correlatorIndex: number;
+  type: string;
+  /** RFC 3339 UTC, as CMS sends it. */
+  time: string;
+  recordIndex?: number;
+  node?: string | null;
+  callBridge?: string | null;
+  callId?: string | null;
+  callLegId?: string | null;
+  callCorrelator?: string | null;
+  numPreceedingRecordsMissing?: number | null;
+  /** The id of the record's own element; defaults to callLegId for leg records and callId for call records. */
+  objectId?: string;
+  /** The record's own element; defaults to the one CMS documents for the type (call for types it does not know). */
+  element?: string;
+  /** Child elements of the record's own element, xmltodict style. */
+  fields?: XmlObject;
+}
+
+/** The row the policy worker would store for `spec`, with `raw` in cdr-receiver-db's xmltodict style. */
+export function cdrRecordRow(spec: RecordSpec): typeof cdrRecords.$inferInsert {
+  const recordIndex = spec.recordIndex ?? spec.correlatorIndex + 1;
+  const raw: XmlObject = {
+    '@type': spec.type,
+    '@time': spec.time,
+    '@recordIndex': String(recordIndex),
+    '@correlatorIndex': String(spec.correlatorIndex),
+  };
+  if (spec.numPreceedingRecordsMissing != null) raw['@numPreceedingRecordsMissing'] = String(spec.numPreceedingRecordsMissing);
+  const kind = spec.element ?? KIND_BY_TYPE[spec.type] ?? 'call';
+  const objectId = spec.objectId ?? (kind === 'callLeg' ? spec.callLegId : spec.callId) ?? `${kind}-${spec.correlatorIndex}`;
+  raw[kind] = { '@id': objectId, ...spec.fields };
+  return {
+    session: spec.session,
+    correlatorIndex: spec.correlatorIndex,
+    recordIndex,
+    callBridge: spec.callBridge ?? null,
+    node: spec.node ?? null,
+    type: spec.type,
+    time: spec.time,
+    numPreceedingRecordsMissing: spec.numPreceedingRecordsMissing ?? null,
+    callId: spec.callId ?? null,
+    callLegId: spec.callLegId ?? null,
+    callCorrelator: spec.callCorrelator ?? null,
+    raw,
+  };
+}
+
+/** Inserts in arrival order (ids follow the array), in chunks that stay under Postgres's parameter limit. */
+export async function insertRecords(db: Database, specs: RecordSpec[]): Promise<void> {
+  for (let i = 0; i < specs.length; i += 1000) {
+    await db.insert(cdrRecords).values(specs.slice(i, i + 1000).map(cdrRecordRow));
+  }
+}
+
+export async function insertCalls(db: Database, rows: (typeof calls.$inferInsert)[]): Promise<void> {
+  if (rows.length > 0) await db.insert(calls).values(rows);
+}
+
+export async function insertCallLegs(db: Database, rows: (typeof callLegs.$inferInsert)[]): Promise<void> {
+  if (rows.length > 0) await db.insert(callLegs).values(rows);
+}

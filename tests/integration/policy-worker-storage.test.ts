@@ -1,0 +1,193 @@
+import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
+import { before, describe, test } from 'node:test';
+import { type CdrBatch, parseCdrBatch } from '@cms/cdr';
+import { type Config, loadConfig } from '@cms/config';
+import { callLegs, calls, cdrGaps, cdrQuarantine, cdrRecords, type Database } from '@cms/db';
+import { createLogger } from '@cms/observability';
+import { CDR_BATCH_JOB_OPTIONS, CDR_BATCHES_QUEUE, type CdrBatchJob, createRedisConnection } from '@cms/queue';
+import { Queue } from 'bullmq';
+import { eq, sql } from 'drizzle-orm';
+import { buildPolicyWorker } from '../../services/policy-worker/src/worker.ts';
+import { recordsXml, simpleCallRecords, type TestRecord } from '../helpers/cdr-xml.ts';
+import { eventually, onTestFileEnd, testDatabase, testRedis } from '../helpers/infra.ts';
+import { hostPort, startTcpProxy } from '../helpers/tcp-proxy.ts';
+
+interface Harness {
+  db: Database;
+  queue: Queue<CdrBatchJob>;
+  send(session: string, records: TestRecord[], node?: string | null): Promise<void>;
+  count(session: string): Promise<number>;
+}
+
+async function harness(options: { databaseUrl?: (url: string) => Promise<string> } = {}): Promise<Harness> {
+  const database = await testDatabase();
+  const redis = await testRedis();
+  const workerDbUrl = options.databaseUrl ? await options.databaseUrl(database.url) : database.url;
+  const config: Config = loadConfig({
+    env: {},
+    overrides: { redis: { url: redis.url }, queue: { prefix: redis.prefix }, database: { url: workerDbUrl } },
+  });
+  const service = await buildPolicyWorker({ config, log: createLogger('policy-worker', 'silent') });
+  const connection = createRedisConnection(redis.url, 'producer');
+  const queue = new Queue<CdrBatchJob>(CDR_BATCHES_QUEUE, { connection, prefix: redis.prefix });
+  onTestFileEnd(async () => {
+    await service.close();
+    await queue.close();
+    connection.disconnect();
+  });
+  const { db } = database;
+  return {
+    db,
+    queue,
+    async send(session, records, node = 'cms1') {
+      const batch: CdrBatch = parseCdrBatch(recordsXml({ session, records }));
+      await queue.add('cdr-batch', { node, receivedAt: new Date().toISOString(), batch }, CDR_BATCH_JOB_OPTIONS);
+    },
+    async count(session) {
+      const [row] = await db.select({ n: sql<number>`count(*)::int` }).from(cdrRecords).where(eq(cdrRecords.session, session));
+      return row?.n ?? 0;
+    },
+  };
+}
+
+async function drained(h: Harness): Promise<void> {
+  await eventually(async () => (await h.queue.getJobCounts('waiting', 'active', 'delayed')) as Record<string, number>, { what: 'queue' });
+  await eventually(
+    async () => {
+      const c = await h.queue.getJobCounts('waiting', 'active', 'delayed');
+      return (c.waiting ?? 0) + (c.active ?? 0) + (c.delayed ?? 0) === 0;
+    },
+    { what: 'the queue to drain' },
+  );
+}
+
+describe('policy-worker storage', () => {
+  let h: Harness;
+  before(async () => {
+    h = await harness();
+  });
+
+  test('stores every record of a batch with its envelope and raw form', async () => {
+    const session = randomUUID();
+    await h.send(session, simpleCallRecords());
+    await eventually(async () => (await h.count(session)) === 5, { what: '5 records' });
+    const [first] = await h.db
+      .select()
+      .from(cdrRecords)
+      .where(eq(cdrRecords.session, session))
+      .orderBy(cdrRecords.correlatorIndex)
+      .limit(1);
+    assert.equal(first?.type, 'callLegStart');
+    assert.equal(first?.node, 'cms1');
+    assert.equal(first?.correlatorIndex, 0);
+    assert.equal(first?.raw['@type'], 'callLegStart');
+  });
+
+  test('stores a batch posted twice once', async () => {
+    const session = randomUUID();
+    const records = simpleCallRecords();
+    await h.send(session, records);
+    await h.send(session, records);
+    await drained(h);
+    assert.equal(await h.count(session), 5);
+  });
+
+  test('stores a batch split and re-sent in a different grouping once', async () => {
+    const session = randomUUID();
+    const records = simpleCallRecords();
+    await h.send(session, records.slice(0, 3));
+    await h.send(session, records.slice(1, 5));
+    await h.send(session, [records[4] as TestRecord, records[0] as TestRecord]);
+    await drained(h);
+    assert.equal(await h.count(session), 5);
+  });
+
+  test('builds the call and its leg whatever the order, including a leg before its call', async () => {
+    const ids = { call: randomUUID(), leg: randomUUID(), correlator: randomUUID() };
+    const records = simpleCallRecords(0, ids);
+    const session = randomUUID();
+    // Leg end first, then the update naming the call, then start records.
+    for (const i of [3, 2, 0, 1, 4]) await h.send(session, [records[i] as TestRecord]);
+    await drained(h);
+    const [leg] = await h.db.select().from(callLegs).where(eq(callLegs.id, ids.leg));
+    assert.equal(leg?.callId, ids.call);
+    assert.equal(leg?.state, 'connected');
+    assert.equal(leg?.remoteParty, 'alice@corp.example.com');
+    assert.equal(leg?.endReason, 'remoteTeardown');
+    assert.ok(leg?.endedAt);
+    const [call] = await h.db.select().from(calls).where(eq(calls.id, ids.call));
+    assert.equal(call?.callCorrelator, ids.correlator);
+    assert.equal(call?.name, 'Team');
+    assert.equal(call?.durationSeconds, 1801);
+    assert.ok(call?.endedAt);
+  });
+
+  test('lists a call named only by a leg (its callStart not yet received)', async () => {
+    const ids = { call: randomUUID(), leg: randomUUID(), correlator: randomUUID() };
+    await h.send(randomUUID(), [simpleCallRecords(0, ids)[2] as TestRecord]);
+    const call = await eventually(async () => (await h.db.select().from(calls).where(eq(calls.id, ids.call)))[0], {
+      what: 'placeholder call',
+    });
+    assert.equal(call.name, null);
+    assert.equal(call.node, 'cms1');
+  });
+
+  test('records a gap reported by numPreceedingRecordsMissing', async () => {
+    const session = randomUUID();
+    const [first] = simpleCallRecords(40);
+    await h.send(session, [{ ...(first as TestRecord), extraAttributes: ' numPreceedingRecordsMissing="12"' }]);
+    const gap = await eventually(async () => (await h.db.select().from(cdrGaps).where(eq(cdrGaps.session, session)))[0], {
+      what: 'gap row',
+    });
+    assert.equal(gap.missing, 12);
+    assert.equal(gap.correlatorIndex, 40);
+  });
+
+  test('keeps invalid records in quarantine once, however often CMS re-sends them', async () => {
+    const session = randomUUID();
+    const bad: TestRecord = { type: 'callLegStart', correlatorIndex: 3, time: 'not-a-time', body: `<callLeg id="${randomUUID()}"/>` };
+    await h.send(session, [bad]);
+    await h.send(session, [bad, ...simpleCallRecords(10)]);
+    await drained(h);
+    const rows = await h.db.select().from(cdrQuarantine).where(eq(cdrQuarantine.session, session));
+    assert.equal(rows.length, 1);
+    assert.match(rows[0]?.reason ?? '', /time/);
+    assert.equal(await h.count(session), 5);
+  });
+
+  test('stores records of unknown future types', async () => {
+    const session = randomUUID();
+    await h.send(session, [{ type: 'meetingRecap', correlatorIndex: 0, body: '<recap id="r1"><summary>x</summary></recap>' }], null);
+    await eventually(async () => (await h.count(session)) === 1, { what: 'the unknown record' });
+  });
+});
+
+describe('policy-worker when Postgres goes away', () => {
+  test('keeps the batch in the queue and stores it once Postgres is back', async () => {
+    let proxy: Awaited<ReturnType<typeof startTcpProxy>> | undefined;
+    const h = await harness({
+      databaseUrl: async (url) => {
+        const { host, port } = hostPort(url, 5432);
+        proxy = await startTcpProxy(host, port);
+        onTestFileEnd(() => proxy?.close());
+        return proxy.url(url);
+      },
+    });
+    assert.ok(proxy);
+    await proxy.cut();
+    const session = randomUUID();
+    await h.send(session, simpleCallRecords());
+    const failedOnce = await eventually(
+      async () => {
+        const [job] = await h.queue.getJobs(['delayed', 'waiting', 'active', 'failed']);
+        return job && job.attemptsMade > 0 ? job : undefined;
+      },
+      { what: 'a failed attempt while Postgres is unreachable' },
+    );
+    assert.ok(failedOnce.attemptsMade >= 1);
+    assert.equal(await h.count(session), 0);
+    await proxy.restore();
+    await eventually(async () => (await h.count(session)) === 5, { what: 'records stored after Postgres came back', timeoutMs: 30_000 });
+  });
+});

@@ -1,0 +1,93 @@
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import { parseCdrBatch } from '@cms/cdr';
+import { foldLeg, type LegRecord } from '../../services/policy-worker/src/storage/leg-fold.ts';
+import { recordsXml, type TestRecord } from '../helpers/cdr-xml.ts';
+
+const LEG = 'fc9c85ca-8c41-4a1a-9252-b16977d1e4e1';
+const CALL = '46d49cb4-8171-4abc-97f5-b88035b1da0a';
+
+function legRecords(records: TestRecord[]): LegRecord[] {
+  const batch = parseCdrBatch(recordsXml({ session: 's1', records }));
+  return batch.records.map((r) => ({
+    session: 's1',
+    correlatorIndex: r.correlatorIndex,
+    type: r.type,
+    time: r.time,
+    node: 'cms1',
+    callBridge: null,
+    raw: r.raw,
+  }));
+}
+
+function permutations<T>(items: T[]): T[][] {
+  if (items.length <= 1) return [items];
+  return items.flatMap((item, i) => permutations([...items.slice(0, i), ...items.slice(i + 1)]).map((rest) => [item, ...rest]));
+}
+
+const lifecycle: TestRecord[] = [
+  {
+    type: 'callLegStart',
+    correlatorIndex: 0,
+    time: '2026-11-21T09:00:00Z',
+    body: `<callLeg id="${LEG}"><displayName>Guest</displayName><remoteParty>0701234567@corp.example.com</remoteParty><type>sip</type><direction>incoming</direction></callLeg>`,
+  },
+  { type: 'callLegUpdate', correlatorIndex: 2, time: '2026-11-21T09:00:05Z', body: `<callLeg id="${LEG}"><ivr/></callLeg>` },
+  {
+    type: 'callLegUpdate',
+    correlatorIndex: 4,
+    time: '2026-11-21T09:00:10Z',
+    body: `<callLeg id="${LEG}"><state>connected</state><call>${CALL}</call><deactivated>true</deactivated><displayName>Alice</displayName></callLeg>`,
+  },
+  {
+    type: 'callLegUpdate',
+    correlatorIndex: 6,
+    time: '2026-11-21T09:01:00Z',
+    body: `<callLeg id="${LEG}"><state>connected</state><deactivated>false</deactivated></callLeg>`,
+  },
+  {
+    type: 'callLegEnd',
+    correlatorIndex: 9,
+    time: '2026-11-21T09:30:00Z',
+    body: `<callLeg id="${LEG}"><reason>remoteTeardown</reason><durationSeconds>1790</durationSeconds><encryptedMedia>true</encryptedMedia><alarm type="packetLoss" durationPercentage="0.1"/></callLeg>`,
+  },
+];
+
+describe('foldLeg', () => {
+  test('gives the same row for every arrival order of the same records', () => {
+    const records = legRecords(lifecycle);
+    const expected = foldLeg(LEG, records);
+    for (const order of permutations(records)) assert.deepEqual(foldLeg(LEG, order), expected);
+  });
+
+  test('applies updates in correlatorIndex order: the later lobby state and name win', () => {
+    const row = foldLeg(LEG, legRecords(lifecycle).reverse());
+    assert.equal(row.deactivated, false);
+    assert.equal(row.displayName, 'Alice');
+    assert.equal(row.callId, CALL);
+    assert.equal(row.inIvr, false);
+    assert.equal(row.state, 'connected');
+    assert.equal(row.connectedAt, '2026-11-21T09:00:10Z');
+  });
+
+  test('keeps text exactly as sent (leading zeros)', () => {
+    assert.equal(foldLeg(LEG, legRecords(lifecycle)).remoteParty, '0701234567@corp.example.com');
+  });
+
+  test('ends the leg when callLegEnd arrives first, with its reason and quality data', () => {
+    const [, , , , end] = legRecords(lifecycle);
+    const row = foldLeg(LEG, [end as LegRecord]);
+    assert.equal(row.endedAt, '2026-11-21T09:30:00Z');
+    assert.equal(row.endReason, 'remoteTeardown');
+    assert.equal(row.durationSeconds, 1790);
+    assert.equal(row.encryptedMedia, true);
+    assert.deepEqual(row.quality, { alarm: { '@type': 'packetLoss', '@durationPercentage': '0.1' } });
+    assert.equal(row.startedAt, undefined);
+  });
+
+  test('marks a leg in an IVR until an update puts it in a call', () => {
+    const row = foldLeg(LEG, legRecords(lifecycle.slice(0, 2)));
+    assert.equal(row.inIvr, true);
+    assert.equal(row.callId, undefined);
+  });
+});
