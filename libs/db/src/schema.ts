@@ -150,3 +150,78 @@ export const callLegs = pgTable(
   },
   (t) => [index('call_legs_call_id_idx').on(t.callId)],
 );
+
+/**
+ * A meeting: every call instance sharing a callCorrelator (the call id when there is none), across bridges.
+ * `level` is its worst counted participant's security level (null: nobody counted, message cleared).
+ */
+export const meetings = pgTable('meetings', {
+  meetingKey: text('meeting_key').primaryKey(),
+  level: integer('level'),
+  /** The participant whose classification set the level. */
+  decisiveLegId: text('decisive_leg_id'),
+  updatedAt: timestamp('updated_at', { withTimezone: true, mode: 'string' }).notNull().defaultNow(),
+});
+
+/** Every change of a meeting's level: when, old -> new, and the participant that caused it. */
+export const meetingLevelChanges = pgTable(
+  'meeting_level_changes',
+  {
+    id: bigserial('id', { mode: 'number' }).primaryKey(),
+    meetingKey: text('meeting_key').notNull(),
+    at: timestamp('at', { withTimezone: true, mode: 'string' }).notNull().defaultNow(),
+    oldLevel: integer('old_level'),
+    newLevel: integer('new_level'),
+    causeLegId: text('cause_leg_id'),
+    /** The classification of the decisive participant (rule, matched entry, host). */
+    reason: jsonb('reason').$type<Record<string, unknown>>(),
+  },
+  (t) => [index('meeting_level_changes_meeting_idx').on(t.meetingKey, t.id)],
+);
+
+/**
+ * Desired on-screen message per call instance: the policy worker sets it (bumping `version`), the actuator makes
+ * CMS match it. Only the latest version is ever written, so a burst of joins costs one write.
+ */
+export const callMessages = pgTable(
+  'call_messages',
+  {
+    callId: text('call_id').primaryKey(),
+    node: text('node'),
+    meetingKey: text('meeting_key').notNull(),
+    level: integer('level'),
+    messageText: text('message_text').notNull(),
+    messagePosition: text('message_position'),
+    messageDuration: text('message_duration').notNull(),
+    version: bigint('version', { mode: 'number' }).notNull().default(1),
+    desiredAt: timestamp('desired_at', { withTimezone: true, mode: 'string' }).notNull().defaultNow(),
+    appliedVersion: bigint('applied_version', { mode: 'number' }),
+    appliedAt: timestamp('applied_at', { withTimezone: true, mode: 'string' }),
+    /** pending | applied | unchanged (CMS already showed it) | callEnded | deadLettered | unplaced (no node known) */
+    status: text('status').notNull().default('pending'),
+  },
+  (t) => [index('call_messages_meeting_idx').on(t.meetingKey)],
+);
+
+/** Outcome of every CMS API write attempt sequence: what was desired, what CMS answered, how long it took. */
+export const cmsWrites = pgTable(
+  'cms_writes',
+  {
+    id: bigserial('id', { mode: 'number' }).primaryKey(),
+    at: timestamp('at', { withTimezone: true, mode: 'string' }).notNull().defaultNow(),
+    node: text('node').notNull(),
+    /** callMessage | operator command kinds later */
+    kind: text('kind').notNull(),
+    callId: text('call_id'),
+    target: text('target'),
+    desiredText: text('desired_text'),
+    version: bigint('version', { mode: 'number' }),
+    /** applied | unchanged | callEnded | deadLettered | retrying | held */
+    status: text('status').notNull(),
+    httpStatus: integer('http_status'),
+    failureReason: text('failure_reason'),
+    attempts: integer('attempts').notNull().default(1),
+    latencyMs: integer('latency_ms'),
+  },
+  (t) => [index('cms_writes_call_idx').on(t.callId, t.id), index('cms_writes_node_idx').on(t.node, t.id)],
+);

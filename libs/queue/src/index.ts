@@ -1,3 +1,3 @@
 export { createRedisConnection, type Redis } from './connection.ts';
-export { CDR_BATCHES_QUEUE, type CdrBatchJob, cmsWritesQueueName } from './names.ts';
+export { CDR_BATCHES_QUEUE, type CdrBatchJob, type CmsWriteJob, cmsWritesQueueName } from './names.ts';
 export { CDR_BACKOFF_CAP_MS, CDR_BATCH_JOB_OPTIONS, cappedBackoff } from './options.ts';

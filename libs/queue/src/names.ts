@@ -22,3 +22,9 @@ export interface CdrBatchJob {
 export function cmsWritesQueueName(node: string): string {
   return `cms-writes-${node}`;
 }
+
+/**
+ * A CMS write for one node. Jobs carry only what to look at, not what to write: the actuator reads the latest
+ * desired state from Postgres when it runs, so an older job can never write a superseded message.
+ */
+export type CmsWriteJob = { kind: 'callMessage'; callId: string };
