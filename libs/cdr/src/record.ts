@@ -10,7 +10,8 @@ const MAX_MISSING = 2_147_483_647;
 
 /** Validates one `<record>` (in xmltodict form) and extracts what the queue and the database index on. */
 export function toCdrRecord(raw: XmlValue): RecordResult {
-  if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) return { reason: 'record is empty: no attributes and no elements' };
+  if (raw === null) return { reason: 'record is empty: no attributes and no elements' };
+  if (typeof raw !== 'object' || Array.isArray(raw)) return { reason: 'record has only text: no attributes and no elements' };
   const type = attribute(raw, 'type');
   if (type === null) return { reason: 'record has no type attribute' };
   const time = attribute(raw, 'time');

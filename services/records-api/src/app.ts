@@ -1,0 +1,79 @@
+import type { Config } from '@cms/config';
+import type { Database } from '@cms/db';
+import { installHealthRoutes, installProblemHandlers } from '@cms/http';
+import { createLogger, createMetricsRegistry, type Logger, type Registry } from '@cms/observability';
+import { sql } from 'drizzle-orm';
+import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifySchemaValidationError } from 'fastify';
+import { apiTokens, installAuth } from './auth.ts';
+import { registerDocs } from './docs.ts';
+import { installRequestMetrics } from './metrics.ts';
+import { callsRoutes } from './routes/calls.ts';
+import { recordsRoutes } from './routes/records.ts';
+import { recordsCompatRoutes } from './routes/records-compat.ts';
+import { sharedSchemas } from './schemas.ts';
+
+export interface RecordsApiDeps {
+  config: Config;
+  db: Database;
+  log?: Logger;
+  registry?: Registry;
+}
+
+/**
+ * AJV's messages name the parameter ("querystring/limit must be <= 500") except for unknown ones, which
+ * it reports without the name; say which parameter is not known.
+ */
+function formatSchemaErrors(errors: FastifySchemaValidationError[], dataVar: string): Error {
+  const messages = errors.map((error) => {
+    if (error.keyword === 'additionalProperties' && typeof error.params.additionalProperty === 'string') {
+      return `${dataVar}${error.instancePath}/${error.params.additionalProperty} is not a known parameter`;
+    }
+    return `${dataVar}${error.instancePath} ${error.message}`;
+  });
+  return new Error(messages.join(', '));
+}
+
+/** Builds the records API; tests start it in-process, main.ts binds it to a port. Closing it does not end the pool. */
+export async function buildRecordsApi(deps: RecordsApiDeps): Promise<FastifyInstance> {
+  const { config, db } = deps;
+  // Before anything else: a service that would answer every request 401 must not start.
+  const tokens = apiTokens(config.api);
+  const log = deps.log ?? createLogger('records-api', config.log.level);
+  const registry = deps.registry ?? createMetricsRegistry('records-api');
+
+  const app = Fastify({
+    // pino's Logger is Fastify's logger; the cast keeps FastifyInstance's default generic so plugins type-check.
+    // Request logging stays on (Fastify's default): one line in, one out, tagged with the token name by the auth hook.
+    loggerInstance: log as FastifyBaseLogger,
+    return503OnClosing: true,
+    // Query strings arrive as text, so coerce; never drop unknown parameters silently (they answer 400 instead).
+    ajv: { customOptions: { coerceTypes: true, removeAdditional: false, useDefaults: true } },
+    schemaErrorFormatter: formatSchemaErrors,
+  });
+  installProblemHandlers(app);
+  installRequestMetrics(app, registry);
+  for (const schema of sharedSchemas) app.addSchema(schema);
+  await registerDocs(app);
+  installHealthRoutes(app, {
+    registry,
+    checks: [
+      {
+        name: 'postgres',
+        check: async () => {
+          await db.execute(sql`select 1`);
+        },
+      },
+    ],
+  });
+
+  await app.register(
+    async (api) => {
+      installAuth(api, tokens);
+      await api.register(recordsRoutes, { db });
+      await api.register(recordsCompatRoutes, { db });
+      await api.register(callsRoutes, { db });
+    },
+    { prefix: '/api/v1' },
+  );
+  return app;
+}

@@ -1,0 +1,15 @@
+import { loadConfig } from '@cms/config';
+import { createDatabase } from '@cms/db';
+import { onShutdown } from '@cms/http';
+import { createLogger } from '@cms/observability';
+import { buildRecordsApi } from './app.ts';
+
+const config = loadConfig();
+const log = createLogger('records-api', config.log.level);
+const db = createDatabase(config.database.url, { applicationName: 'records-api' });
+const app = await buildRecordsApi({ config, db, log });
+await app.listen({ host: config.api.host, port: config.api.port });
+onShutdown(log, async () => {
+  await app.close();
+  await db.$client.end();
+});
