@@ -43,6 +43,11 @@ function post(
   return service.app.inject({ method: 'POST', url, payload: body, headers });
 }
 
+/** Every batch waiting in the queue (a job holds the batches of POSTs that arrived together). */
+async function queuedBatches(service: IngestService) {
+  return (await service.queue.getJobs(['waiting'])).flatMap((j) => j.data.batches);
+}
+
 const batch = () => recordsXml({ session: randomUUID(), records: simpleCallRecords() });
 
 describe('cdr-ingest', () => {
@@ -58,11 +63,10 @@ describe('cdr-ingest', () => {
     const res = await post(ingest.service, `/cdr/cms1?token=${TOKEN}`, recordsXml({ session, records: simpleCallRecords() }));
     assert.equal(res.statusCode, 200);
     assert.deepEqual(res.json(), { status: 'stored', records: 5, quarantined: 0 });
-    const jobs = await ingest.service.queue.getJobs(['waiting']);
-    const job = jobs.find((j) => j.data.batch.session === session);
-    assert.ok(job, 'the batch is in the queue when 200 is answered');
-    assert.equal(job.data.node, 'cms1');
-    assert.equal(job.data.batch.records.length, 5);
+    const queued = (await queuedBatches(ingest.service)).find((b) => b.batch.session === session);
+    assert.ok(queued, 'the batch is in the queue when 200 is answered');
+    assert.equal(queued.node, 'cms1');
+    assert.equal(queued.batch.records.length, 5);
   });
 
   test('accepts the token as Authorization: Bearer', async () => {
@@ -130,9 +134,9 @@ describe('cdr-ingest', () => {
     const res = await post(ingest.service, `/cdr/cms1?token=${TOKEN}`, xml);
     assert.equal(res.statusCode, 200);
     assert.deepEqual(res.json(), { status: 'stored', records: 2, quarantined: 1 });
-    const job = (await ingest.service.queue.getJobs(['waiting'])).find((j) => j.data.batch.session === session);
-    assert.equal(job?.data.batch.rejected.length, 1);
-    assert.match(job?.data.batch.rejected[0]?.reason ?? '', /time/);
+    const queued = (await queuedBatches(ingest.service)).find((b) => b.batch.session === session);
+    assert.equal(queued?.batch.rejected.length, 1);
+    assert.match(queued?.batch.rejected[0]?.reason ?? '', /time/);
   });
 
   test('maps /cdr without a node by the callBridge attribute, and stores unknown bridges as node null', async () => {
@@ -158,9 +162,9 @@ describe('cdr-ingest', () => {
       ).statusCode,
       200,
     );
-    const jobs = await ingest.service.queue.getJobs(['waiting']);
-    assert.equal(jobs.find((j) => j.data.batch.session === known)?.data.node, 'cms1');
-    assert.equal(jobs.find((j) => j.data.batch.session === unknown)?.data.node, null);
+    const queued = await queuedBatches(ingest.service);
+    assert.equal(queued.find((b) => b.batch.session === known)?.node, 'cms1');
+    assert.equal(queued.find((b) => b.batch.session === unknown)?.node, null);
   });
 
   test('accepts the Cisco Meeting Management URI form with a trailing slash', async () => {

@@ -5,7 +5,7 @@ import { type CdrBatch, parseCdrBatch } from '@cms/cdr';
 import { type Config, loadConfig } from '@cms/config';
 import { callLegs, calls, cdrGaps, cdrQuarantine, cdrRecords, type Database } from '@cms/db';
 import { createLogger } from '@cms/observability';
-import { CDR_BATCH_JOB_OPTIONS, CDR_BATCHES_QUEUE, type CdrBatchJob, createRedisConnection } from '@cms/queue';
+import { CDR_BATCH_JOB_OPTIONS, CDR_BATCHES_QUEUE, type CdrBatchesJob, createRedisConnection } from '@cms/queue';
 import { Queue } from 'bullmq';
 import { eq, sql } from 'drizzle-orm';
 import { buildPolicyWorker } from '../../services/policy-worker/src/worker.ts';
@@ -15,7 +15,7 @@ import { hostPort, startTcpProxy } from '../helpers/tcp-proxy.ts';
 
 interface Harness {
   db: Database;
-  queue: Queue<CdrBatchJob>;
+  queue: Queue<CdrBatchesJob>;
   send(session: string, records: TestRecord[], node?: string | null): Promise<void>;
   count(session: string): Promise<number>;
 }
@@ -30,7 +30,7 @@ async function harness(options: { databaseUrl?: (url: string) => Promise<string>
   });
   const service = await buildPolicyWorker({ config, log: createLogger('policy-worker', 'silent') });
   const connection = createRedisConnection(redis.url, 'producer');
-  const queue = new Queue<CdrBatchJob>(CDR_BATCHES_QUEUE, { connection, prefix: redis.prefix });
+  const queue = new Queue<CdrBatchesJob>(CDR_BATCHES_QUEUE, { connection, prefix: redis.prefix });
   onTestFileEnd(async () => {
     await service.close();
     await queue.close();
@@ -42,7 +42,7 @@ async function harness(options: { databaseUrl?: (url: string) => Promise<string>
     queue,
     async send(session, records, node = 'cms1') {
       const batch: CdrBatch = parseCdrBatch(recordsXml({ session, records }));
-      await queue.add('cdr-batch', { node, receivedAt: new Date().toISOString(), batch }, CDR_BATCH_JOB_OPTIONS);
+      await queue.add('cdr-batches', { batches: [{ node, receivedAt: new Date().toISOString(), batch }] }, CDR_BATCH_JOB_OPTIONS);
     },
     async count(session) {
       const [row] = await db.select({ n: sql<number>`count(*)::int` }).from(cdrRecords).where(eq(cdrRecords.session, session));

@@ -27,6 +27,7 @@ export const ENV_BINDINGS: readonly EnvBinding[] = [
   { env: 'POLICY_WORKER_HOST', path: ['policyWorker', 'host'], kind: 'string' },
   { env: 'POLICY_WORKER_PORT', path: ['policyWorker', 'port'], kind: 'int' },
   { env: 'POLICY_WORKER_CONCURRENCY', path: ['policyWorker', 'concurrency'], kind: 'int' },
+  { env: 'POLICY_WORKER_LOCK_MS', path: ['policyWorker', 'lockDurationMs'], kind: 'int' },
   { env: 'ACTUATOR_HOST', path: ['actuator', 'host'], kind: 'string' },
   { env: 'ACTUATOR_PORT', path: ['actuator', 'port'], kind: 'int' },
   { env: 'POLICY_SECURE_DOMAINS', path: ['policy', 'secureDomains'], kind: 'list' },

@@ -82,6 +82,8 @@ export const configSchema = z.object({
       concurrency: z.number().int().positive().default(64),
       /** Largest number of records one group commit writes. */
       maxRecordsPerCommit: z.number().int().positive().default(2000),
+      /** How long a batch stays locked to a worker that stopped answering (crash, kill -9) before another takes it. */
+      lockDurationMs: z.number().int().min(1000).default(30_000),
     })
     .prefault({}),
   actuator: z

@@ -6,6 +6,14 @@ import type { CdrBatch } from '@cms/cdr';
  */
 export const CDR_BATCHES_QUEUE = 'cdr-batches';
 
+/**
+ * The job on CDR_BATCHES_QUEUE: the batches of one or more POSTs that arrived together (ingest group-commits
+ * concurrent POSTs into one Redis write; each POST is answered 200 only once its job is stored).
+ */
+export interface CdrBatchesJob {
+  batches: CdrBatchJob[];
+}
+
 /** A batch of CDRs as received from one POST by one Call Bridge. */
 export interface CdrBatchJob {
   /** The node named in the receiver path (/cdr/<node>), mapped from callBridge, or null when unknown. */

@@ -1,8 +1,7 @@
 import { CdrParseError, parseCdrBatch } from '@cms/cdr';
 import { HttpProblem } from '@cms/http';
 import { scrubUrl } from '@cms/observability';
-import { CDR_BATCH_JOB_OPTIONS, type CdrBatchJob } from '@cms/queue';
-import type { Queue } from 'bullmq';
+import type { CdrBatchJob, GroupCommitter } from '@cms/queue';
 import type { FastifyInstance } from 'fastify';
 import { checkIngestToken } from './auth.ts';
 import type { BacklogGauge } from './backlog.ts';
@@ -12,7 +11,8 @@ export interface CdrRouteOptions {
   token: string;
   bodyLimitBytes: number;
   maxBacklog: number;
-  queue: Queue<CdrBatchJob>;
+  /** Stores a batch in Redis (grouped with concurrent ones); resolves once it is stored. */
+  store: GroupCommitter<CdrBatchJob, unknown>;
   backlog: BacklogGauge;
   metrics: IngestMetrics;
   resolveNode: (pathNode: string | undefined, callBridge: string | null) => string | null;
@@ -69,7 +69,7 @@ export async function cdrRoutes(app: FastifyInstance, options: CdrRouteOptions):
     const resolved = options.resolveNode(node, batch.callBridge);
     const job: CdrBatchJob = { node: resolved, receivedAt: new Date().toISOString(), batch };
     try {
-      await options.queue.add('cdr-batch', job, CDR_BATCH_JOB_OPTIONS);
+      await options.store.submit(job);
     } catch (err) {
       app.log.warn({ err: (err as Error).message }, 'could not store batch in Redis: answering 503');
       throw new HttpProblem(503, 'Service Unavailable', 'The batch could not be stored (Redis unreachable); CMS will re-send it.', {

@@ -2,11 +2,10 @@ import type { Config } from '@cms/config';
 import { createDatabase, type Database } from '@cms/db';
 import { installHealthRoutes, installProblemHandlers, quietRequestLogging } from '@cms/http';
 import { createLogger, createMetricsRegistry, type Logger, type Registry } from '@cms/observability';
-import { CDR_BATCHES_QUEUE, type CdrBatchJob, cappedBackoff, createRedisConnection } from '@cms/queue';
+import { CDR_BATCHES_QUEUE, type CdrBatchesJob, type CdrBatchJob, cappedBackoff, createRedisConnection, GroupCommitter } from '@cms/queue';
 import { Worker } from 'bullmq';
 import { sql } from 'drizzle-orm';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
-import { GroupCommitter } from './group-commit.ts';
 import { createWorkerMetrics } from './metrics.ts';
 import { type StoreResult, storeBatches } from './storage/store-batches.ts';
 
@@ -15,13 +14,11 @@ export interface PolicyWorkerDeps {
   db?: Database;
   log?: Logger;
   registry?: Registry;
-  /** How long a crashed worker's batches stay locked before another worker takes them over. */
-  lockDurationMs?: number;
 }
 
 export interface PolicyWorkerService {
   app: FastifyInstance;
-  worker: Worker<CdrBatchJob>;
+  worker: Worker<CdrBatchesJob>;
   db: Database;
   /** Stops taking batches, finishes the ones in hand (or returns them to the queue), then closes. */
   close(): Promise<void>;
@@ -39,6 +36,7 @@ export async function buildPolicyWorker(deps: PolicyWorkerDeps): Promise<PolicyW
     commit: (jobs) => storeBatches(db, jobs),
     size: (job) => Math.max(1, job.batch.records.length),
     maxGroupSize: config.policyWorker.maxRecordsPerCommit,
+    isolateFailures: true,
     onCommitted: (jobs, result, ms) => {
       metrics.records.inc(result.inserted);
       metrics.duplicates.inc(result.duplicates);
@@ -55,16 +53,25 @@ export async function buildPolicyWorker(deps: PolicyWorkerDeps): Promise<PolicyW
 
   const connection = createRedisConnection(config.redis.url, 'worker');
   connection.on('error', (err) => log.debug({ err: err.message }, 'redis connection error'));
-  const worker = new Worker<CdrBatchJob>(CDR_BATCHES_QUEUE, (job) => committer.submit(job.data), {
-    connection,
-    prefix: config.queue.prefix,
-    concurrency: config.policyWorker.concurrency,
-    lockDuration: deps.lockDurationMs ?? 30_000,
-    // A batch whose worker died (kill -9, OOM) is taken over; crashes are not the batch's fault, so allow several.
-    maxStalledCount: 10,
-    settings: { backoffStrategy: cappedBackoff },
-    autorun: false,
-  });
+  // A job holds the batches of POSTs that arrived together; each batch joins the next group commit.
+  const worker = new Worker<CdrBatchesJob>(
+    CDR_BATCHES_QUEUE,
+    async (job) => {
+      await Promise.all(job.data.batches.map((batch) => committer.submit(batch)));
+    },
+    {
+      connection,
+      prefix: config.queue.prefix,
+      concurrency: config.policyWorker.concurrency,
+      lockDuration: config.policyWorker.lockDurationMs,
+      // Look for batches of crashed workers as often as a lock can expire.
+      stalledInterval: config.policyWorker.lockDurationMs,
+      // A batch whose worker died (kill -9, OOM) is taken over; crashes are not the batch's fault, so allow several.
+      maxStalledCount: 10,
+      settings: { backoffStrategy: cappedBackoff },
+      autorun: false,
+    },
+  );
   worker.on('failed', (job, err) => {
     metrics.batchFailures.inc();
     // drizzle wraps the driver's error; its cause says what Postgres answered.

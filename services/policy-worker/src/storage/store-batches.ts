@@ -1,9 +1,8 @@
 import { createHash } from 'node:crypto';
 import type { CdrRecord } from '@cms/cdr';
-import { callLegs, calls, cdrGaps, cdrQuarantine, cdrRecords, cdrSessions, type Database } from '@cms/db';
+import { callLegs, calls, cdrGaps, cdrQuarantine, cdrRecords, cdrSessions, type Database, recordset } from '@cms/db';
 import type { CdrBatchJob } from '@cms/queue';
-import { getTableColumns, inArray, type SQL, sql } from 'drizzle-orm';
-import type { PgColumn, PgTable } from 'drizzle-orm/pg-core';
+import { getTableColumns, type SQL, sql } from 'drizzle-orm';
 import { type CallRow, callPatch, mergeCallPatches } from './call-patch.ts';
 import { foldLeg, type LegRecord, type LegRow } from './leg-fold.ts';
 
@@ -31,30 +30,37 @@ type Tx = Parameters<Parameters<Database['transaction']>[0]>[0];
 
 const key = (session: string, correlatorIndex: number) => `${session}\u0000${correlatorIndex}`;
 
-/** `excluded.<column>` for ON CONFLICT updates. */
-function excluded(column: PgColumn): SQL {
-  return sql.raw(`excluded."${column.name}"`);
-}
+const RECORD_COLUMNS = recordset(cdrRecords, [
+  'session',
+  'correlatorIndex',
+  'recordIndex',
+  'callBridge',
+  'node',
+  'type',
+  'time',
+  'numPreceedingRecordsMissing',
+  'callId',
+  'callLegId',
+  'callCorrelator',
+  'raw',
+]);
+const LEG_KEYS = Object.keys(getTableColumns(callLegs)) as (keyof typeof callLegs.$inferInsert & string)[];
+const LEG_COLUMNS = recordset(callLegs, LEG_KEYS);
+const CALL_KEYS = (Object.keys(getTableColumns(calls)) as (keyof typeof calls.$inferInsert & string)[]).filter((k) => k !== 'updatedAt');
+const CALL_COLUMNS = recordset(calls, CALL_KEYS);
 
-/** ON CONFLICT SET that overwrites every column but the key: the row was recomputed from all its records. */
-function overwriteAll(table: PgTable, keep: string[]): Record<string, SQL> {
-  const set: Record<string, SQL> = {};
+/** ON CONFLICT SET list as raw SQL text, built once per table. */
+function conflictSet(table: typeof callLegs | typeof calls, skip: string[], expression: (column: string) => string): SQL {
+  const parts: string[] = [];
   for (const [name, column] of Object.entries(getTableColumns(table))) {
-    if (!keep.includes(name)) set[name] = excluded(column as PgColumn);
+    if (skip.includes(name)) continue;
+    parts.push(`"${column.name}" = ${expression(column.name)}`);
   }
-  return set;
+  return sql.raw(parts.join(', '));
 }
-
-/** ON CONFLICT SET keeping existing non-null values and filling nulls from the new row. */
-function fillNulls(table: PgTable, keep: string[]): Record<string, SQL> {
-  const set: Record<string, SQL> = {};
-  for (const [name, column] of Object.entries(getTableColumns(table))) {
-    if (keep.includes(name)) continue;
-    set[name] = sql`coalesce(${column}, ${excluded(column as PgColumn)})`;
-  }
-  set.updatedAt = sql`now()`;
-  return set;
-}
+// Legs are recomputed from all their records: overwrite. Calls keep the first non-null value of each field.
+const LEG_OVERWRITE = conflictSet(callLegs, ['id'], (c) => `excluded."${c}"`);
+const CALL_FILL_NULLS = conflictSet(calls, ['id', 'updatedAt'], (c) => `coalesce("calls"."${c}", excluded."${c}")`);
 
 function quarantineKey(session: string | null, raw: unknown): string {
   return createHash('sha256')
@@ -95,12 +101,11 @@ export async function storeBatches(db: Database, jobs: readonly CdrBatchJob[]): 
         callCorrelator: record.callCorrelator,
         raw: record.raw,
       }));
-      const inserted = await tx
-        .insert(cdrRecords)
-        .values(rows)
-        .onConflictDoNothing({ target: [cdrRecords.session, cdrRecords.correlatorIndex] })
-        .returning({ session: cdrRecords.session, correlatorIndex: cdrRecords.correlatorIndex });
-      for (const r of inserted) newKeys.add(key(r.session, r.correlatorIndex));
+      const inserted = await tx.execute<{ session: string; correlator_index: string }>(
+        sql`INSERT INTO cdr_records (${RECORD_COLUMNS.columns}) SELECT ${RECORD_COLUMNS.columns} FROM ${RECORD_COLUMNS.from(rows)}
+            ON CONFLICT (session, correlator_index) DO NOTHING RETURNING session, correlator_index`,
+      );
+      for (const r of inserted.rows) newKeys.add(key(r.session, Number(r.correlator_index)));
     }
     const fresh = entries.filter(({ record, job }) => newKeys.has(key(job.batch.session, record.correlatorIndex)));
 
@@ -121,42 +126,38 @@ async function updateLegs(tx: Tx, fresh: { record: CdrRecord; job: CdrBatchJob }
   if (!legIds.length) return [];
   // Serialise workers per leg (sorted, so two transactions never wait on each other in a cycle). After the
   // lock, READ COMMITTED sees every record committed by whoever held it before us.
-  const ids = sql.join(
-    legIds.map((id) => sql`${id}`),
-    sql`, `,
-  );
+  const ids = JSON.stringify(legIds);
   await tx.execute(
-    sql`SELECT pg_advisory_xact_lock(k) FROM (SELECT hashtextextended(id, 7270) AS k FROM unnest(ARRAY[${ids}]::text[]) AS id ORDER BY 1) AS keys`,
+    sql`SELECT pg_advisory_xact_lock(k) FROM (SELECT hashtextextended(id, 7270) AS k FROM jsonb_array_elements_text(${ids}::jsonb) AS id ORDER BY 1) AS keys`,
   );
-  const stored = await tx
-    .select({
-      legId: cdrRecords.callLegId,
-      session: cdrRecords.session,
-      correlatorIndex: cdrRecords.correlatorIndex,
-      type: cdrRecords.type,
-      time: cdrRecords.time,
-      node: cdrRecords.node,
-      callBridge: cdrRecords.callBridge,
-      raw: cdrRecords.raw,
-    })
-    .from(cdrRecords)
-    .where(inArray(cdrRecords.callLegId, legIds));
+  const { rows: stored } = await tx.execute<{
+    legId: string;
+    session: string;
+    correlatorIndex: string;
+    type: string;
+    time: string;
+    node: string | null;
+    callBridge: string | null;
+    raw: LegRecord['raw'];
+  }>(
+    sql`SELECT call_leg_id AS "legId", session, correlator_index AS "correlatorIndex", type, time, node, call_bridge AS "callBridge", raw
+        FROM cdr_records WHERE call_leg_id IN (SELECT jsonb_array_elements_text(${ids}::jsonb)) AND type LIKE 'callLeg%'`,
+  );
   const byLeg = new Map<string, LegRecord[]>();
   for (const r of stored) {
-    if (!r.legId || !r.type.startsWith('callLeg')) continue;
+    if (!r.legId) continue;
     let list = byLeg.get(r.legId);
     if (!list) {
       list = [];
       byLeg.set(r.legId, list);
     }
-    list.push({ ...r, time: new Date(r.time).toISOString() });
+    list.push({ ...r, correlatorIndex: Number(r.correlatorIndex), time: new Date(r.time).toISOString() });
   }
   const rows: LegRow[] = [];
   for (const id of legIds) rows.push({ ...foldLeg(id, byLeg.get(id) ?? []), updatedAt: new Date().toISOString() });
-  await tx
-    .insert(callLegs)
-    .values(rows)
-    .onConflictDoUpdate({ target: callLegs.id, set: overwriteAll(callLegs, ['id']) });
+  await tx.execute(
+    sql`INSERT INTO call_legs (${LEG_COLUMNS.columns}) SELECT ${LEG_COLUMNS.columns} FROM ${LEG_COLUMNS.from(rows)} ON CONFLICT (id) DO UPDATE SET ${LEG_OVERWRITE}`,
+  );
 
   // A leg may name its call before the callStart arrives: keep a placeholder so the call is listed.
   const placeholders = new Map<string, CallRow>();
@@ -171,10 +172,10 @@ async function updateLegs(tx: Tx, fresh: { record: CdrRecord; job: CdrBatchJob }
     }
   }
   if (placeholders.size) {
-    await tx
-      .insert(calls)
-      .values([...placeholders.values()].sort((a, b) => a.id.localeCompare(b.id)))
-      .onConflictDoNothing({ target: calls.id });
+    const rows = [...placeholders.values()].sort((a, b) => a.id.localeCompare(b.id));
+    await tx.execute(
+      sql`INSERT INTO calls (${CALL_COLUMNS.columns}) SELECT ${CALL_COLUMNS.columns} FROM ${CALL_COLUMNS.from(rows)} ON CONFLICT (id) DO NOTHING`,
+    );
   }
   return legIds;
 }
@@ -190,10 +191,10 @@ async function updateCalls(tx: Tx, fresh: { record: CdrRecord; job: CdrBatchJob 
   }
   if (!patches.size) return [];
   const rows = [...patches.values()].sort((a, b) => a.id.localeCompare(b.id));
-  await tx
-    .insert(calls)
-    .values(rows)
-    .onConflictDoUpdate({ target: calls.id, set: fillNulls(calls, ['id']) });
+  await tx.execute(
+    sql`INSERT INTO calls (${CALL_COLUMNS.columns}) SELECT ${CALL_COLUMNS.columns} FROM ${CALL_COLUMNS.from(rows)}
+        ON CONFLICT (id) DO UPDATE SET ${CALL_FILL_NULLS}, "updated_at" = now()`,
+  );
   return rows.map((r) => r.id);
 }
 

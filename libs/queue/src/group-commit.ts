@@ -1,13 +1,17 @@
 /**
- * Group commit: batches handed in while a commit is running are written together in the next one, so many
- * small CMS POSTs cost a few transactions instead of one each. A failed group is retried batch by batch, so
- * one bad batch fails alone instead of taking its neighbours down with it.
+ * Group commit: items handed in while a commit is running are written together in the next one, so many
+ * small CMS POSTs cost a few Redis writes or Postgres transactions instead of one each, and nobody waits for
+ * a timer. With `isolateFailures`, a failed group is retried item by item, so one bad batch fails alone
+ * instead of taking its neighbours down with it.
  */
 export interface GroupCommitOptions<T, R> {
   commit: (items: T[]) => Promise<R>;
   size: (item: T) => number;
   /** Upper bound on the summed size of one group. */
   maxGroupSize: number;
+  /** Upper bound on the number of items in one group. */
+  maxGroupItems?: number;
+  isolateFailures?: boolean;
   onCommitted?: (items: T[], result: R, ms: number) => void;
 }
 
@@ -43,7 +47,7 @@ export class GroupCommitter<T, R> {
     let count = 0;
     for (const p of this.#pending) {
       const s = this.#options.size(p.item);
-      if (count > 0 && size + s > this.#options.maxGroupSize) break;
+      if (count > 0 && (size + s > this.#options.maxGroupSize || count >= (this.#options.maxGroupItems ?? Number.POSITIVE_INFINITY))) break;
       size += s;
       count++;
     }
@@ -59,8 +63,8 @@ export class GroupCommitter<T, R> {
           await this.#commit(group.map((p) => p.item));
           for (const p of group) p.resolve();
         } catch (err) {
-          if (group.length === 1) {
-            group[0]?.reject(err);
+          if (group.length === 1 || !this.#options.isolateFailures) {
+            for (const p of group) p.reject(err);
             continue;
           }
           for (const p of group) {

@@ -1,0 +1,183 @@
+/**
+ * npm run bench:ingest -- [--posts N] [--concurrency C] [--records-per-post R] [--url URL --token T --database-url U]
+ *
+ * Posts N CMS-like CDR batches at concurrency C (C keep-alive connections, one POST at a time on each, as Call
+ * Bridges send) and reports POSTs/s acknowledged, ack latency p50/p99, and records/s durably visible in Postgres.
+ * Without --url it starts cdr-ingest and policy-worker itself on a fresh database and queue prefix.
+ * Figures go to bench/results/ingest.md. This is a benchmark, not a test: it asserts nothing.
+ */
+import { randomUUID } from 'node:crypto';
+import { appendFileSync, existsSync, writeFileSync } from 'node:fs';
+import { parseArgs } from 'node:util';
+import { pg } from '@cms/db';
+import * as hdr from 'hdr-histogram-js';
+import { Pool } from 'undici';
+import { machineDescription } from './lib/machine.ts';
+import { type Child, freePort, freshDatabase, startService } from './lib/processes.ts';
+
+const { values: args } = parseArgs({
+  options: {
+    posts: { type: 'string', default: '40000' },
+    concurrency: { type: 'string', default: '32' },
+    'records-per-post': { type: 'string', default: '1' },
+    url: { type: 'string' },
+    token: { type: 'string' },
+    'database-url': { type: 'string' },
+    warmup: { type: 'string', default: '2000' },
+    /** Measure acknowledgements only (no worker, no Postgres): isolates ingest + Redis. */
+    'ack-only': { type: 'boolean', default: false },
+  },
+});
+const posts = Number(args.posts);
+const concurrency = Number(args.concurrency);
+const perPost = Number(args['records-per-post']);
+const warmup = Number(args.warmup);
+const ackOnly = args['ack-only'];
+
+let ingestUrl = args.url;
+let token = args.token ?? process.env.INGEST_TOKEN ?? '';
+let databaseUrl = args['database-url'] ?? process.env.DATABASE_URL ?? '';
+const children: Child[] = [];
+let dropDatabase: (() => Promise<void>) | undefined;
+
+if (!ingestUrl) {
+  const base = process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
+  const db = await freshDatabase(base, 'cms_bench');
+  databaseUrl = db.url;
+  dropDatabase = db.drop;
+  token = 'bench-ingest-token-0123456789';
+  const [ingestPort, workerPort] = [await freePort(), await freePort()];
+  const env = {
+    DATABASE_URL: databaseUrl,
+    REDIS_URL: process.env.REDIS_URL ?? 'redis://127.0.0.1:6379',
+    QUEUE_PREFIX: `bench_${Date.now().toString(36)}`,
+    INGEST_TOKEN: token,
+    INGEST_PORT: String(ingestPort),
+    POLICY_WORKER_PORT: String(workerPort),
+    INGEST_HOST: '127.0.0.1',
+    POLICY_WORKER_HOST: '127.0.0.1',
+    LOG_LEVEL: 'warn',
+  };
+  children.push(await startService('cdr-ingest', env, `http://127.0.0.1:${ingestPort}/readyz`));
+  if (!ackOnly) children.push(await startService('policy-worker', env, `http://127.0.0.1:${workerPort}/readyz`));
+  ingestUrl = `http://127.0.0.1:${ingestPort}`;
+}
+if (!databaseUrl && !ackOnly) throw new Error('--database-url (or DATABASE_URL) is needed to measure records in Postgres');
+
+/** A realistic single-record batch: a callLegUpdate as CMS sends when a participant connects. */
+function body(session: string, index: number, bridge: string): string {
+  const records: string[] = [];
+  for (let i = 0; i < perPost; i++) {
+    const ci = index * perPost + i;
+    records.push(
+      `<record type="callLegUpdate" time="${new Date().toISOString().replace(/\.\d+Z$/, 'Z')}" recordIndex="${ci + 1}" correlatorIndex="${ci}">` +
+        `<callLeg id="${session.slice(0, 8)}-leg-${ci % 2000}"><state>connected</state><call>${session.slice(0, 8)}-call-${ci % 100}</call>` +
+        `<groupId>${session.slice(0, 8)}-leg-${ci % 2000}</groupId><sipCallId>${ci}@cms.example.com</sipCallId></callLeg></record>`,
+    );
+  }
+  return `<?xml version="1.0"?>\n<records session="${session}" callBridge="${bridge}">\n${records.join('\n')}\n</records>`;
+}
+
+const pool = new Pool(ingestUrl, { connections: concurrency, pipelining: 1, keepAliveTimeout: 60_000 });
+const path = `/cdr/bench?token=${encodeURIComponent(token)}`;
+const sessions = Array.from({ length: concurrency }, () => randomUUID());
+const bridge = randomUUID();
+
+async function drive(total: number, histogram: hdr.Histogram | null, offset: number): Promise<{ ok: number; failed: number }> {
+  let next = 0;
+  let ok = 0;
+  let failed = 0;
+  await Promise.all(
+    sessions.map(async (session, lane) => {
+      for (;;) {
+        const n = next++;
+        if (n >= total) return;
+        const started = performance.now();
+        const res = await pool.request({
+          method: 'POST',
+          path,
+          body: body(session, offset + n, bridge),
+          headers: { 'content-type': 'text/xml' },
+        });
+        await res.body.dump();
+        const ms = performance.now() - started;
+        if (res.statusCode === 200) {
+          ok++;
+          acked++;
+          histogram?.recordValue(Math.round(ms * 1000));
+        } else failed++;
+        void lane;
+      }
+    }),
+  );
+  return { ok, failed };
+}
+
+const client = ackOnly ? null : new pg.Client({ connectionString: databaseUrl });
+await client?.connect();
+let acked = 0;
+const countStored = async () =>
+  client
+    ? Number((await client.query('SELECT count(*) AS n FROM cdr_records WHERE session = ANY($1)', [sessions])).rows[0].n)
+    : acked * perPost;
+
+// Warm-up (JIT, connection set-up), not measured; sessions' first records take correlatorIndex 0..warmup-1.
+await drive(warmup, null, 0);
+while ((await countStored()) < warmup * perPost) await new Promise((r) => setTimeout(r, 100));
+
+const histogram = hdr.build({ lowestDiscernibleValue: 1, highestTrackableValue: 60_000_000, numberOfSignificantValueDigits: 3 });
+const started = performance.now();
+const target = (warmup + posts) * perPost;
+let lastStoredAt = started;
+let stored = 0;
+const watcher = (async () => {
+  while (stored < target) {
+    await new Promise((r) => setTimeout(r, 50));
+    stored = await countStored();
+    lastStoredAt = performance.now();
+  }
+})();
+const { ok, failed } = await drive(posts, histogram, warmup);
+const postSeconds = (performance.now() - started) / 1000;
+await watcher;
+if (ackOnly) lastStoredAt = performance.now();
+const storeSeconds = (lastStoredAt - started) / 1000;
+
+const postsPerSecond = ok / postSeconds;
+const recordsPerSecond = (posts * perPost) / storeSeconds;
+const p50 = histogram.getValueAtPercentile(50) / 1000;
+const p99 = histogram.getValueAtPercentile(99) / 1000;
+const lagSeconds = storeSeconds - postSeconds;
+
+const rows = [
+  ['POSTs', String(posts)],
+  ['records per POST', String(perPost)],
+  ['concurrency (connections)', String(concurrency)],
+  ['POSTs/s acknowledged (200)', postsPerSecond.toFixed(0)],
+  ['non-200 answers', String(failed)],
+  ['ack latency p50', `${p50.toFixed(2)} ms`],
+  ['ack latency p99', `${p99.toFixed(2)} ms`],
+  ...(ackOnly
+    ? [['mode', 'ack only (no worker, nothing written to Postgres)']]
+    : [
+        ['records/s durably in Postgres', recordsPerSecond.toFixed(0)],
+        ['Postgres behind ingest at the end', `${lagSeconds.toFixed(2)} s`],
+      ]),
+];
+const table = ['| measure | value |', '|---|---|', ...rows.map(([k, v]) => `| ${k} | ${v} |`)].join('\n');
+console.log(table);
+
+const file = new URL('./results/ingest.md', import.meta.url).pathname;
+if (!existsSync(file)) {
+  writeFileSync(
+    file,
+    '# Ingest benchmark results\n\n`npm run bench:ingest`: CMS-like CDR POSTs against cdr-ingest + policy-worker (real Redis and Postgres on the same machine as the load generator).\nGoal: >= 4,000 single-record POSTs/s acknowledged with p99 <= 25 ms, and the same rate sustained into Postgres.\n',
+  );
+}
+appendFileSync(file, `\n## ${new Date().toISOString()}\n\nMachine: ${machineDescription()}\n\n${table}\n`);
+console.log(`\nwritten to ${file}`);
+
+await pool.close();
+await client?.end();
+for (const child of children.reverse()) await child.stop();
+await dropDatabase?.();

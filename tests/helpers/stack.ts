@@ -1,0 +1,118 @@
+/**
+ * The real system as separate processes (node services/<name>/src/main.ts), for end-to-end tests that kill,
+ * restart and signal them like an operator or an orchestrator would.
+ */
+import { type ChildProcess, spawn } from 'node:child_process';
+import net from 'node:net';
+import { fileURLToPath } from 'node:url';
+import { eventually, onTestFileEnd, testDatabase, testRedis } from './infra.ts';
+
+const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+
+export type ServiceName = 'cdr-ingest' | 'policy-worker' | 'cms-actuator' | 'records-api';
+
+const PORT_ENV: Record<ServiceName, string> = {
+  'cdr-ingest': 'INGEST_PORT',
+  'policy-worker': 'POLICY_WORKER_PORT',
+  'cms-actuator': 'ACTUATOR_PORT',
+  'records-api': 'API_PORT',
+};
+
+export async function freePort(): Promise<number> {
+  const server = net.createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as net.AddressInfo;
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}
+
+export interface RunningService {
+  process: ChildProcess;
+  port: number;
+  url: string;
+  output: string[];
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+}
+
+export interface Stack {
+  env: Record<string, string>;
+  databaseUrl: string;
+  ingestToken: string;
+  apiToken: string;
+  services: Partial<Record<ServiceName, RunningService>>;
+  start(name: ServiceName, extraEnv?: Record<string, string>): Promise<RunningService>;
+  url(name: ServiceName): string;
+}
+
+export async function startStack(options: { services?: ServiceName[]; env?: Record<string, string> } = {}): Promise<Stack> {
+  const database = await testDatabase();
+  const redis = await testRedis();
+  const ingestToken = 'e2e-ingest-token-0123456789';
+  const apiToken = 'e2e-api-token-0123456789abcdef';
+  const ports = {} as Record<ServiceName, number>;
+  for (const name of Object.keys(PORT_ENV) as ServiceName[]) ports[name] = await freePort();
+  const env: Record<string, string> = {
+    PATH: process.env.PATH ?? '',
+    HOME: process.env.HOME ?? '/tmp',
+    DATABASE_URL: database.url,
+    REDIS_URL: redis.url,
+    QUEUE_PREFIX: redis.prefix,
+    INGEST_TOKEN: ingestToken,
+    API_TOKEN: apiToken,
+    LOG_LEVEL: 'info',
+    INGEST_HOST: '127.0.0.1',
+    API_HOST: '127.0.0.1',
+    POLICY_WORKER_HOST: '127.0.0.1',
+    ACTUATOR_HOST: '127.0.0.1',
+    ...options.env,
+  };
+  for (const [name, variable] of Object.entries(PORT_ENV)) env[variable] = String(ports[name as ServiceName]);
+
+  const services: Stack['services'] = {};
+  const stack: Stack = {
+    env,
+    databaseUrl: database.url,
+    ingestToken,
+    apiToken,
+    services,
+    url: (name) => `http://127.0.0.1:${ports[name]}`,
+    async start(name, extraEnv = {}) {
+      const child = spawn(process.execPath, [`services/${name}/src/main.ts`], {
+        cwd: ROOT,
+        env: { ...env, ...extraEnv },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+      const output: string[] = [];
+      child.stdout.on('data', (d) => output.push(String(d)));
+      child.stderr.on('data', (d) => output.push(String(d)));
+      const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+        child.on('exit', (code, signal) => resolve({ code, signal })),
+      );
+      const running: RunningService = { process: child, port: ports[name], url: stack.url(name), output, exited };
+      services[name] = running;
+      let gone = false;
+      void exited.then(() => {
+        gone = true;
+      });
+      await eventually(
+        async () => {
+          if (gone) throw new Error(`${name} exited during start-up:\n${output.join('')}`);
+          const res = await fetch(`${running.url}/readyz`);
+          return res.ok;
+        },
+        { what: `${name} to be ready`, timeoutMs: 20_000, intervalMs: 100 },
+      );
+      return running;
+    },
+  };
+  onTestFileEnd(async () => {
+    for (const s of Object.values(services)) {
+      if (s && s.process.exitCode === null && s.process.signalCode === null) {
+        s.process.kill('SIGKILL');
+        await s.exited;
+      }
+    }
+  });
+  for (const name of options.services ?? (['cdr-ingest', 'policy-worker', 'records-api'] as ServiceName[])) await stack.start(name);
+  return stack;
+}
