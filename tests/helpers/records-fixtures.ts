@@ -1,12 +1,13 @@
 /**
- * Rows for cdr_records / calls / call_legs written straight to Postgres, and a records API built on them,
- * so records-api tests do not depend on the ingest pipeline.
+ * Rows for cdr_records / calls / call_legs (and the policy's meetings, level history, call messages and CMS
+ * write outcomes) written straight to Postgres, and a records API built on them, so records-api tests do not
+ * depend on the ingest pipeline or the policy worker.
  */
 
 import { after } from 'node:test';
 import type { XmlObject } from '@cms/cdr';
 import { type Config, loadConfig } from '@cms/config';
-import { callLegs, calls, cdrRecords, type Database } from '@cms/db';
+import { callLegs, callMessages, calls, cdrRecords, cmsWrites, type Database, meetingLevelChanges, meetings } from '@cms/db';
 import { createLogger, type Logger } from '@cms/observability';
 import { buildRecordsApi } from '@cms/records-api';
 import type { FastifyInstance } from 'fastify';
@@ -25,8 +26,12 @@ export const API_TOKENS = [
   { name: 'ops-admin', token: TOKENS.namedAdmin, role: 'admin' },
 ];
 
-export function recordsApiConfig(databaseUrl: string, api: Record<string, unknown> = { token: TOKENS.admin, tokens: API_TOKENS }): Config {
-  return loadConfig({ env: {}, overrides: { api, database: { url: databaseUrl } } });
+export function recordsApiConfig(
+  databaseUrl: string,
+  api: Record<string, unknown> = { token: TOKENS.admin, tokens: API_TOKENS },
+  policy: Record<string, unknown> = {},
+): Config {
+  return loadConfig({ env: {}, overrides: { api, database: { url: databaseUrl }, policy } });
 }
 
 /** A records API on `db`, closed when the test file ends. */
@@ -115,4 +120,22 @@ export async function insertCalls(db: Database, rows: (typeof calls.$inferInsert
 
 export async function insertCallLegs(db: Database, rows: (typeof callLegs.$inferInsert)[]): Promise<void> {
   if (rows.length > 0) await db.insert(callLegs).values(rows);
+}
+
+export async function insertMeetings(db: Database, rows: (typeof meetings.$inferInsert)[]): Promise<void> {
+  if (rows.length > 0) await db.insert(meetings).values(rows);
+}
+
+/** Inserted in array order, so ids (the history order) follow it. */
+export async function insertLevelChanges(db: Database, rows: (typeof meetingLevelChanges.$inferInsert)[]): Promise<void> {
+  if (rows.length > 0) await db.insert(meetingLevelChanges).values(rows);
+}
+
+export async function insertCallMessages(db: Database, rows: (typeof callMessages.$inferInsert)[]): Promise<void> {
+  if (rows.length > 0) await db.insert(callMessages).values(rows);
+}
+
+/** Inserted in array order, so ids (the writes order) follow it. */
+export async function insertCmsWrites(db: Database, rows: (typeof cmsWrites.$inferInsert)[]): Promise<void> {
+  if (rows.length > 0) await db.insert(cmsWrites).values(rows);
 }

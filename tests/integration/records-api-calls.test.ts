@@ -240,6 +240,13 @@ describe('GET /api/v1/calls/:id', () => {
         endedAt: '2015-07-23T08:38:07Z',
         legCount: 2,
         activeLegCount: 1,
+        meetingKey: MEETING.callCorrelator,
+        level: null,
+        decisiveLegId: null,
+        message: null,
+        instances: [],
+        levelHistory: [],
+        writes: [],
         legs: undefined,
         updatedAt: undefined,
       },
@@ -254,7 +261,7 @@ describe('GET /api/v1/calls/:id', () => {
     const call = (await get(`/api/v1/calls/${MEETING.id}`)).json<{ legs: Record<string, unknown>[] }>();
     const leg = call.legs.find((l) => l.id === 'aa7c3c54-07d6-4af3-b853-a25fe676e554');
     assert.deepEqual(
-      { ...leg, updatedAt: undefined },
+      { ...leg, updatedAt: undefined, classification: undefined },
       {
         id: 'aa7c3c54-07d6-4af3-b853-a25fe676e554',
         callId: MEETING.id,
@@ -289,6 +296,7 @@ describe('GET /api/v1/calls/:id', () => {
           rxAudio: { codec: 'opus' },
         },
         updatedAt: undefined,
+        classification: undefined,
       },
     );
   });

@@ -2,12 +2,14 @@ import type { Config } from '@cms/config';
 import type { Database } from '@cms/db';
 import { installHealthRoutes, installProblemHandlers } from '@cms/http';
 import { createLogger, createMetricsRegistry, type Logger, type Registry } from '@cms/observability';
+import { compilePolicy } from '@cms/policy';
 import { sql } from 'drizzle-orm';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifySchemaValidationError } from 'fastify';
 import { apiTokens, installAuth } from './auth.ts';
 import { registerDocs } from './docs.ts';
 import { installRequestMetrics } from './metrics.ts';
 import { callsRoutes } from './routes/calls.ts';
+import { meetingsRoutes } from './routes/meetings.ts';
 import { recordsRoutes } from './routes/records.ts';
 import { recordsCompatRoutes } from './routes/records-compat.ts';
 import { sharedSchemas } from './schemas.ts';
@@ -38,6 +40,8 @@ export async function buildRecordsApi(deps: RecordsApiDeps): Promise<FastifyInst
   const { config, db } = deps;
   // Before anything else: a service that would answer every request 401 must not start.
   const tokens = apiTokens(config.api);
+  // Legs are classified on every detail request; the lists are parsed once (a bad entry stops start-up, naming it).
+  const policy = compilePolicy(config.policy);
   const log = deps.log ?? createLogger('records-api', config.log.level);
   const registry = deps.registry ?? createMetricsRegistry('records-api');
 
@@ -71,7 +75,8 @@ export async function buildRecordsApi(deps: RecordsApiDeps): Promise<FastifyInst
       installAuth(api, tokens);
       await api.register(recordsRoutes, { db });
       await api.register(recordsCompatRoutes, { db });
-      await api.register(callsRoutes, { db });
+      await api.register(callsRoutes, { db, policy });
+      await api.register(meetingsRoutes, { db, policy });
     },
     { prefix: '/api/v1' },
   );

@@ -20,6 +20,12 @@ export interface CallsCursor {
   id: string;
 }
 
+export interface MeetingsCursor {
+  /** meetings.updatedAt of the last meeting on the page (RFC 3339). */
+  updatedAt: string;
+  meetingKey: string;
+}
+
 const VERSION = 1;
 const MAX_ID_LENGTH = 256;
 
@@ -76,4 +82,15 @@ export function decodeCallsCursor(text: string): CallsCursor {
   if (typeof id !== 'string' || id.length === 0 || id.length > MAX_ID_LENGTH) throw invalid();
   if (s !== null && (typeof s !== 'string' || !isRfc3339(s))) throw invalid();
   return { startedAt: s, id };
+}
+
+export function encodeMeetingsCursor(cursor: MeetingsCursor): string {
+  return encode({ k: 'meetings', u: cursor.updatedAt, m: cursor.meetingKey });
+}
+
+export function decodeMeetingsCursor(text: string): MeetingsCursor {
+  const { u, m } = decode(text, 'meetings');
+  if (typeof m !== 'string' || m.length === 0 || m.length > MAX_ID_LENGTH) throw invalid();
+  if (typeof u !== 'string' || !isRfc3339(u)) throw invalid();
+  return { updatedAt: u, meetingKey: m };
 }

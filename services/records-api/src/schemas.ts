@@ -81,6 +81,55 @@ export const recordSchema = {
   additionalProperties: true,
 } as const;
 
+/** 1 secure domain, 2 internal domain, 3 guest / app / other domain; null while nobody counts. */
+const levelSchema = {
+  type: ['integer', 'null'],
+  enum: [1, 2, 3, null],
+  description:
+    '1: every counted participant from a secure domain; 2: worst is an internal domain; 3: a guest, app user or other domain; null: nobody counts.',
+} as const;
+
+export const levelParameter = {
+  type: 'integer',
+  enum: [1, 2, 3],
+  description: 'Only meetings at this security level (1 secure, 2 internal, 3 external).',
+} as const;
+
+const messageStatus = {
+  type: 'string',
+  description:
+    'pending: not on screen yet; applied: CMS shows it; unchanged: CMS already showed it; callEnded: the call ended first; ' +
+    'deadLettered: CMS refused or kept failing, see writes; unplaced: no CMS node known for the call.',
+} as const;
+
+const callMessageSummary = {
+  type: ['object', 'null'],
+  description: 'The on-screen message the policy wants this call to show, and whether it does; null before the policy has decided.',
+  required: ['text', 'status'],
+  properties: { text: { type: 'string', description: 'Empty when the message is cleared.' }, status: messageStatus },
+  additionalProperties: false,
+} as const;
+
+export const callMessageSchema = {
+  $id: 'callMessage',
+  type: ['object', 'null'],
+  description:
+    'Desired on-screen message of one call instance (call_messages) and the version CMS has applied; null before the policy has decided.',
+  required: ['text', 'duration', 'version', 'desiredAt', 'status'],
+  properties: {
+    text: { type: 'string', description: 'Empty when the message is cleared.' },
+    position: { ...nullableString, description: 'top, middle or bottom; null for the clear form.' },
+    duration: { type: 'string', description: 'Seconds or "permanent"; "0" clears.' },
+    level: levelSchema,
+    version: { type: 'integer', description: 'Bumped on every change of the desired message.' },
+    desiredAt: { type: 'string', format: 'date-time' },
+    status: messageStatus,
+    appliedVersion: { ...nullableInteger, description: 'The version CMS shows; behind `version` while a write is pending.' },
+    appliedAt: nullableTimestamp,
+  },
+  additionalProperties: false,
+} as const;
+
 const callProperties = {
   id: { type: 'string' },
   node: nullableString,
@@ -100,6 +149,8 @@ const callProperties = {
   durationSeconds: nullableInteger,
   endpointRecorded: nullableString,
   updatedAt: { type: 'string', format: 'date-time' },
+  meetingKey: { type: 'string', description: 'The meeting this call instance belongs to: its callCorrelator, or its id when it has none.' },
+  level: { ...levelSchema, description: `The meeting's security level. ${levelSchema.description}` },
 } as const;
 
 export const callSummarySchema = {
@@ -107,11 +158,97 @@ export const callSummarySchema = {
   type: 'object',
   description:
     'A call instance (one per Call Bridge; a distributed meeting shares callCorrelator). Fields are null until CMS has sent them.',
-  required: ['id', 'legCount', 'activeLegCount'],
+  required: ['id', 'legCount', 'activeLegCount', 'meetingKey', 'level', 'message'],
   properties: {
     ...callProperties,
     legCount: { type: 'integer', description: 'Call legs seen for this call.' },
     activeLegCount: { type: 'integer', description: 'Call legs without a callLegEnd yet.' },
+    message: callMessageSummary,
+  },
+  additionalProperties: false,
+} as const;
+
+export const classificationSchema = {
+  $id: 'classification',
+  type: 'object',
+  description:
+    'How the policy (as this service is configured) sees the participant: whether it counts, and the level it gives, ' +
+    'with the rule that fired and, for domain and network rules, the list entry that matched and the host it was matched on.',
+  required: ['counts', 'why', 'level', 'rule', 'matched', 'host', 'address'],
+  properties: {
+    counts: { type: 'boolean', description: 'Whether the leg counts towards the meeting level now.' },
+    why: {
+      type: 'string',
+      description: 'connected, inLobbyCounted, ended, distributionLink, recorderOrStreamer, inIvr, notConnected or inLobby.',
+    },
+    level: { type: 'integer', enum: [1, 2, 3], description: 'The level the leg has (or would have, when it does not count).' },
+    rule: {
+      type: 'string',
+      description: 'guest, app, secureDomain, internalDomain, unlistedDomain, ipNotListed, phoneNumber, invalidAddress or noAddress.',
+    },
+    matched: { ...nullableString, description: 'The policy.secureDomains / policy.internalDomains entry that matched.' },
+    host: { ...nullableString, description: 'The host (domain or IP) taken from the address.' },
+    address: { ...nullableString, description: 'The address classified (remoteAddress, else remoteParty).' },
+  },
+  additionalProperties: false,
+} as const;
+
+export const callInstanceSchema = {
+  $id: 'callInstance',
+  type: 'object',
+  description: 'One call instance of a meeting, on one Call Bridge.',
+  required: ['id'],
+  properties: {
+    id: { type: 'string' },
+    node: nullableString,
+    callBridge: nullableString,
+    name: nullableString,
+    coSpace: nullableString,
+    startedAt: nullableTimestamp,
+    endedAt: nullableTimestamp,
+    message: callMessageSummary,
+  },
+  additionalProperties: false,
+} as const;
+
+export const levelChangeSchema = {
+  $id: 'levelChange',
+  type: 'object',
+  description: "A change of a meeting's security level.",
+  required: ['id', 'at', 'oldLevel', 'newLevel', 'causeLegId', 'reason'],
+  properties: {
+    id: { type: 'integer' },
+    at: { type: 'string', format: 'date-time' },
+    oldLevel: levelSchema,
+    newLevel: levelSchema,
+    causeLegId: { ...nullableString, description: 'The participant whose classification set the new level.' },
+    reason: {
+      type: ['object', 'null'],
+      description: "That participant's classification when the level changed (rule, matched entry, host).",
+      additionalProperties: true,
+    },
+  },
+  additionalProperties: false,
+} as const;
+
+export const cmsWriteSchema = {
+  $id: 'cmsWrite',
+  type: 'object',
+  description: 'The outcome of one CMS API write (with its retries) made for this call.',
+  required: ['id', 'at', 'node', 'kind', 'status', 'attempts'],
+  properties: {
+    id: { type: 'integer' },
+    at: { type: 'string', format: 'date-time' },
+    node: { type: 'string' },
+    kind: { type: 'string', description: 'callMessage for security level messages.' },
+    target: nullableString,
+    desiredText: nullableString,
+    version: nullableInteger,
+    status: { type: 'string', description: 'applied, unchanged, callEnded, deadLettered, retrying or held.' },
+    httpStatus: { ...nullableInteger, description: 'The HTTP status CMS answered last.' },
+    failureReason: { ...nullableString, description: "CMS's failureReason, or what went wrong before CMS answered." },
+    attempts: { type: 'integer' },
+    latencyMs: nullableInteger,
   },
   additionalProperties: false,
 } as const;
@@ -154,19 +291,93 @@ export const callLegSchema = {
       additionalProperties: true,
     },
     updatedAt: { type: 'string', format: 'date-time' },
+    classification: { $ref: 'classification#' },
   },
   additionalProperties: false,
+} as const;
+
+const levelHistory = {
+  type: 'array',
+  items: { $ref: 'levelChange#' },
+  description: "The meeting's level changes, newest first (at most 50).",
 } as const;
 
 export const callDetailSchema = {
   $id: 'callDetail',
   type: 'object',
-  required: ['id', 'legs'],
+  required: ['id', 'legs', 'meetingKey', 'level', 'decisiveLegId', 'message', 'instances', 'levelHistory', 'writes'],
   properties: {
     ...callSummarySchema.properties,
+    decisiveLegId: {
+      ...nullableString,
+      description: 'The participant (on any instance of the meeting) whose classification set the level.',
+    },
+    message: { $ref: 'callMessage#' },
+    instances: {
+      type: 'array',
+      items: { $ref: 'callInstance#' },
+      description: 'The other call instances of the same meeting (other Call Bridges), in start order.',
+    },
     legs: { type: 'array', items: { $ref: 'callLeg#' } },
+    levelHistory,
+    writes: { type: 'array', items: { $ref: 'cmsWrite#' }, description: 'CMS API writes for this call, newest first (at most 50).' },
   },
   additionalProperties: false,
 } as const;
 
-export const sharedSchemas = [problemSchema, recordSchema, callSummarySchema, callLegSchema, callDetailSchema];
+const meetingProperties = {
+  meetingKey: {
+    type: 'string',
+    description: 'The callCorrelator shared by the call instances, or the call id of a meeting on one instance.',
+  },
+  level: levelSchema,
+  decisiveLegId: { ...nullableString, description: 'The participant whose classification set the level.' },
+  updatedAt: { ...nullableTimestamp, description: 'When the policy last stored the level; null before it has.' },
+  active: { type: 'boolean', description: 'At least one call instance has no callEnd yet.' },
+} as const;
+
+export const meetingSummarySchema = {
+  $id: 'meetingSummary',
+  type: 'object',
+  description: 'A meeting: every call instance sharing a callCorrelator, across Call Bridges, with its security level.',
+  required: ['meetingKey', 'level', 'decisiveLegId', 'updatedAt', 'active', 'name', 'coSpace', 'instanceCount'],
+  properties: {
+    ...meetingProperties,
+    name: { ...nullableString, description: 'The name of its first started instance.' },
+    coSpace: { ...nullableString, description: 'The coSpace of its first started instance.' },
+    instanceCount: { type: 'integer', description: 'Call instances recorded.' },
+  },
+  additionalProperties: false,
+} as const;
+
+export const meetingDetailSchema = {
+  $id: 'meetingDetail',
+  type: 'object',
+  required: ['meetingKey', 'level', 'decisiveLegId', 'updatedAt', 'active', 'instances', 'participants', 'levelHistory'],
+  properties: {
+    ...meetingProperties,
+    instances: { type: 'array', items: { $ref: 'callInstance#' }, description: 'Its call instances, in start order.' },
+    participants: {
+      type: 'array',
+      items: { $ref: 'callLeg#' },
+      description: 'The call legs of every instance, in start order, each with its classification (ended ones too).',
+    },
+    levelHistory,
+  },
+  additionalProperties: false,
+} as const;
+
+export const sharedSchemas = [
+  problemSchema,
+  recordSchema,
+  classificationSchema,
+  callMessageSchema,
+  callInstanceSchema,
+  levelChangeSchema,
+  cmsWriteSchema,
+  callSummarySchema,
+  callLegSchema,
+  callDetailSchema,
+  meetingSummarySchema,
+  meetingDetailSchema,
+];

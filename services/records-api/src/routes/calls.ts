@@ -1,11 +1,14 @@
-import { recordFields, type XmlObject } from '@cms/cdr';
-import { callLegs, calls, type Database } from '@cms/db';
+import { callLegs, callMessages, calls, cmsWrites, type Database, meetings } from '@cms/db';
 import { HttpProblem } from '@cms/http';
-import { and, asc, type Column, eq, gt, isNotNull, isNull, lt, or, type SQL, sql, type Table } from 'drizzle-orm';
+import type { CompiledPolicy } from '@cms/policy';
+import { and, asc, desc, eq, gt, isNotNull, isNull, lt, ne, or, type SQL, sql } from 'drizzle-orm';
 import type { FastifyInstance } from 'fastify';
 import { requireRole } from '../auth.ts';
+import { classifiedLegs } from '../call-legs.ts';
 import { decodeCallsCursor, encodeCallsCursor } from '../cursor.ts';
-import { bearerSecurity, cursorParameter, errorResponses, filterString } from '../schemas.ts';
+import { callInstances, callMeetingKey, instancesOf, levelHistory, meetingLevels, messageSummaries } from '../meeting-sql.ts';
+import { bearerSecurity, cursorParameter, errorResponses, filterString, levelParameter } from '../schemas.ts';
+import { qualified } from '../sql.ts';
 import { toRfc3339 } from '../time.ts';
 
 interface CallsQuery {
@@ -15,13 +18,12 @@ interface CallsQuery {
   callCorrelator?: string;
   node?: string;
   coSpace?: string;
+  level?: 1 | 2 | 3;
 }
 
-/** "table"."column": drizzle leaves columns unqualified in single-table selects, which a correlated subquery cannot afford. */
-function qualified(table: Table, column: Column): SQL {
-  return sql`${table}.${sql.identifier(column.name)}`;
-}
 const callId = qualified(calls, calls.id);
+const meetingKey = qualified(meetings, meetings.meetingKey);
+const meetingLevel = qualified(meetings, meetings.level);
 const legCallId = qualified(callLegs, callLegs.callId);
 const legEndedAt = qualified(callLegs, callLegs.endedAt);
 
@@ -46,72 +48,29 @@ const callColumns = {
   updatedAt: calls.updatedAt,
   legCount: sql<number>`(select count(*)::int from ${callLegs} where ${legCallId} = ${callId})`,
   activeLegCount: sql<number>`(select count(*)::int from ${callLegs} where ${legCallId} = ${callId} and ${legEndedAt} is null)`,
-};
-
-const legColumns = {
-  id: callLegs.id,
-  callId: callLegs.callId,
-  node: callLegs.node,
-  callBridge: callLegs.callBridge,
-  displayName: callLegs.displayName,
-  remoteParty: callLegs.remoteParty,
-  remoteAddress: callLegs.remoteAddress,
-  localAddress: callLegs.localAddress,
-  type: callLegs.type,
-  subType: callLegs.subType,
-  lyncSubType: callLegs.lyncSubType,
-  direction: callLegs.direction,
-  guestConnection: callLegs.guestConnection,
-  ownerId: callLegs.ownerId,
-  sipCallId: callLegs.sipCallId,
-  groupId: callLegs.groupId,
-  cdrTag: callLegs.cdrTag,
-  state: callLegs.state,
-  inIvr: callLegs.inIvr,
-  deactivated: callLegs.deactivated,
-  startedAt: callLegs.startedAt,
-  connectedAt: callLegs.connectedAt,
-  endedAt: callLegs.endedAt,
-  endReason: callLegs.endReason,
-  durationSeconds: callLegs.durationSeconds,
-  activatedDuration: callLegs.activatedDuration,
-  encryptedMedia: callLegs.encryptedMedia,
-  quality: callLegs.quality,
-  updatedAt: callLegs.updatedAt,
+  meetingKey: callMeetingKey,
 };
 
 type CallRow = Pick<typeof calls.$inferSelect, keyof typeof calls.$inferSelect & keyof typeof callColumns> & {
   legCount: number;
   activeLegCount: number;
+  meetingKey: string;
 };
-type LegRow = Pick<typeof callLegs.$inferSelect, keyof typeof legColumns>;
 
-function callView(row: CallRow) {
+function callView(row: CallRow, level: number | null, message: { text: string; status: string } | null) {
   return {
     ...row,
+    level,
     startedAt: toRfc3339(row.startedAt),
     endedAt: toRfc3339(row.endedAt),
     updatedAt: toRfc3339(row.updatedAt),
+    message,
   };
 }
 
-/**
- * call_legs.quality holds the callLegEnd element's quality children as CMS sent them (xmltodict); read through
- * the same recordFields as GET /records, so both name things alike (no "@", alarm always an array).
- */
-function qualityFields(legId: string, quality: XmlObject): XmlObject {
-  return recordFields({ '@type': 'callLegEnd', callLeg: { ...quality, '@id': legId } }).fields;
-}
-
-function legView(row: LegRow) {
-  return {
-    ...row,
-    startedAt: toRfc3339(row.startedAt),
-    connectedAt: toRfc3339(row.connectedAt),
-    endedAt: toRfc3339(row.endedAt),
-    updatedAt: toRfc3339(row.updatedAt),
-    quality: row.quality === null ? null : qualityFields(row.id, row.quality),
-  };
+/** Calls whose meeting the policy has put at `level`. */
+function atLevel(level: number): SQL {
+  return sql`exists (select 1 from ${meetings} where ${meetingKey} = ${callMeetingKey} and ${meetingLevel} = ${level})`;
 }
 
 /**
@@ -137,12 +96,99 @@ const listQuerystring = {
     callCorrelator: { ...filterString, description: 'All call instances of one (possibly distributed) meeting.' },
     node: filterString,
     coSpace: filterString,
+    level: { ...levelParameter, description: 'Only calls whose meeting is at this security level (1 secure, 2 internal, 3 external).' },
   },
 } as const;
 
-/** GET /calls and GET /calls/:id: the calls projection the policy worker maintains. */
-export async function callsRoutes(app: FastifyInstance, options: { db: Database }): Promise<void> {
-  const { db } = options;
+/** How many CMS writes a call detail lists; older ones stay in the table. */
+const WRITES_LIMIT = 50;
+
+async function callWrites(db: Database, id: string) {
+  const rows = await db
+    .select({
+      id: cmsWrites.id,
+      at: cmsWrites.at,
+      node: cmsWrites.node,
+      kind: cmsWrites.kind,
+      target: cmsWrites.target,
+      desiredText: cmsWrites.desiredText,
+      version: cmsWrites.version,
+      status: cmsWrites.status,
+      httpStatus: cmsWrites.httpStatus,
+      failureReason: cmsWrites.failureReason,
+      attempts: cmsWrites.attempts,
+      latencyMs: cmsWrites.latencyMs,
+    })
+    .from(cmsWrites)
+    .where(eq(cmsWrites.callId, id))
+    .orderBy(desc(cmsWrites.id))
+    .limit(WRITES_LIMIT);
+  return rows.map((row) => ({ ...row, at: toRfc3339(row.at) }));
+}
+
+const detailColumns = {
+  ...callColumns,
+  level: meetings.level,
+  decisiveLegId: meetings.decisiveLegId,
+  messageText: callMessages.messageText,
+  messagePosition: callMessages.messagePosition,
+  messageDuration: callMessages.messageDuration,
+  messageLevel: callMessages.level,
+  messageVersion: callMessages.version,
+  messageDesiredAt: callMessages.desiredAt,
+  messageStatus: callMessages.status,
+  messageAppliedVersion: callMessages.appliedVersion,
+  messageAppliedAt: callMessages.appliedAt,
+};
+
+/** One call with its meeting's level and its desired message, as the policy worker stored them. */
+function selectCallDetail(db: Database, id: string) {
+  return db
+    .select(detailColumns)
+    .from(calls)
+    .leftJoin(meetings, eq(meetings.meetingKey, callMeetingKey))
+    .leftJoin(callMessages, eq(callMessages.callId, calls.id))
+    .where(eq(calls.id, id));
+}
+
+type DetailRow = Awaited<ReturnType<typeof selectCallDetail>>[number];
+
+function callDetailView(row: DetailRow) {
+  const {
+    level,
+    decisiveLegId,
+    messageText,
+    messagePosition,
+    messageDuration,
+    messageLevel,
+    messageVersion,
+    messageDesiredAt,
+    messageStatus,
+    messageAppliedVersion,
+    messageAppliedAt,
+    ...summary
+  } = row;
+  // Columns of a left-joined row are all null or all set; the checks narrow them for the compiler.
+  const message =
+    messageText === null || messageDuration === null || messageVersion === null || messageDesiredAt === null || messageStatus === null
+      ? null
+      : {
+          text: messageText,
+          position: messagePosition,
+          duration: messageDuration,
+          level: messageLevel,
+          version: messageVersion,
+          desiredAt: toRfc3339(messageDesiredAt),
+          status: messageStatus,
+          appliedVersion: messageAppliedVersion,
+          appliedAt: toRfc3339(messageAppliedAt),
+        };
+  return { ...callView(summary, level, null), decisiveLegId, message };
+}
+
+/** GET /calls and GET /calls/:id: the calls projection the policy worker maintains, with each meeting's security level. */
+export async function callsRoutes(app: FastifyInstance, options: { db: Database; policy: CompiledPolicy }): Promise<void> {
+  const { db, policy } = options;
 
   app.get<{ Querystring: CallsQuery }>(
     '/calls',
@@ -152,7 +198,8 @@ export async function callsRoutes(app: FastifyInstance, options: { db: Database 
         summary: 'Calls, keyset-paginated',
         description:
           'Newest start first; calls whose callStart has not arrived yet come last; ties by id. ' +
-          'Pass nextCursor back as cursor for the next page; nextCursor is null on the last page.',
+          'Pass nextCursor back as cursor for the next page; nextCursor is null on the last page. ' +
+          "Each call shows its meeting's security level and its on-screen message.",
         tags: ['calls'],
         security: bearerSecurity,
         querystring: listQuerystring,
@@ -178,6 +225,7 @@ export async function callsRoutes(app: FastifyInstance, options: { db: Database 
       if (q.callCorrelator !== undefined) conditions.push(eq(calls.callCorrelator, q.callCorrelator));
       if (q.node !== undefined) conditions.push(eq(calls.node, q.node));
       if (q.coSpace !== undefined) conditions.push(eq(calls.coSpace, q.coSpace));
+      if (q.level !== undefined) conditions.push(atLevel(q.level));
       if (cursor) conditions.push(afterCursor(cursor));
 
       const rows = await db
@@ -186,7 +234,13 @@ export async function callsRoutes(app: FastifyInstance, options: { db: Database 
         .where(and(...conditions))
         .orderBy(sql`${calls.startedAt} desc nulls last`, asc(calls.id))
         .limit(q.limit + 1);
-      const page = rows.slice(0, q.limit).map(callView);
+      // Levels and messages are looked up for the page only: joined into the query above, Postgres would join
+      // every call before sorting out the page.
+      const pageRows = rows.slice(0, q.limit);
+      const keys = pageRows.map((row) => row.meetingKey);
+      const ids = pageRows.map((row) => row.id);
+      const [levels, messages] = await Promise.all([meetingLevels(db, keys), messageSummaries(db, ids)]);
+      const page = pageRows.map((row) => callView(row, levels.get(row.meetingKey) ?? null, messages.get(row.id) ?? null));
       const last = page.at(-1);
       return {
         calls: page,
@@ -200,13 +254,16 @@ export async function callsRoutes(app: FastifyInstance, options: { db: Database 
     {
       preHandler: requireRole('viewer'),
       schema: {
-        summary: 'One call with its legs',
-        description: 'Legs in start order. A call whose callStart has not arrived yet has its call fields null.',
+        summary: 'One call with its legs, security level, message and CMS writes',
+        description:
+          'Legs in start order, each classified by the configured policy (the rule and list entry that gave its level). ' +
+          "The level is the meeting's (every instance sharing callCorrelator); instances lists the meeting's other call instances. " +
+          'A call whose callStart has not arrived yet has its call fields null.',
         tags: ['calls'],
         security: bearerSecurity,
         params: { type: 'object', required: ['id'], properties: { id: { type: 'string', minLength: 1, maxLength: 256 } } },
         response: {
-          200: { description: 'The call and its legs.', $ref: 'callDetail#' },
+          200: { description: 'The call, its legs and its security level.', $ref: 'callDetail#' },
           ...errorResponses,
           404: { description: 'No call with this id.', content: { 'application/problem+json': { schema: { $ref: 'problem#' } } } },
         },
@@ -214,18 +271,19 @@ export async function callsRoutes(app: FastifyInstance, options: { db: Database 
     },
     async (request) => {
       const { id } = request.params;
-      const [[call], legs] = await Promise.all([
-        db.select(callColumns).from(calls).where(eq(calls.id, id)),
-        db
-          .select(legColumns)
-          .from(callLegs)
-          .where(eq(callLegs.callId, id))
-          .orderBy(sql`${callLegs.startedAt} asc nulls last`, asc(callLegs.id)),
+      const [[call], legs, writes] = await Promise.all([
+        selectCallDetail(db, id),
+        classifiedLegs(db, policy, eq(callLegs.callId, id)),
+        callWrites(db, id),
       ]);
       // A leg naming its call before the callStart arrives makes the projection create a placeholder row, so a
       // known call always has a row here (its fields null until the callStart comes).
       if (!call) throw new HttpProblem(404, 'Not Found', `No call with id "${id}" has been recorded.`);
-      return { ...callView(call), legs: legs.map(legView) };
+      const [instances, history] = await Promise.all([
+        callInstances(db, and(instancesOf(call.meetingKey), ne(calls.id, id)) as SQL),
+        levelHistory(db, call.meetingKey),
+      ]);
+      return { ...callDetailView(call), instances, legs, levelHistory: history, writes };
     },
   );
 }
