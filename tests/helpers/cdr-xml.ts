@@ -54,3 +54,51 @@ export function simpleCallRecords(start = 0, ids = { call: randomUUID(), leg: ra
     },
   ];
 }
+
+/** Records of one participant: join (callLegStart), connect into the call (callLegUpdate), optionally in the lobby. */
+export function participantJoin(
+  correlatorIndex: number,
+  options: { leg?: string; call: string; remoteParty: string; type?: 'sip' | 'acano'; subType?: string; guest?: boolean; lobby?: boolean },
+): { leg: string; records: TestRecord[] } {
+  const leg = options.leg ?? randomUUID();
+  const extra = `${options.subType ? `<subType>${options.subType}</subType>` : ''}${options.guest ? '<guestConnection>true</guestConnection>' : ''}`;
+  return {
+    leg,
+    records: [
+      {
+        type: 'callLegStart',
+        correlatorIndex,
+        body: `<callLeg id="${leg}"><remoteParty>${options.remoteParty}</remoteParty><type>${options.type ?? 'sip'}</type>${extra}<direction>incoming</direction></callLeg>`,
+      },
+      {
+        type: 'callLegUpdate',
+        correlatorIndex: correlatorIndex + 1,
+        body: `<callLeg id="${leg}"><state>connected</state><call>${options.call}</call>${options.lobby ? '<deactivated>true</deactivated>' : ''}</callLeg>`,
+      },
+    ],
+  };
+}
+
+export function participantAdmitted(correlatorIndex: number, leg: string, call: string): TestRecord {
+  return {
+    type: 'callLegUpdate',
+    correlatorIndex,
+    body: `<callLeg id="${leg}"><state>connected</state><call>${call}</call><deactivated>false</deactivated></callLeg>`,
+  };
+}
+
+export function participantLeaves(correlatorIndex: number, leg: string): TestRecord {
+  return {
+    type: 'callLegEnd',
+    correlatorIndex,
+    body: `<callLeg id="${leg}"><reason>remoteTeardown</reason><durationSeconds>60</durationSeconds></callLeg>`,
+  };
+}
+
+export function callStart(correlatorIndex: number, call: string, callCorrelator: string, name = 'Meeting'): TestRecord {
+  return {
+    type: 'callStart',
+    correlatorIndex,
+    body: `<call id="${call}"><name>${name}</name><callType>coSpace</callType><callCorrelator>${callCorrelator}</callCorrelator></call>`,
+  };
+}

@@ -20,6 +20,23 @@ export function createWorkerMetrics(registry: Registry) {
       help: 'Batch processing attempts that failed (retried)',
       registers: [registry],
     }),
+    levelChanges: new Counter({
+      name: 'meeting_level_changes_total',
+      help: 'Meeting security level changes, by new level (none = nobody counted, message cleared)',
+      labelNames: ['to'],
+      registers: [registry],
+    }),
+    writesEnqueued: new Counter({
+      name: 'cms_writes_enqueued_total',
+      help: 'CMS message writes handed to the actuator',
+      labelNames: ['node'],
+      registers: [registry],
+    }),
+    enqueueFailures: new Counter({
+      name: 'cms_write_enqueue_failures_total',
+      help: 'CMS writes that could not be queued (Redis down); the actuator sweep picks up their pending desired state',
+      registers: [registry],
+    }),
     commitSeconds: new Histogram({
       name: 'cdr_group_commit_seconds',
       help: 'Duration of one group commit',

@@ -2,11 +2,13 @@ import type { Config } from '@cms/config';
 import { createDatabase, type Database } from '@cms/db';
 import { installHealthRoutes, installProblemHandlers, quietRequestLogging } from '@cms/http';
 import { createLogger, createMetricsRegistry, type Logger, type Registry } from '@cms/observability';
+import { compilePolicy } from '@cms/policy';
 import { CDR_BATCHES_QUEUE, type CdrBatchesJob, type CdrBatchJob, cappedBackoff, createRedisConnection, GroupCommitter } from '@cms/queue';
 import { Worker } from 'bullmq';
 import { sql } from 'drizzle-orm';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import { createWorkerMetrics } from './metrics.ts';
+import { createWriteEnqueuer } from './security/enqueue-writes.ts';
 import { type StoreResult, storeBatches } from './storage/store-batches.ts';
 
 export interface PolicyWorkerDeps {
@@ -32,8 +34,21 @@ export async function buildPolicyWorker(deps: PolicyWorkerDeps): Promise<PolicyW
   const ownsDb = !deps.db;
   const db = deps.db ?? createDatabase(config.database.url, { max: 4, applicationName: 'policy-worker' });
 
+  // Compiled once: a malformed domain or network entry stops start-up with a message naming it.
+  const compiled = compilePolicy(config.policy);
+  for (const warning of compiled.warnings) log.warn({ warning }, 'policy configuration');
+  const managedNodes = new Set(config.cms.nodes.map((n) => n.name));
+  const producer = createRedisConnection(config.redis.url, 'producer');
+  producer.on('error', (err) => log.debug({ err: err.message }, 'redis connection error'));
+  const enqueueWrites = createWriteEnqueuer(producer, config.queue.prefix, log, metrics);
+
   const committer = new GroupCommitter<CdrBatchJob, StoreResult>({
-    commit: (jobs) => storeBatches(db, jobs),
+    commit: async (jobs) => {
+      const result = await storeBatches(db, jobs, { compiled, managedNodes });
+      // After the commit: the actuator must never read a desired state older than the job that points at it.
+      await enqueueWrites(result.policy.writes);
+      return result;
+    },
     size: (job) => Math.max(1, job.batch.records.length),
     maxGroupSize: config.policyWorker.maxRecordsPerCommit,
     isolateFailures: true,
@@ -43,6 +58,19 @@ export async function buildPolicyWorker(deps: PolicyWorkerDeps): Promise<PolicyW
       metrics.quarantined.inc(result.quarantined);
       metrics.commitSeconds.observe(ms / 1000);
       metrics.groupBatches.observe(jobs.length);
+      for (const change of result.policy.levelChanges) {
+        metrics.levelChanges.inc({ to: change.newLevel === null ? 'none' : String(change.newLevel) });
+        log.info(
+          {
+            meetingKey: change.meetingKey,
+            oldLevel: change.oldLevel,
+            newLevel: change.newLevel,
+            causeLegId: change.causeLegId,
+            reason: change.reason,
+          },
+          'meeting security level changed',
+        );
+      }
       for (const gap of result.gaps) {
         metrics.gaps.inc({ node: gap.node ?? 'unknown' }, gap.missing);
         log.warn(gap, 'CMS discarded CDRs before this record (numPreceedingRecordsMissing): they are lost');
@@ -110,6 +138,8 @@ export async function buildPolicyWorker(deps: PolicyWorkerDeps): Promise<PolicyW
       await app.close();
       await worker.close();
       connection.disconnect();
+      await enqueueWrites.close();
+      producer.disconnect();
       if (ownsDb) await db.$client.end();
     },
   };

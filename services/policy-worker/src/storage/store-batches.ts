@@ -1,8 +1,10 @@
 import { createHash } from 'node:crypto';
 import type { CdrRecord } from '@cms/cdr';
 import { callLegs, calls, cdrGaps, cdrQuarantine, cdrRecords, cdrSessions, type Database, recordset } from '@cms/db';
+import type { CompiledPolicy } from '@cms/policy';
 import type { CdrBatchJob } from '@cms/queue';
 import { getTableColumns, type SQL, sql } from 'drizzle-orm';
+import { applySecurityPolicy, type PolicyOutcome } from '../security/apply-policy.ts';
 import { type CallRow, callPatch, mergeCallPatches } from './call-patch.ts';
 import { foldLeg, type LegRecord, type LegRow } from './leg-fold.ts';
 
@@ -24,6 +26,14 @@ export interface StoreResult {
   /** Call legs whose projection changed, with the calls they belong to: the input of the security policy. */
   touchedLegIds: string[];
   touchedCallIds: string[];
+  /** Level changes and CMS writes decided in the same transaction. */
+  policy: PolicyOutcome;
+}
+
+export interface SecurityPolicyOptions {
+  compiled: CompiledPolicy;
+  /** CMS nodes we hold API credentials for: only their calls get writes. */
+  managedNodes: ReadonlySet<string>;
 }
 
 type Tx = Parameters<Parameters<Database['transaction']>[0]>[0];
@@ -72,7 +82,7 @@ function quarantineKey(session: string | null, raw: unknown): string {
  * Stores a group of batches in ONE transaction: records idempotently on (session, correlatorIndex), then the
  * projections of what was new. Either everything in the group is stored or nothing is (the jobs are retried).
  */
-export async function storeBatches(db: Database, jobs: readonly CdrBatchJob[]): Promise<StoreResult> {
+export async function storeBatches(db: Database, jobs: readonly CdrBatchJob[], security?: SecurityPolicyOptions): Promise<StoreResult> {
   // Deduplicate inside the group first: the same batch posted twice can land in one group.
   const unique = new Map<string, { record: CdrRecord; job: CdrBatchJob }>();
   for (const job of jobs) {
@@ -109,21 +119,26 @@ export async function storeBatches(db: Database, jobs: readonly CdrBatchJob[]): 
     }
     const fresh = entries.filter(({ record, job }) => newKeys.has(key(job.batch.session, record.correlatorIndex)));
 
-    const touchedLegIds = await updateLegs(tx, fresh);
-    const touchedCallIds = await updateCalls(tx, fresh);
+    const { legIds: touchedLegIds, callIds: legCallIds } = await updateLegs(tx, fresh);
+    await updateCalls(tx, fresh);
+    // Every call a new record names (its own call, a leg's call, a recording's call) may change its meeting.
+    const touchedCallIds = [...new Set([...legCallIds, ...fresh.map((e) => e.record.callId).filter((id): id is string => !!id)])].sort();
+    const policy = security
+      ? await applySecurityPolicy(tx, { legIds: touchedLegIds, callIds: touchedCallIds }, security.compiled, security.managedNodes)
+      : { levelChanges: [], writes: [] };
     const gaps = await recordGaps(tx, fresh);
     await updateSessions(tx, fresh);
     const quarantined = await quarantine(tx, jobs);
 
-    return { inserted: fresh.length, duplicates: total - fresh.length, quarantined, gaps, touchedLegIds, touchedCallIds };
+    return { inserted: fresh.length, duplicates: total - fresh.length, quarantined, gaps, touchedLegIds, touchedCallIds, policy };
   });
 }
 
-async function updateLegs(tx: Tx, fresh: { record: CdrRecord; job: CdrBatchJob }[]): Promise<string[]> {
+async function updateLegs(tx: Tx, fresh: { record: CdrRecord; job: CdrBatchJob }[]): Promise<{ legIds: string[]; callIds: string[] }> {
   const legIds = [
     ...new Set(fresh.filter((e) => e.record.objectKind === 'callLeg' && e.record.callLegId).map((e) => e.record.callLegId as string)),
   ].sort();
-  if (!legIds.length) return [];
+  if (!legIds.length) return { legIds: [], callIds: [] };
   // Serialise workers per leg (sorted, so two transactions never wait on each other in a cycle). After the
   // lock, READ COMMITTED sees every record committed by whoever held it before us.
   const ids = JSON.stringify(legIds);
@@ -177,10 +192,10 @@ async function updateLegs(tx: Tx, fresh: { record: CdrRecord; job: CdrBatchJob }
       sql`INSERT INTO calls (${CALL_COLUMNS.columns}) SELECT ${CALL_COLUMNS.columns} FROM ${CALL_COLUMNS.from(rows)} ON CONFLICT (id) DO NOTHING`,
     );
   }
-  return legIds;
+  return { legIds, callIds: [...placeholders.keys()] };
 }
 
-async function updateCalls(tx: Tx, fresh: { record: CdrRecord; job: CdrBatchJob }[]): Promise<string[]> {
+async function updateCalls(tx: Tx, fresh: { record: CdrRecord; job: CdrBatchJob }[]): Promise<void> {
   const patches = new Map<string, CallRow>();
   for (const { record, job } of fresh) {
     if (record.objectKind !== 'call') continue;
@@ -189,13 +204,12 @@ async function updateCalls(tx: Tx, fresh: { record: CdrRecord; job: CdrBatchJob 
     const prev = patches.get(patch.id);
     patches.set(patch.id, prev ? mergeCallPatches(prev, patch) : patch);
   }
-  if (!patches.size) return [];
+  if (!patches.size) return;
   const rows = [...patches.values()].sort((a, b) => a.id.localeCompare(b.id));
   await tx.execute(
     sql`INSERT INTO calls (${CALL_COLUMNS.columns}) SELECT ${CALL_COLUMNS.columns} FROM ${CALL_COLUMNS.from(rows)}
         ON CONFLICT (id) DO UPDATE SET ${CALL_FILL_NULLS}, "updated_at" = now()`,
   );
-  return rows.map((r) => r.id);
 }
 
 async function recordGaps(tx: Tx, fresh: { record: CdrRecord; job: CdrBatchJob }[]): Promise<StoredGap[]> {

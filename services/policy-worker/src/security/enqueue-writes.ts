@@ -1,0 +1,45 @@
+import { enqueueCallMessageWrite } from '@cms/cms';
+import type { Logger } from '@cms/observability';
+import { type CmsWriteJob, cmsWritesQueueName, type Redis } from '@cms/queue';
+import { Queue } from 'bullmq';
+import type { WorkerMetrics } from '../metrics.ts';
+import type { MessageWrite } from './apply-policy.ts';
+
+/**
+ * Hands committed desired-state changes to the actuator, one queue per CMS node. A failure here is logged and
+ * counted but never fails the batch: the desired state is already committed as 'pending', and the actuator's
+ * sweep of pending messages writes it anyway.
+ */
+export function createWriteEnqueuer(connection: Redis, prefix: string, log: Logger, metrics: WorkerMetrics) {
+  const queues = new Map<string, Queue<CmsWriteJob>>();
+  const queueFor = (node: string) => {
+    let queue = queues.get(node);
+    if (!queue) {
+      queue = new Queue<CmsWriteJob>(cmsWritesQueueName(node), { connection, prefix });
+      queue.on('error', (err) => log.debug({ err: err.message, node }, 'queue error'));
+      queues.set(node, queue);
+    }
+    return queue;
+  };
+  const enqueue = async (writes: readonly MessageWrite[]) => {
+    await Promise.all(
+      writes.map(async (write) => {
+        try {
+          await enqueueCallMessageWrite(queueFor(write.node), write.callId);
+          metrics.writesEnqueued.inc({ node: write.node });
+        } catch (err) {
+          metrics.enqueueFailures.inc();
+          log.warn(
+            { callId: write.callId, node: write.node, err: (err as Error).message },
+            'could not queue CMS write; the actuator sweep will apply it',
+          );
+        }
+      }),
+    );
+  };
+  return Object.assign(enqueue, {
+    async close() {
+      await Promise.all([...queues.values()].map((q) => q.close()));
+    },
+  });
+}
