@@ -7,4 +7,5 @@ const config = loadConfig();
 const log = createLogger('cms-actuator', config.log.level);
 const service = await buildActuator({ config, log });
 await service.app.listen({ host: config.actuator.host, port: config.actuator.port });
+log.info({ nodes: config.cms.nodes.map((n) => ({ name: n.name, maxWritesPerSecond: n.maxWritesPerSecond })) }, 'writing to CMS');
 onShutdown(log, () => service.close());

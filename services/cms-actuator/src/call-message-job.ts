@@ -1,0 +1,128 @@
+import { CMS_WRITE_ATTEMPTS, CmsApiError, callMessageUpdate, callShowsMessage, enqueueCallMessageWrite } from '@cms/cms';
+import type { CmsWriteJob } from '@cms/queue';
+import { DelayedError, type Job, UnrecoverableError, Worker } from 'bullmq';
+import { type DesiredRow, loadDesired, markApplied, markCallEnded, markDeadLettered } from './call-messages.ts';
+import type { WriteContext, WriteOutcome } from './write-context.ts';
+
+type CallMessageJob = Extract<CmsWriteJob, { kind: 'callMessage' }>;
+
+/**
+ * Makes a call show its LATEST desired message. The job carries only the call id: whatever version is desired
+ * when the job runs is the one written, so any number of queued changes cost one write.
+ *
+ * The GET before the PUT is deliberate: GETs do not count against the write ceiling, and it saves a write
+ * whenever CMS already shows the message (a level that went 3 -> 2 -> 3 before we got to it, a replica that
+ * crashed between its PUT and its bookkeeping, a restart over running calls), and it finds ended calls
+ * (404) without spending a write on them.
+ */
+export async function writeCallMessage(ctx: WriteContext, job: Job<CmsWriteJob>, token: string | undefined): Promise<void> {
+  const { callId } = job.data as CallMessageJob;
+  const attempts = job.attemptsMade + 1;
+  const desired = await loadDesired(ctx.db, callId);
+  if (!desired) return; // no desired state (deleted): nothing to make CMS match
+  if (desired.node !== null && desired.node !== ctx.node) {
+    ctx.log.warn({ node: ctx.node, callId, desiredNode: desired.node }, 'write job on the queue of another node than its call: ignored');
+    return;
+  }
+  if (desired.appliedVersion !== null && desired.appliedVersion >= desired.version) return; // already done (a follow-up job)
+  const base = { callId, desiredText: desired.messageText, version: desired.version, attempts };
+  if (desired.callEndedAt !== null) {
+    await ctx.record('callMessage', { ...base, status: 'callEnded', httpStatus: null, failureReason: 'callEndedInCdrs', latencyMs: null });
+    await markCallEnded(ctx.db, callId);
+    return;
+  }
+  if (desired.sinceLastWriteMs !== null && desired.sinceLastWriteMs < ctx.callMessageMinIntervalMs) {
+    // Written a moment ago: come back when the interval is over. While this job is delayed, further changes are
+    // folded into it, so it then writes whatever is latest. Not an attempt.
+    await job.moveToDelayed(Date.now() + Math.ceil(ctx.callMessageMinIntervalMs - desired.sinceLastWriteMs), token);
+    throw new DelayedError();
+  }
+
+  let cmsMs = 0;
+  const timed = async <T>(request: () => Promise<T>): Promise<T> => {
+    const started = performance.now();
+    try {
+      return await request();
+    } finally {
+      cmsMs += performance.now() - started;
+    }
+  };
+  try {
+    const call = await timed(() => ctx.client.getCall(callId));
+    if (callShowsMessage(call, desired)) {
+      ctx.busy.reset();
+      await finish(ctx, desired, 'unchanged', {
+        ...base,
+        status: 'unchanged',
+        httpStatus: 200,
+        failureReason: null,
+        latencyMs: Math.round(cmsMs),
+      });
+      return;
+    }
+    await ctx.gate.acquire();
+    await timed(() => ctx.client.updateCall(callId, callMessageUpdate(desired)));
+    ctx.busy.reset();
+    await finish(ctx, desired, 'applied', {
+      ...base,
+      status: 'applied',
+      httpStatus: 200,
+      failureReason: null,
+      latencyMs: Math.round(cmsMs),
+    });
+  } catch (err) {
+    if (!(err instanceof CmsApiError)) throw err;
+    await handleFailure(ctx, job, desired, err, { ...base, latencyMs: Math.round(cmsMs) });
+  }
+}
+
+/** Bookkeeping after CMS showed the message: compare-and-set, then make sure a newer version gets its turn. */
+async function finish(ctx: WriteContext, desired: DesiredRow, status: 'applied' | 'unchanged', outcome: WriteOutcome): Promise<void> {
+  // The outcome first, the desired-state bookkeeping last: whoever sees the row's new status also finds the outcome.
+  await ctx.record('callMessage', outcome);
+  const current = await markApplied(ctx.db, desired.callId, desired.version, status);
+  if (!current) {
+    // A newer version was desired while we wrote. Its producer's job may have been folded into ours; queueing one
+    // here (a follow-up, released when this job finishes) guarantees it is written, through the limiter.
+    await enqueueCallMessageWrite(ctx.queue, desired.callId);
+  }
+}
+
+async function handleFailure(
+  ctx: WriteContext,
+  job: Job<CmsWriteJob>,
+  desired: DesiredRow,
+  err: CmsApiError,
+  base: Pick<WriteOutcome, 'callId' | 'desiredText' | 'version' | 'attempts' | 'latencyMs'>,
+): Promise<void> {
+  const failure = { ...base, httpStatus: err.status === 0 ? null : err.status, failureReason: err.failureReason };
+  if (err.isNotFound) {
+    // The call is gone: there is nothing to show a message on. Dropped, never retried.
+    await ctx.record('callMessage', { ...failure, status: 'callEnded' });
+    await markCallEnded(ctx.db, desired.callId);
+    return;
+  }
+  if (err.isBusy) {
+    // CMS asks us to come back later: slow the whole node down. RateLimitError puts the job back in the queue
+    // without counting an attempt, so a busy spell never dead-letters a write.
+    const pauseMs = ctx.busy.next();
+    await ctx.record('callMessage', { ...failure, status: 'retrying', metricOutcome: 'busy' });
+    await ctx.rateLimit(pauseMs);
+    throw Worker.RateLimitError();
+  }
+  if (err.isAuth || err.isTlsFailure) {
+    // Retrying cannot fix credentials or a certificate: hold the node's writes (the job goes back, uncounted).
+    await ctx.health.markUnhealthy(err);
+    await ctx.record('callMessage', { ...failure, status: 'held' });
+    throw Worker.RateLimitError();
+  }
+  const maxAttempts = job.opts.attempts ?? CMS_WRITE_ATTEMPTS;
+  if (err.isRetryable && base.attempts < maxAttempts) {
+    await ctx.record('callMessage', { ...failure, status: 'retrying' });
+    throw err; // BullMQ retries after the cmsWrite back-off
+  }
+  // Out of attempts, or a refusal that will not change (400 parameterError, ...): dead-letter, kept in the failed set.
+  await ctx.record('callMessage', { ...failure, status: 'deadLettered' });
+  await markDeadLettered(ctx.db, desired.callId, desired.version);
+  throw new UnrecoverableError(err.message);
+}

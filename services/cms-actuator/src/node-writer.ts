@@ -1,0 +1,162 @@
+import { CMS_WRITE_BACKOFF_TYPE, CmsApiError, CmsClient } from '@cms/cms';
+import type { CmsNodeConfig } from '@cms/config';
+import type { Database } from '@cms/db';
+import type { Logger } from '@cms/observability';
+import { type CmsWriteJob, cmsWritesQueueName, type Redis } from '@cms/queue';
+import { type Job, Queue, UnrecoverableError, Worker } from 'bullmq';
+import { BusyBackoff, retryDelay } from './backoff.ts';
+import { writeCallMessage } from './call-message-job.ts';
+import { insertWriteRecord } from './call-messages.ts';
+import type { ActuatorMetrics } from './metrics.ts';
+import { NodeHealth } from './node-health.ts';
+import type { ActuatorTuning } from './tuning.ts';
+import type { WriteContext, WriteOutcome } from './write-context.ts';
+import { WriteGate, writeCeiling } from './write-gate.ts';
+
+/** Exactly one handler per job kind; the compiler checks the table covers CmsWriteJob. */
+const HANDLERS: { [K in CmsWriteJob['kind']]: (ctx: WriteContext, job: Job<CmsWriteJob>, token: string | undefined) => Promise<void> } = {
+  callMessage: writeCallMessage,
+};
+
+export interface NodeWriterDeps {
+  node: CmsNodeConfig;
+  db: Database;
+  redis: Redis;
+  prefix: string;
+  log: Logger;
+  metrics: ActuatorMetrics;
+  tuning: ActuatorTuning;
+}
+
+const LOG_LEVEL: Record<WriteOutcome['status'], 'info' | 'warn' | 'error'> = {
+  applied: 'info',
+  unchanged: 'info',
+  callEnded: 'info',
+  retrying: 'warn',
+  held: 'warn',
+  deadLettered: 'error',
+};
+
+/**
+ * Everything that writes to one CMS node: its API client, its queue and BullMQ worker, the write ceiling, the 503
+ * back-off and the node's health. Replicas each run one per node; the queue, the limiter and the write gate live
+ * in Redis, so the ceiling holds however many replicas run.
+ */
+export class NodeWriter {
+  readonly name: string;
+  readonly client: CmsClient;
+  readonly queue: Queue<CmsWriteJob>;
+  readonly worker: Worker<CmsWriteJob>;
+  readonly health: NodeHealth;
+  readonly #deps: NodeWriterDeps;
+  readonly #ctx: WriteContext;
+  #depthTimer: NodeJS.Timeout | undefined;
+  #depthBusy = false;
+
+  constructor(deps: NodeWriterDeps) {
+    const { node, redis, prefix, log, metrics, tuning } = deps;
+    this.#deps = deps;
+    this.name = node.name;
+    this.client = new CmsClient(node, { connectTimeoutMs: tuning.connectTimeoutMs, requestTimeoutMs: tuning.requestTimeoutMs });
+    const queueName = cmsWritesQueueName(node.name);
+    this.queue = new Queue<CmsWriteJob>(queueName, { connection: redis, prefix });
+    const ceiling = writeCeiling(node.maxWritesPerSecond);
+    const gate = new WriteGate(redis, `${prefix}:cms-write-gate:${node.name}`, ceiling, tuning.writeWindowMarginMs);
+    this.worker = new Worker<CmsWriteJob>(queueName, (job, token) => this.#process(job, token), {
+      connection: redis,
+      prefix,
+      concurrency: tuning.concurrency,
+      autorun: false,
+      // BullMQ's limiter is kept in Redis per queue, so it paces every replica together. One job per slot (rather
+      // than N per second) spreads the writes evenly: a fixed one-second window would let 2N through across its edge.
+      limiter: { max: 1, duration: Math.ceil((ceiling.windowMs + tuning.writeWindowMarginMs) / ceiling.limit) },
+      lockDuration: tuning.lockDurationMs,
+      stalledInterval: tuning.stalledIntervalMs,
+      // A replica dying mid-write is not the write's fault: let others take the job over several times.
+      maxStalledCount: 10,
+      maximumRateLimitDelay: tuning.busyMaxDelayMs,
+      settings: {
+        backoffStrategy: (attemptsMade: number, type?: string) =>
+          type === CMS_WRITE_BACKOFF_TYPE ? retryDelay(attemptsMade, tuning.retryBaseDelayMs, tuning.retryMaxDelayMs) : 0,
+      },
+    });
+    this.worker.on('error', (err) => log.warn({ node: node.name, err: err.message }, 'cms write worker error'));
+    this.worker.on('failed', (job, err) => {
+      // CMS outcomes were logged as they were recorded; anything else (Postgres down, ...) is logged here.
+      if (err instanceof CmsApiError || err instanceof UnrecoverableError) return;
+      log.warn({ node: node.name, jobId: job?.id, attempt: job?.attemptsMade, err: err.message }, 'cms write job failed: will retry');
+    });
+    this.health = new NodeHealth({
+      client: this.client,
+      log,
+      gauge: metrics.nodeHealthy,
+      probeIntervalMs: tuning.healthProbeIntervalMs,
+      hold: () => this.worker.pause(true),
+      resume: () => this.worker.resume(),
+    });
+    this.#ctx = {
+      node: node.name,
+      db: deps.db,
+      client: this.client,
+      gate,
+      health: this.health,
+      busy: new BusyBackoff(tuning.busyInitialDelayMs, tuning.busyMaxDelayMs),
+      queue: this.queue,
+      log,
+      callMessageMinIntervalMs: tuning.callMessageMinIntervalMs,
+      rateLimit: (ms) => this.worker.rateLimit(ms),
+      record: (kind, outcome) => this.#record(kind, outcome),
+    };
+  }
+
+  /** Starts taking jobs, the health probe and the queue-depth gauge. */
+  start(): void {
+    const { log, tuning } = this.#deps;
+    void this.worker.run().catch((err: Error) => log.error({ node: this.name, err: err.message }, 'cms write worker stopped'));
+    void this.health.checkOnce();
+    this.#depthTimer = setInterval(() => void this.refreshQueueDepth(), tuning.queueDepthIntervalMs);
+    this.#depthTimer.unref();
+    void this.refreshQueueDepth();
+  }
+
+  async refreshQueueDepth(): Promise<void> {
+    if (this.#depthBusy) return;
+    this.#depthBusy = true;
+    try {
+      const counts = await this.queue.getJobCounts('wait', 'delayed', 'prioritized');
+      const depth = Object.values(counts).reduce((sum, n) => sum + n, 0);
+      this.#deps.metrics.queueDepth.set({ node: this.name }, depth);
+    } catch (err) {
+      this.#deps.log.debug({ node: this.name, err: (err as Error).message }, 'queue depth not refreshed');
+    } finally {
+      this.#depthBusy = false;
+    }
+  }
+
+  /** Stops taking jobs; jobs in hand finish (or go back to the queue if their CMS request fails). */
+  async close(): Promise<void> {
+    clearInterval(this.#depthTimer);
+    this.health.stop();
+    await this.worker.close();
+    await this.queue.close();
+    await this.client.close();
+  }
+
+  async #process(job: Job<CmsWriteJob>, token: string | undefined): Promise<void> {
+    const handler = HANDLERS[job.data.kind];
+    if (!handler) {
+      this.#deps.log.error({ node: this.name, jobId: job.id, kind: job.data.kind }, 'CMS write job of an unknown kind: failed');
+      throw new UnrecoverableError(`no handler for CMS write kind ${String(job.data.kind)}`);
+    }
+    await handler(this.#ctx, job, token);
+  }
+
+  async #record(kind: CmsWriteJob['kind'], outcome: WriteOutcome): Promise<void> {
+    const { metricOutcome, ...fields } = outcome;
+    const record = { node: this.name, kind, ...fields };
+    await insertWriteRecord(this.#deps.db, record);
+    this.#deps.metrics.writes.inc({ node: this.name, outcome: metricOutcome ?? outcome.status });
+    if (outcome.latencyMs !== null) this.#deps.metrics.writeSeconds.observe({ node: this.name }, outcome.latencyMs / 1000);
+    this.#deps.log[LOG_LEVEL[outcome.status]](record, 'cms write');
+  }
+}

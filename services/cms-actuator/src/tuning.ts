@@ -1,0 +1,67 @@
+/**
+ * Knobs of the actuator that are not part of the operator's config file. The defaults are what production runs
+ * with; tests shorten the delays so that a retry or a health probe takes milliseconds instead of seconds.
+ */
+export interface ActuatorTuning {
+  /** Jobs one replica works on at once per node (GET + PUT each); default 2. */
+  concurrency: number;
+  /** CMS connect deadline; default 5000 ms. */
+  connectTimeoutMs: number;
+  /** CMS request deadline; default 10000 ms. */
+  requestTimeoutMs: number;
+  /** First retry delay after a 5xx/timeout, doubled per attempt with jitter; default 1000 ms. */
+  retryBaseDelayMs: number;
+  /** Longest retry delay; default 60000 ms. */
+  retryMaxDelayMs: number;
+  /** How long a node's queue pauses after the first 503, doubled per further 503; default 1000 ms. */
+  busyInitialDelayMs: number;
+  /** Longest pause after 503s; default 30000 ms. */
+  busyMaxDelayMs: number;
+  /** While a node refuses our credentials, how often GET /api/v1/system/status is tried; default 10000 ms. */
+  healthProbeIntervalMs: number;
+  /** How often the queue-depth gauge is refreshed; default 5000 ms. */
+  queueDepthIntervalMs: number;
+  /** How long a job stays locked to a replica that stopped answering (crash) before another takes it; default 30000 ms. */
+  lockDurationMs: number;
+  /** How often a replica looks for such stalled jobs; default 30000 ms. */
+  stalledIntervalMs: number;
+  /**
+   * Least time between two message writes to the same call. A change arriving sooner waits (its job is delayed,
+   * and further changes fold into it), so a burst of joins costs a leading write and one trailing write, and
+   * participants do not see the message flicker. Default 1000 ms.
+   */
+  callMessageMinIntervalMs: number;
+  /**
+   * Added to the one-second window of the write ceiling. CMS counts writes when it handles them, which can be a
+   * little later than when we sent them; the margin keeps that jitter from putting N+1 writes in one of its
+   * seconds. Default 100 ms.
+   */
+  writeWindowMarginMs: number;
+}
+
+export const DEFAULT_TUNING: ActuatorTuning = {
+  concurrency: 2,
+  connectTimeoutMs: 5000,
+  requestTimeoutMs: 10_000,
+  retryBaseDelayMs: 1000,
+  retryMaxDelayMs: 60_000,
+  busyInitialDelayMs: 1000,
+  busyMaxDelayMs: 30_000,
+  healthProbeIntervalMs: 10_000,
+  queueDepthIntervalMs: 5000,
+  lockDurationMs: 30_000,
+  stalledIntervalMs: 30_000,
+  callMessageMinIntervalMs: 1000,
+  writeWindowMarginMs: 100,
+};
+
+export function resolveTuning(overrides: Partial<ActuatorTuning> = {}): ActuatorTuning {
+  const tuning = { ...DEFAULT_TUNING };
+  for (const [key, value] of Object.entries(overrides) as [keyof ActuatorTuning, number | undefined][]) {
+    if (value === undefined) continue;
+    if (!Number.isFinite(value) || value < 0) throw new RangeError(`actuator tuning ${key} must be a number >= 0`);
+    tuning[key] = value;
+  }
+  if (tuning.concurrency < 1) throw new RangeError('actuator tuning concurrency must be >= 1');
+  return tuning;
+}

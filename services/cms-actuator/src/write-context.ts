@@ -1,0 +1,30 @@
+import type { CmsClient } from '@cms/cms';
+import type { Database } from '@cms/db';
+import type { Logger } from '@cms/observability';
+import type { CmsWriteJob } from '@cms/queue';
+import type { Queue } from 'bullmq';
+import type { BusyBackoff } from './backoff.ts';
+import type { WriteRecord } from './call-messages.ts';
+import type { NodeHealth } from './node-health.ts';
+import type { WriteGate } from './write-gate.ts';
+
+/** The outcome of one write job, as stored in cms_writes, counted and logged. `metricOutcome` splits 503s from retries. */
+export type WriteOutcome = Omit<WriteRecord, 'node' | 'kind'> & { metricOutcome?: string };
+
+/** Everything a job handler of one node uses. */
+export interface WriteContext {
+  node: string;
+  db: Database;
+  client: CmsClient;
+  gate: WriteGate;
+  health: NodeHealth;
+  busy: BusyBackoff;
+  queue: Queue<CmsWriteJob>;
+  log: Logger;
+  /** Least time between two message writes to one call. */
+  callMessageMinIntervalMs: number;
+  /** Pauses the node's whole queue (every replica) for `ms`. */
+  rateLimit(ms: number): Promise<void>;
+  /** Stores, counts and logs one outcome (one cms_writes row and one log line per write job attempt). */
+  record(kind: CmsWriteJob['kind'], outcome: WriteOutcome): Promise<void>;
+}

@@ -1,0 +1,427 @@
+import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
+import net from 'node:net';
+import { after, afterEach, before, describe, test } from 'node:test';
+import { enqueueCallMessageWrite } from '@cms/cms';
+import { type BridgeInfo, type Simulator, startSimulator } from '@cms/cms-sim';
+import { type Config, loadConfig } from '@cms/config';
+import { callMessages, calls, cmsWrites, type Database } from '@cms/db';
+import { createLogger, createMetricsRegistry, type Registry } from '@cms/observability';
+import { type CmsWriteJob, cmsWritesQueueName, createRedisConnection, type Redis } from '@cms/queue';
+import { Queue } from 'bullmq';
+import { asc, eq, sql } from 'drizzle-orm';
+import { type ActuatorService, buildActuator } from '../../services/cms-actuator/src/app.ts';
+import type { ActuatorTuning } from '../../services/cms-actuator/src/tuning.ts';
+import { eventually, onTestFileEnd, testDatabase, testRedis } from '../helpers/infra.ts';
+
+const NODE = 'cms-1';
+
+/** Short delays so retries, 503 pauses and health probes take milliseconds. */
+const FAST: Partial<ActuatorTuning> = {
+  requestTimeoutMs: 2000,
+  retryBaseDelayMs: 10,
+  retryMaxDelayMs: 50,
+  busyInitialDelayMs: 50,
+  busyMaxDelayMs: 200,
+  healthProbeIntervalMs: 100,
+  queueDepthIntervalMs: 100,
+};
+
+let sim: Simulator;
+let bridge: BridgeInfo;
+let db: Database;
+let redisUrl: string;
+let basePrefix: string;
+let producer: Redis;
+let testNo = 0;
+const running: { service: ActuatorService; queue: Queue<CmsWriteJob> }[] = [];
+
+interface Harness {
+  service: ActuatorService;
+  registry: Registry;
+  queue: Queue<CmsWriteJob>;
+}
+
+/** An actuator on its own queue prefix (so no test sees another's jobs), pointed at `url` (default: the sim). */
+async function startActuator(options: { url?: string; tuning?: Partial<ActuatorTuning> } = {}): Promise<Harness> {
+  const prefix = `${basePrefix}-${++testNo}`;
+  const config: Config = loadConfig({
+    env: {},
+    overrides: {
+      log: { level: 'silent' },
+      redis: { url: redisUrl },
+      queue: { prefix },
+      cms: {
+        nodes: [
+          { name: NODE, url: options.url ?? bridge.url, username: bridge.username, password: bridge.password, maxWritesPerSecond: 20 },
+        ],
+      },
+    },
+  });
+  const registry = createMetricsRegistry('cms-actuator');
+  const service = await buildActuator({
+    config,
+    db,
+    registry,
+    log: createLogger('cms-actuator', 'silent'),
+    tuning: { ...FAST, ...options.tuning },
+  });
+  const queue = new Queue<CmsWriteJob>(cmsWritesQueueName(NODE), { connection: producer, prefix });
+  running.push({ service, queue });
+  return { service, registry, queue };
+}
+
+interface Desire {
+  text: string;
+  position?: string | null;
+  duration?: string;
+}
+
+/** Stands in for the policy worker: upsert the desired state (bumping version), then enqueue with the shared helper. */
+async function desire(h: Harness, callId: string, message: Desire): Promise<number> {
+  const position = message.position === undefined ? 'bottom' : message.position;
+  const duration = message.duration ?? 'permanent';
+  const [row] = await db
+    .insert(callMessages)
+    .values({
+      callId,
+      node: NODE,
+      meetingKey: callId,
+      level: 2,
+      messageText: message.text,
+      messagePosition: position,
+      messageDuration: duration,
+    })
+    .onConflictDoUpdate({
+      target: callMessages.callId,
+      set: {
+        messageText: message.text,
+        messagePosition: position,
+        messageDuration: duration,
+        version: sql`${callMessages.version} + 1`,
+        desiredAt: sql`now()`,
+        status: 'pending',
+      },
+    })
+    .returning({ version: callMessages.version });
+  await enqueueCallMessageWrite(h.queue, callId);
+  return row!.version;
+}
+
+async function messageRow(callId: string) {
+  const [row] = await db.select().from(callMessages).where(eq(callMessages.callId, callId));
+  return row;
+}
+
+async function writesFor(callId: string) {
+  return db.select().from(cmsWrites).where(eq(cmsWrites.callId, callId)).orderBy(asc(cmsWrites.id));
+}
+
+function putsTo(callId: string) {
+  return sim.writeLog({ method: 'PUT', urlContains: callId });
+}
+
+async function metric(h: Harness, name: string, labels: Record<string, string>): Promise<number | undefined> {
+  const found = (await h.registry.getSingleMetric(name)?.get())?.values.find((v) =>
+    Object.entries(labels).every(([k, value]) => v.labels[k] === value),
+  );
+  return found?.value;
+}
+
+before(async () => {
+  sim = await startSimulator({ controlPort: null, bridges: [{ name: NODE, password: 'actuator-test-pass' }] });
+  bridge = sim.bridge(NODE);
+  ({ db } = await testDatabase());
+  const redis = await testRedis();
+  redisUrl = redis.url;
+  basePrefix = redis.prefix;
+  producer = createRedisConnection(redisUrl, 'producer');
+  onTestFileEnd(() => producer.disconnect());
+});
+
+afterEach(async () => {
+  sim.setFaults({ latencyMs: 0, fraction503: 0, maxWritesPerSecond: null });
+  for (const { service, queue } of running.splice(0)) {
+    await service.close();
+    await queue.close();
+  }
+});
+
+after(async () => {
+  await sim.stop();
+});
+
+describe('making CMS show the desired message', () => {
+  test('a desired message is written to the call and recorded as applied', async () => {
+    const h = await startActuator();
+    const callId = sim.startCall({ name: 'written' }).callId();
+    const version = await desire(h, callId, { text: 'Security Level 2' });
+
+    const row = await eventually(async () => {
+      const r = await messageRow(callId);
+      return r?.status === 'applied' && r;
+    });
+    assert.equal(row.appliedVersion, version);
+    assert.ok(row.appliedAt);
+    const shown = sim.inspectCall(callId);
+    assert.equal(shown.messageText, 'Security Level 2');
+    assert.equal(shown.messagePosition, 'bottom');
+    assert.equal(shown.messageDuration, 'permanent');
+    assert.deepEqual(putsTo(callId)[0]?.params, {
+      messageText: 'Security Level 2',
+      messagePosition: 'bottom',
+      messageDuration: 'permanent',
+    });
+    const [write] = await writesFor(callId);
+    assert.equal(write?.status, 'applied');
+    assert.equal(write?.node, NODE);
+    assert.equal(write?.kind, 'callMessage');
+    assert.equal(write?.desiredText, 'Security Level 2');
+    assert.equal(write?.version, version);
+    assert.equal(write?.httpStatus, 200);
+    assert.equal(write?.attempts, 1);
+    assert.ok((write?.latencyMs ?? -1) >= 0);
+    assert.equal(await metric(h, 'cms_writes_total', { node: NODE, outcome: 'applied' }), 1);
+  });
+
+  test('40 desired-state changes for one call in a burst cost at most two writes, the last one the latest', async () => {
+    const h = await startActuator();
+    const callId = sim.startCall({ name: 'burst of joins' }).callId();
+    let last = 0;
+    for (let i = 1; i <= 40; i++) last = await desire(h, callId, { text: `Security Level ${(i % 3) + 1} (${i})` });
+
+    await eventually(async () => (await messageRow(callId))?.appliedVersion === last, { what: 'latest version applied' });
+    const puts = putsTo(callId);
+    assert.ok(puts.length >= 1 && puts.length <= 2, `${puts.length} PUTs`);
+    assert.equal(puts.at(-1)?.params.messageText, `Security Level ${(40 % 3) + 1} (40)`);
+    assert.equal(sim.inspectCall(callId).messageText, `Security Level ${(40 % 3) + 1} (40)`);
+  });
+
+  test('a change made while the write of the previous one is in flight is written afterwards', async () => {
+    // Every CMS request takes 150 ms, so the second change lands while the first job is active (its job folds into
+    // the active one's follow-up); it must still reach CMS.
+    sim.setFaults({ latencyMs: 150 });
+    const h = await startActuator();
+    const callId = sim.startCall({ name: 'changed mid-write' }).callId();
+    await desire(h, callId, { text: 'Security Level 1' });
+    await eventually(async () => ((await h.queue.getJobCounts('active')).active ?? 0) > 0, { what: 'first write in flight' });
+    const latest = await desire(h, callId, { text: 'Security Level 3' });
+
+    await eventually(async () => (await messageRow(callId))?.appliedVersion === latest, { what: 'second version applied' });
+    assert.equal(sim.inspectCall(callId).messageText, 'Security Level 3');
+  });
+
+  test('no PUT when CMS already shows the desired message: recorded as unchanged', async () => {
+    const h = await startActuator();
+    const callId = sim.startCall({ name: 'already shown' }).callId();
+    sim.updateCall(callId, { messageText: 'Security Level 1', messagePosition: 'bottom', messageDuration: 'permanent' });
+    const version = await desire(h, callId, { text: 'Security Level 1' });
+
+    const row = await eventually(async () => {
+      const r = await messageRow(callId);
+      return r?.status === 'unchanged' && r;
+    });
+    assert.equal(row.appliedVersion, version);
+    assert.equal(putsTo(callId).length, 0);
+    assert.deepEqual(
+      (await writesFor(callId)).map((w) => w.status),
+      ['unchanged'],
+    );
+  });
+
+  test('a cleared desired message clears the call (empty text, duration 0)', async () => {
+    const h = await startActuator();
+    const callId = sim.startCall({ name: 'cleared' }).callId();
+    sim.updateCall(callId, { messageText: 'Security Level 3', messagePosition: 'bottom', messageDuration: 'permanent' });
+    await desire(h, callId, { text: '', position: null, duration: '0' });
+
+    await eventually(async () => (await messageRow(callId))?.status === 'applied');
+    assert.deepEqual(putsTo(callId)[0]?.params, { messageText: '', messageDuration: '0' });
+    assert.equal(sim.inspectCall(callId).messageVisible, false);
+  });
+
+  test('a job for a call without desired state does nothing', async () => {
+    const h = await startActuator();
+    const callId = sim.startCall({ name: 'no desired state' }).callId();
+    await enqueueCallMessageWrite(h.queue, callId);
+    await eventually(async () => {
+      const c = await h.queue.getJobCounts('wait', 'active', 'delayed', 'completed', 'failed');
+      return (c.wait ?? 0) + (c.active ?? 0) + (c.delayed ?? 0) === 0;
+    });
+    assert.equal(sim.writeLog({ urlContains: callId }).length, 0);
+    assert.equal((await writesFor(callId)).length, 0);
+  });
+});
+
+describe('calls that are gone', () => {
+  test('404 from CMS drops the write, records callEnded and marks the call ended', async () => {
+    const h = await startActuator();
+    const callId = randomUUID(); // CMS has never heard of it (the call ended before we wrote)
+    await db.insert(calls).values({ id: callId, node: NODE, name: 'ended meanwhile' });
+    await desire(h, callId, { text: 'Security Level 2' });
+
+    await eventually(async () => (await messageRow(callId))?.status === 'callEnded');
+    const [call] = await db.select().from(calls).where(eq(calls.id, callId));
+    assert.ok(call?.endedAt, 'calls.ended_at set');
+    const writes = await writesFor(callId);
+    assert.deepEqual(
+      writes.map((w) => [w.status, w.httpStatus, w.failureReason]),
+      [['callEnded', 404, 'callDoesNotExist']],
+    );
+    assert.equal(putsTo(callId).length, 0, 'no write spent on a call that is gone');
+  });
+
+  test('a call whose callEnd CDR is stored is not written at all', async () => {
+    const h = await startActuator();
+    const callId = sim.startCall({ name: 'ended per CDR' }).callId();
+    await db.insert(calls).values({ id: callId, node: NODE, endedAt: new Date().toISOString() });
+    await desire(h, callId, { text: 'Security Level 2' });
+
+    await eventually(async () => (await messageRow(callId))?.status === 'callEnded');
+    assert.equal(sim.writeLog({ urlContains: callId }).length, 0);
+  });
+});
+
+describe('failures', () => {
+  test('503s for a stretch slow the node down, do not count as attempts, and the write lands afterwards', async () => {
+    const h = await startActuator();
+    const callId = sim.startCall({ name: 'busy' }).callId();
+    sim.setFaults({ fraction503: 1 });
+    await desire(h, callId, { text: 'Security Level 3' });
+    await eventually(async () => (await writesFor(callId)).filter((w) => w.httpStatus === 503).length >= 3, { what: 'three 503s' });
+    sim.setFaults({ fraction503: 0 });
+
+    await eventually(async () => (await messageRow(callId))?.status === 'applied', { what: 'applied after the busy spell' });
+    assert.equal(sim.inspectCall(callId).messageText, 'Security Level 3');
+    const writes = await writesFor(callId);
+    const busy = writes.filter((w) => w.httpStatus === 503);
+    assert.ok(busy.length >= 3, `${busy.length} busy outcomes recorded`);
+    assert.ok(busy.every((w) => w.status === 'retrying' && w.attempts === 1));
+    assert.equal(writes.at(-1)?.status, 'applied');
+    assert.equal(writes.at(-1)?.attempts, 1, 'the 503s did not use up attempts');
+    assert.ok(((await metric(h, 'cms_writes_total', { node: NODE, outcome: 'busy' })) ?? 0) >= 3);
+  });
+
+  test('timeouts are retried with back-off, then the write is dead-lettered', async () => {
+    const h = await startActuator({ tuning: { requestTimeoutMs: 100 } });
+    const callId = sim.startCall({ name: 'never answers in time' }).callId();
+    sim.setFaults({ latencyMs: 400 });
+    const version = await desire(h, callId, { text: 'Security Level 2' });
+
+    await eventually(async () => (await messageRow(callId))?.status === 'deadLettered', { timeoutMs: 30_000, what: 'dead-lettered' });
+    const writes = await writesFor(callId);
+    assert.deepEqual(
+      writes.map((w) => [w.status, w.attempts, w.failureReason, w.httpStatus]),
+      [...Array.from({ length: 7 }, (_, i) => ['retrying', i + 1, 'timeout', null]), ['deadLettered', 8, 'timeout', null]],
+    );
+    assert.ok(writes.every((w) => w.version === version));
+    assert.equal((await messageRow(callId))?.appliedVersion, null);
+    assert.equal(await metric(h, 'cms_writes_total', { node: NODE, outcome: 'deadLettered' }), 1);
+    assert.equal(await h.queue.getFailedCount(), 1, 'kept in the failed set for an operator');
+  });
+
+  test('a refused parameter is dead-lettered at once (retrying would not help)', async () => {
+    const h = await startActuator();
+    const callId = sim.startCall({ name: 'bad duration' }).callId();
+    await desire(h, callId, { text: 'Security Level 2', duration: 'forever' });
+
+    await eventually(async () => (await messageRow(callId))?.status === 'deadLettered');
+    assert.deepEqual(
+      (await writesFor(callId)).map((w) => [w.status, w.httpStatus, w.failureReason, w.attempts]),
+      [['deadLettered', 400, 'parameterError', 1]],
+    );
+  });
+});
+
+/** A TCP proxy whose upstream can be switched, so one node URL can lead to a CMS that refuses us and then to one that does not. */
+async function switchableProxy(initialPort: number) {
+  let upstreamPort = initialPort;
+  const sockets = new Set<net.Socket>();
+  const server = net.createServer((client) => {
+    const upstream = net.connect(upstreamPort, '127.0.0.1');
+    sockets.add(client).add(upstream);
+    client.pipe(upstream).pipe(client);
+    const drop = () => {
+      client.destroy();
+      upstream.destroy();
+      sockets.delete(client);
+      sockets.delete(upstream);
+    };
+    client.on('error', drop).on('close', drop);
+    upstream.on('error', drop).on('close', drop);
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    url: `http://127.0.0.1:${(server.address() as net.AddressInfo).port}`,
+    switchTo(port: number) {
+      upstreamPort = port;
+      for (const s of sockets) s.destroy(); // kept-alive connections must not stay on the old upstream
+    },
+    close: () =>
+      new Promise<void>((resolve) => {
+        for (const s of sockets) s.destroy();
+        server.close(() => resolve());
+      }),
+  };
+}
+
+describe('credentials refused', () => {
+  test('401 marks the node unhealthy and holds its writes; they resume once CMS accepts us again', async () => {
+    // The same node URL first leads to a Call Bridge that does not know our password, then to one that does.
+    const refusing = await startSimulator({ controlPort: null, bridges: [{ name: NODE, password: 'someone-changed-it' }] });
+    const proxy = await switchableProxy(refusing.bridge(NODE).port);
+    try {
+      const h = await startActuator({ url: proxy.url });
+      const callId = sim.startCall({ name: 'held' }).callId();
+      await desire(h, callId, { text: 'Security Level 2' });
+
+      await eventually(async () => (await h.service.app.inject('/readyz')).statusCode === 503, { what: 'not ready' });
+      const ready = (await h.service.app.inject('/readyz')).json() as { checks: { name: string; ok: boolean; error?: string }[] };
+      const node = ready.checks.find((c) => c.name === `cms:${NODE}`);
+      assert.equal(node?.ok, false);
+      assert.match(node?.error ?? '', /credentials/);
+      assert.equal(await metric(h, 'cms_node_healthy', { node: NODE }), 0);
+      await eventually(async () => ((await h.queue.getJobCounts('wait')).wait ?? 0) === 1, { what: 'job held in the queue' });
+      assert.equal(putsTo(callId).length, 0);
+      assert.equal((await messageRow(callId))?.status, 'pending');
+
+      proxy.switchTo(bridge.port);
+      await eventually(async () => (await messageRow(callId))?.status === 'applied', { what: 'applied after the fix' });
+      assert.equal(sim.inspectCall(callId).messageText, 'Security Level 2');
+      assert.equal(await metric(h, 'cms_node_healthy', { node: NODE }), 1);
+      assert.equal((await h.service.app.inject('/readyz')).statusCode, 200);
+      // The start-up probe may have found the refusal before the job ran; a job that met it is recorded as held.
+      const writes = await writesFor(callId);
+      assert.ok(writes.slice(0, -1).every((w) => w.status === 'held' && w.httpStatus === 401));
+      assert.equal(writes.at(-1)?.status, 'applied');
+      assert.equal(writes.at(-1)?.attempts, 1, 'held writes do not use up attempts');
+    } finally {
+      await proxy.close();
+      await refusing.stop();
+    }
+  });
+});
+
+describe('service', () => {
+  test('/readyz reports Redis, Postgres and each CMS node; /metrics exposes the write metrics', async () => {
+    const h = await startActuator();
+    const ready = await h.service.app.inject('/readyz');
+    assert.equal(ready.statusCode, 200);
+    assert.deepEqual(
+      (ready.json() as { checks: { name: string }[] }).checks.map((c) => c.name),
+      ['redis', 'postgres', `cms:${NODE}`],
+    );
+    const metrics = (await h.service.app.inject('/metrics')).body;
+    for (const name of ['cms_writes_total', 'cms_write_duration_seconds', 'cms_write_queue_depth', 'cms_node_healthy']) {
+      assert.match(metrics, new RegExp(`# TYPE ${name} `));
+    }
+    assert.equal((await h.service.app.inject('/healthz')).statusCode, 200);
+  });
+
+  test('the queue-depth gauge follows the jobs waiting for a node', async () => {
+    const h = await startActuator();
+    await h.service.writers.get(NODE)!.worker.pause(); // stand-in for a backlog: nothing is taken
+    for (let i = 0; i < 3; i++) await desire(h, randomUUID(), { text: 'Security Level 1' });
+    await eventually(async () => (await metric(h, 'cms_write_queue_depth', { node: NODE })) === 3, { what: 'depth 3' });
+  });
+});
