@@ -3,15 +3,19 @@ import { randomUUID } from 'node:crypto';
 import { before, describe, test } from 'node:test';
 import { parseCdrBatch } from '@cms/cdr';
 import { loadConfig } from '@cms/config';
-import { callLegs, callMessages, type Database, meetingLevelChanges, meetings } from '@cms/db';
+import { callLegObservations, callLegs, callMessages, calls, type Database, meetingLevelChanges, meetings } from '@cms/db';
 import { createLogger } from '@cms/observability';
 import {
   CDR_BATCH_JOB_OPTIONS,
   CDR_BATCHES_QUEUE,
   type CdrBatchesJob,
+  CMS_RECONCILE_QUEUE,
+  type CmsReconcileJob,
   type CmsWriteJob,
   cmsWritesQueueName,
   createRedisConnection,
+  POLICY_RECOMPUTE_QUEUE,
+  type PolicyRecomputeJob,
 } from '@cms/queue';
 import { Queue } from 'bullmq';
 import { asc, eq } from 'drizzle-orm';
@@ -63,6 +67,7 @@ function bridge(name: string) {
       index += n;
       return i;
     },
+    session,
     async send(records: TestRecord[]) {
       const batch = parseCdrBatch(recordsXml({ session, records }));
       await cdrQueue.add('cdr-batches', { batches: [{ node: name, receivedAt: new Date().toISOString(), batch }] }, CDR_BATCH_JOB_OPTIONS);
@@ -238,5 +243,68 @@ describe('meeting security levels in the policy worker', () => {
     ]);
     await waitForLevel(key, 1);
     assert.equal((await message(call))?.status, 'unmanaged');
+  });
+});
+
+describe('reconciliation hooks in the policy worker', () => {
+  async function reconcileRequests(): Promise<CmsReconcileJob[]> {
+    const connection = createRedisConnection(redisUrl, 'producer');
+    const queue = new Queue<CmsReconcileJob>(CMS_RECONCILE_QUEUE, { connection, prefix });
+    const jobs = await queue.getJobs(['waiting', 'delayed', 'completed']);
+    await queue.close();
+    connection.disconnect();
+    return jobs.map((j) => j.data);
+  }
+
+  test('a new Call Bridge session (a restart) and a CDR gap each ask for reconciliation of that node', async () => {
+    const cms2 = bridge('cms2');
+    await cms2.send([callStart(cms2.next(), randomUUID(), randomUUID())]);
+    await eventually(async () => (await reconcileRequests()).some((j) => j.node === 'cms2' && j.reason === 'bridgeRestart'), {
+      what: 'a reconcile request for the new session',
+    });
+    const cms1 = bridge('cms1');
+    const gapped: TestRecord = {
+      ...callStart(cms1.next(), randomUUID(), randomUUID()),
+      extraAttributes: ' numPreceedingRecordsMissing="7"',
+    };
+    await cms1.send([gapped]);
+    await eventually(async () => (await reconcileRequests()).some((j) => j.node === 'cms1'), { what: 'a reconcile request for the gap' });
+  });
+
+  test('a meeting known only from the CMS API (observed legs) gets its level and desired message on request', async () => {
+    const call = randomUUID();
+    const key = randomUUID();
+    // What the actuator's reconciliation stores: the call and the legs CMS listed.
+    await db.insert(calls).values({ id: call, node: 'cms1', callCorrelator: key, name: 'Started before us' });
+    await db.insert(callLegObservations).values([
+      {
+        id: randomUUID(),
+        callId: call,
+        node: 'cms1',
+        remoteParty: 'a@secure.example',
+        type: 'sip',
+        state: 'connected',
+        deactivated: false,
+      },
+      { id: randomUUID(), callId: call, node: 'cms1', remoteParty: 'b@corp.example', type: 'sip', state: 'connected', deactivated: false },
+      {
+        id: randomUUID(),
+        callId: call,
+        node: 'cms1',
+        remoteParty: 'c@outside.example',
+        type: 'sip',
+        state: 'connected',
+        deactivated: true,
+      },
+    ]);
+    const connection = createRedisConnection(redisUrl, 'producer');
+    const queue = new Queue<PolicyRecomputeJob>(POLICY_RECOMPUTE_QUEUE, { connection, prefix });
+    await queue.add('recompute', { callIds: [call], reason: 'reconciliation' });
+    await queue.close();
+    connection.disconnect();
+    await waitForLevel(key, 2);
+    const desired = await message(call);
+    assert.equal(desired?.messageText, 'Security Level 2');
+    assert.equal(desired?.status, 'pending');
   });
 });

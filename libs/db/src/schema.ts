@@ -225,3 +225,25 @@ export const cmsWrites = pgTable(
   },
   (t) => [index('cms_writes_call_idx').on(t.callId, t.id), index('cms_writes_node_idx').on(t.node, t.id)],
 );
+
+/**
+ * Call legs as the CMS API showed them during reconciliation, for legs we have no CDRs for (meetings that began
+ * before we ran, or whose records CMS discarded). The policy counts them like CDR legs; CDR facts win where both
+ * exist. A reconciliation pass replaces a node's observations, so a leg CMS no longer lists disappears.
+ */
+export const callLegObservations = pgTable(
+  'call_leg_observations',
+  {
+    id: text('id').primaryKey(),
+    callId: text('call_id').notNull(),
+    node: text('node').notNull(),
+    remoteParty: text('remote_party'),
+    type: text('type'),
+    subType: text('sub_type'),
+    /** initial | ringing | connected | onHold */
+    state: text('state'),
+    deactivated: boolean('deactivated'),
+    observedAt: timestamp('observed_at', { withTimezone: true, mode: 'string' }).notNull().defaultNow(),
+  },
+  (t) => [index('call_leg_observations_call_idx').on(t.callId), index('call_leg_observations_node_idx').on(t.node)],
+);

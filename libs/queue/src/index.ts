@@ -1,4 +1,14 @@
 export { createRedisConnection, type Redis } from './connection.ts';
 export { type GroupCommitOptions, GroupCommitter } from './group-commit.ts';
-export { CDR_BATCHES_QUEUE, type CdrBatchesJob, type CdrBatchJob, type CmsWriteJob, cmsWritesQueueName } from './names.ts';
+export {
+  CDR_BATCHES_QUEUE,
+  type CdrBatchesJob,
+  type CdrBatchJob,
+  CMS_RECONCILE_QUEUE,
+  type CmsReconcileJob,
+  type CmsWriteJob,
+  cmsWritesQueueName,
+  POLICY_RECOMPUTE_QUEUE,
+  type PolicyRecomputeJob,
+} from './names.ts';
 export { CDR_BACKOFF_CAP_MS, CDR_BATCH_JOB_OPTIONS, cappedBackoff } from './options.ts';

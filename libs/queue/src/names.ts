@@ -36,3 +36,18 @@ export function cmsWritesQueueName(node: string): string {
  * desired state from Postgres when it runs, so an older job can never write a superseded message.
  */
 export type CmsWriteJob = { kind: 'callMessage'; callId: string };
+
+/** Asks the actuator to reconcile one CMS node (read its active calls and legs) now. */
+export const CMS_RECONCILE_QUEUE = 'cms-reconcile';
+export interface CmsReconcileJob {
+  node: string;
+  /** Why: startup | periodic | cdrGap | bridgeRestart | manual */
+  reason: string;
+}
+
+/** Asks the policy worker to recompute the meetings of these calls (after reconciliation changed what we know). */
+export const POLICY_RECOMPUTE_QUEUE = 'policy-recompute';
+export interface PolicyRecomputeJob {
+  callIds: string[];
+  reason: string;
+}

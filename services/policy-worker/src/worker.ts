@@ -8,7 +8,10 @@ import { Worker } from 'bullmq';
 import { sql } from 'drizzle-orm';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import { createWorkerMetrics } from './metrics.ts';
+import type { PolicyOutcome } from './security/apply-policy.ts';
 import { createWriteEnqueuer } from './security/enqueue-writes.ts';
+import { startRecomputeWorker } from './security/recompute-worker.ts';
+import { createReconcileRequester } from './security/reconcile-requests.ts';
 import { type StoreResult, storeBatches } from './storage/store-batches.ts';
 
 export interface PolicyWorkerDeps {
@@ -41,12 +44,30 @@ export async function buildPolicyWorker(deps: PolicyWorkerDeps): Promise<PolicyW
   const producer = createRedisConnection(config.redis.url, 'producer');
   producer.on('error', (err) => log.debug({ err: err.message }, 'redis connection error'));
   const enqueueWrites = createWriteEnqueuer(producer, config.queue.prefix, log, metrics);
+  const requestReconcile = createReconcileRequester(producer, config.queue.prefix, managedNodes, log);
+  const logDecisions = (outcome: PolicyOutcome) => {
+    for (const change of outcome.levelChanges) {
+      metrics.levelChanges.inc({ to: change.newLevel === null ? 'none' : String(change.newLevel) });
+      log.info(
+        {
+          meetingKey: change.meetingKey,
+          oldLevel: change.oldLevel,
+          newLevel: change.newLevel,
+          causeLegId: change.causeLegId,
+          reason: change.reason,
+        },
+        'meeting security level changed',
+      );
+    }
+  };
 
   const committer = new GroupCommitter<CdrBatchJob, StoreResult>({
     commit: async (jobs) => {
       const result = await storeBatches(db, jobs, { compiled, managedNodes });
       // After the commit: the actuator must never read a desired state older than the job that points at it.
       await enqueueWrites(result.policy.writes);
+      for (const gap of result.gaps) await requestReconcile(gap.node, 'cdrGap');
+      for (const session of result.newSessions) await requestReconcile(session.node, 'bridgeRestart');
       return result;
     },
     size: (job) => Math.max(1, job.batch.records.length),
@@ -128,6 +149,21 @@ export async function buildPolicyWorker(deps: PolicyWorkerDeps): Promise<PolicyW
     ],
   });
 
+  const recomputeConnection = createRedisConnection(config.redis.url, 'worker');
+  recomputeConnection.on('error', (err) => log.debug({ err: err.message }, 'redis connection error'));
+  const recompute = startRecomputeWorker({
+    connection: recomputeConnection,
+    prefix: config.queue.prefix,
+    db,
+    compiled,
+    managedNodes,
+    log,
+    onDecided: async (outcome) => {
+      logDecisions(outcome);
+      await enqueueWrites(outcome.writes);
+    },
+  });
+
   void worker.run().catch((err: Error) => log.error({ err: err.message }, 'worker stopped'));
 
   return {
@@ -136,9 +172,10 @@ export async function buildPolicyWorker(deps: PolicyWorkerDeps): Promise<PolicyW
     db,
     async close() {
       await app.close();
-      await worker.close();
+      await Promise.all([worker.close(), recompute.close()]);
       connection.disconnect();
-      await enqueueWrites.close();
+      recomputeConnection.disconnect();
+      await Promise.all([enqueueWrites.close(), requestReconcile.close()]);
       producer.disconnect();
       if (ownsDb) await db.$client.end();
     },

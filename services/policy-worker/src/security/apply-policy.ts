@@ -84,10 +84,16 @@ export async function applySecurityPolicy(
   );
   const instanceIds = JSON.stringify(instances.map((c) => c.id));
   const [legs, recorders, current, messages] = await Promise.all([
+    // CDR legs, plus legs only the CMS API has shown us (reconciliation) where we hold no CDRs for them.
     tx.execute<LegRow>(
       sql`SELECT id, call_id AS "callId", type, sub_type AS "subType", guest_connection AS "guestConnection", remote_party AS "remoteParty",
                  remote_address AS "remoteAddress", state, connected_at AS "connectedAt", in_ivr AS "inIvr", deactivated, ended_at AS "endedAt"
-          FROM call_legs WHERE call_id IN (SELECT jsonb_array_elements_text(${instanceIds}::jsonb)) ORDER BY id`,
+          FROM call_legs WHERE call_id IN (SELECT jsonb_array_elements_text(${instanceIds}::jsonb))
+          UNION ALL
+          SELECT o.id, o.call_id, o.type, o.sub_type, NULL, o.remote_party, NULL, o.state, NULL, false, o.deactivated, NULL
+          FROM call_leg_observations o
+          WHERE o.call_id IN (SELECT jsonb_array_elements_text(${instanceIds}::jsonb)) AND NOT EXISTS (SELECT 1 FROM call_legs l WHERE l.id = o.id)
+          ORDER BY 1`,
     ),
     tx.execute<{ id: string }>(
       sql`SELECT DISTINCT call_leg_id AS id FROM cdr_records

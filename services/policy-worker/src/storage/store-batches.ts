@@ -28,6 +28,8 @@ export interface StoreResult {
   touchedCallIds: string[];
   /** Level changes and CMS writes decided in the same transaction. */
   policy: PolicyOutcome;
+  /** Call Bridge sessions seen for the first time (a bridge started or restarted). */
+  newSessions: { session: string; node: string | null; callBridge: string | null }[];
 }
 
 export interface SecurityPolicyOptions {
@@ -127,10 +129,19 @@ export async function storeBatches(db: Database, jobs: readonly CdrBatchJob[], s
       ? await applySecurityPolicy(tx, { legIds: touchedLegIds, callIds: touchedCallIds }, security.compiled, security.managedNodes)
       : { levelChanges: [], writes: [] };
     const gaps = await recordGaps(tx, fresh);
-    await updateSessions(tx, fresh);
+    const newSessions = await updateSessions(tx, fresh);
     const quarantined = await quarantine(tx, jobs);
 
-    return { inserted: fresh.length, duplicates: total - fresh.length, quarantined, gaps, touchedLegIds, touchedCallIds, policy };
+    return {
+      inserted: fresh.length,
+      duplicates: total - fresh.length,
+      quarantined,
+      gaps,
+      touchedLegIds,
+      touchedCallIds,
+      policy,
+      newSessions,
+    };
   });
 }
 
@@ -238,15 +249,15 @@ async function recordGaps(tx: Tx, fresh: { record: CdrRecord; job: CdrBatchJob }
   return gaps;
 }
 
-async function updateSessions(tx: Tx, fresh: { record: CdrRecord; job: CdrBatchJob }[]): Promise<void> {
+async function updateSessions(tx: Tx, fresh: { record: CdrRecord; job: CdrBatchJob }[]): Promise<StoreResult['newSessions']> {
   const counts = new Map<string, { session: string; callBridge: string | null; node: string | null; records: number }>();
   for (const { job } of fresh) {
     const s = counts.get(job.batch.session);
     if (s) s.records++;
     else counts.set(job.batch.session, { session: job.batch.session, callBridge: job.batch.callBridge, node: job.node, records: 1 });
   }
-  if (!counts.size) return;
-  await tx
+  if (!counts.size) return [];
+  const rows = await tx
     .insert(cdrSessions)
     .values([...counts.values()].sort((a, b) => a.session.localeCompare(b.session)))
     .onConflictDoUpdate({
@@ -257,7 +268,15 @@ async function updateSessions(tx: Tx, fresh: { record: CdrRecord; job: CdrBatchJ
         node: sql`coalesce(${cdrSessions.node}, excluded.node)`,
         callBridge: sql`coalesce(${cdrSessions.callBridge}, excluded.call_bridge)`,
       },
+    })
+    // xmax = 0 only for rows this statement inserted: a session we had never seen.
+    .returning({
+      session: cdrSessions.session,
+      node: cdrSessions.node,
+      callBridge: cdrSessions.callBridge,
+      inserted: sql<boolean>`(xmax = 0)`,
     });
+  return rows.filter((r) => r.inserted).map(({ session, node, callBridge }) => ({ session, node, callBridge }));
 }
 
 async function quarantine(tx: Tx, jobs: readonly CdrBatchJob[]): Promise<number> {

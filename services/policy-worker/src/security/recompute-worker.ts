@@ -1,0 +1,36 @@
+import type { Database } from '@cms/db';
+import type { Logger } from '@cms/observability';
+import type { CompiledPolicy } from '@cms/policy';
+import { POLICY_RECOMPUTE_QUEUE, type PolicyRecomputeJob, type Redis } from '@cms/queue';
+import { Worker } from 'bullmq';
+import { applySecurityPolicy, type PolicyOutcome } from './apply-policy.ts';
+
+/**
+ * Recomputes meetings on request: reconciliation found calls or legs we had no CDRs for. Same decision, same
+ * locks and same transaction shape as after a CDR batch, so both paths always agree.
+ */
+export function startRecomputeWorker(options: {
+  connection: Redis;
+  prefix: string;
+  db: Database;
+  compiled: CompiledPolicy;
+  managedNodes: ReadonlySet<string>;
+  log: Logger;
+  onDecided: (outcome: PolicyOutcome) => Promise<void>;
+}): Worker<PolicyRecomputeJob> {
+  const worker = new Worker<PolicyRecomputeJob>(
+    POLICY_RECOMPUTE_QUEUE,
+    async (job) => {
+      const callIds = [...new Set(job.data.callIds)].sort();
+      const outcome = await options.db.transaction((tx) =>
+        applySecurityPolicy(tx, { legIds: [], callIds }, options.compiled, options.managedNodes),
+      );
+      await options.onDecided(outcome);
+      options.log.debug({ calls: callIds.length, reason: job.data.reason, writes: outcome.writes.length }, 'meetings recomputed');
+    },
+    { connection: options.connection, prefix: options.prefix, concurrency: 4 },
+  );
+  worker.on('error', (err) => options.log.warn({ err: err.message }, 'recompute worker error'));
+  worker.on('failed', (job, err) => options.log.warn({ jobId: job?.id, err: err.message }, 'recompute failed: will retry'));
+  return worker;
+}
