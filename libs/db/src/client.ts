@@ -1,3 +1,4 @@
+import { sql } from 'drizzle-orm';
 import { drizzle, type NodePgDatabase } from 'drizzle-orm/node-postgres';
 import pg from 'pg';
 import * as schema from './schema.ts';
@@ -24,3 +25,13 @@ export function createDatabase(url: string, options: DatabaseOptions = {}): Data
 }
 
 export { pg };
+
+/** A /readyz check (libs/http ReadinessCheck shape): Postgres answers a query. */
+export function databaseCheck(db: Database): { name: string; check: () => Promise<void> } {
+  return {
+    name: 'postgres',
+    check: async () => {
+      await db.execute(sql`SELECT 1`);
+    },
+  };
+}

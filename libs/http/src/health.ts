@@ -9,6 +9,16 @@ export interface ReadinessCheck {
 
 const CHECK_TIMEOUT_MS = 2000;
 
+/** A readiness check that pings a client (ioredis, or anything with `ping()`). */
+export function pingCheck(name: string, target: { ping(): Promise<unknown> }): ReadinessCheck {
+  return {
+    name,
+    check: async () => {
+      await target.ping();
+    },
+  };
+}
+
 async function runCheck(check: ReadinessCheck): Promise<{ name: string; ok: boolean; error?: string }> {
   let timer: NodeJS.Timeout | undefined;
   try {

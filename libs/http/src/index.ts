@@ -1,4 +1,4 @@
-export { installHealthRoutes, type ReadinessCheck } from './health.ts';
+export { installHealthRoutes, pingCheck, type ReadinessCheck } from './health.ts';
 export { quietRequestLogging } from './logging.ts';
 export { HttpProblem, installProblemHandlers, sendProblem } from './problem.ts';
 export { onShutdown } from './shutdown.ts';

@@ -1,5 +1,5 @@
 import { type Config, requireSetting } from '@cms/config';
-import { installHealthRoutes, installProblemHandlers, quietRequestLogging } from '@cms/http';
+import { installHealthRoutes, installProblemHandlers, pingCheck, quietRequestLogging } from '@cms/http';
 import { createLogger, createMetricsRegistry, type Logger, type Registry } from '@cms/observability';
 import {
   CDR_BATCH_JOB_OPTIONS,
@@ -70,14 +70,7 @@ export async function buildIngest(deps: IngestDeps): Promise<IngestService> {
   installProblemHandlers(app);
   installHealthRoutes(app, {
     registry,
-    checks: [
-      {
-        name: 'redis',
-        check: async () => {
-          await redis.ping();
-        },
-      },
-    ],
+    checks: [pingCheck('redis', redis)],
   });
   await app.register(cdrRoutes, {
     token,

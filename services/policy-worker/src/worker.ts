@@ -1,11 +1,10 @@
 import type { Config } from '@cms/config';
-import { createDatabase, type Database } from '@cms/db';
-import { installHealthRoutes, installProblemHandlers, quietRequestLogging } from '@cms/http';
+import { createDatabase, type Database, databaseCheck } from '@cms/db';
+import { installHealthRoutes, installProblemHandlers, pingCheck, quietRequestLogging } from '@cms/http';
 import { createLogger, createMetricsRegistry, type Logger, type Registry } from '@cms/observability';
 import { compilePolicy } from '@cms/policy';
 import { CDR_BATCHES_QUEUE, type CdrBatchesJob, type CdrBatchJob, cappedBackoff, createRedisConnection, GroupCommitter } from '@cms/queue';
 import { Worker } from 'bullmq';
-import { sql } from 'drizzle-orm';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import { createWorkerMetrics } from './metrics.ts';
 import type { PolicyOutcome } from './security/apply-policy.ts';
@@ -79,19 +78,7 @@ export async function buildPolicyWorker(deps: PolicyWorkerDeps): Promise<PolicyW
       metrics.quarantined.inc(result.quarantined);
       metrics.commitSeconds.observe(ms / 1000);
       metrics.groupBatches.observe(jobs.length);
-      for (const change of result.policy.levelChanges) {
-        metrics.levelChanges.inc({ to: change.newLevel === null ? 'none' : String(change.newLevel) });
-        log.info(
-          {
-            meetingKey: change.meetingKey,
-            oldLevel: change.oldLevel,
-            newLevel: change.newLevel,
-            causeLegId: change.causeLegId,
-            reason: change.reason,
-          },
-          'meeting security level changed',
-        );
-      }
+      logDecisions(result.policy);
       for (const gap of result.gaps) {
         metrics.gaps.inc({ node: gap.node ?? 'unknown' }, gap.missing);
         log.warn(gap, 'CMS discarded CDRs before this record (numPreceedingRecordsMissing): they are lost');
@@ -133,20 +120,7 @@ export async function buildPolicyWorker(deps: PolicyWorkerDeps): Promise<PolicyW
   installProblemHandlers(app);
   installHealthRoutes(app, {
     registry,
-    checks: [
-      {
-        name: 'redis',
-        check: async () => {
-          await connection.ping();
-        },
-      },
-      {
-        name: 'postgres',
-        check: async () => {
-          await db.execute(sql`SELECT 1`);
-        },
-      },
-    ],
+    checks: [pingCheck('redis', connection), databaseCheck(db)],
   });
 
   const recomputeConnection = createRedisConnection(config.redis.url, 'worker');

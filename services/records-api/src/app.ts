@@ -1,9 +1,8 @@
 import type { Config } from '@cms/config';
-import type { Database } from '@cms/db';
+import { type Database, databaseCheck } from '@cms/db';
 import { installHealthRoutes, installProblemHandlers } from '@cms/http';
 import { createLogger, createMetricsRegistry, type Logger, type Registry } from '@cms/observability';
 import { compilePolicy } from '@cms/policy';
-import { sql } from 'drizzle-orm';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifySchemaValidationError } from 'fastify';
 import { apiTokens, installAuth } from './auth.ts';
 import { registerDocs } from './docs.ts';
@@ -60,14 +59,7 @@ export async function buildRecordsApi(deps: RecordsApiDeps): Promise<FastifyInst
   await registerDocs(app);
   installHealthRoutes(app, {
     registry,
-    checks: [
-      {
-        name: 'postgres',
-        check: async () => {
-          await db.execute(sql`select 1`);
-        },
-      },
-    ],
+    checks: [databaseCheck(db)],
   });
 
   await app.register(
