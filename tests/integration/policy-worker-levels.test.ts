@@ -218,6 +218,24 @@ describe('meeting security levels in the policy worker', () => {
     await waitForLevel(key, 1);
   });
 
+  test("a participant connected before the callStart (Cisco's order) is decided under the call, then moves to its meeting", async () => {
+    const cms1 = bridge('cms1');
+    const call = randomUUID();
+    const key = randomUUID();
+    const p = participantJoin(cms1.next(2), { call, remoteParty: 'a@corp.example' });
+    await cms1.send(p.records);
+    await waitForLevel(call, 2);
+    await cms1.send([callStart(cms1.next(), call, key)]);
+    await waitForLevel(key, 2);
+    assert.equal(await levelOf(call), undefined, 'the provisional meeting is gone');
+    assert.deepEqual(
+      (await history(key)).map((c) => [c.oldLevel, c.newLevel]),
+      [[null, 2]],
+      'the history moved with it, and the level did not change again',
+    );
+    assert.equal((await message(call))?.meetingKey, key);
+  });
+
   test('look-alike domains are level 3', async () => {
     const cms1 = bridge('cms1');
     const call = randomUUID();

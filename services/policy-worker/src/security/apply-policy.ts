@@ -72,11 +72,14 @@ export async function applySecurityPolicy(
   const keys = [...new Set(touchedCalls.rows.map((c) => meetingKey(c)))].sort();
   if (!keys.length) return { levelChanges: [], writes: [] };
   const keysJson = JSON.stringify(keys);
+  const provisional = touchedCalls.rows.filter((c) => c.callCorrelator && c.callCorrelator !== c.id).map((c) => c.id);
+  const lockKeys = JSON.stringify([...new Set([...keys, ...provisional])].sort());
 
-  // One meeting, one decision at a time, across every worker (sorted: no lock cycles).
+  // One meeting, one decision at a time, across every worker (sorted: no lock cycles); provisional keys too.
   await tx.execute(
-    sql`SELECT pg_advisory_xact_lock(k) FROM (SELECT hashtextextended('meeting:' || key, 7271) AS k FROM jsonb_array_elements_text(${keysJson}::jsonb) AS key ORDER BY 1) AS keys`,
+    sql`SELECT pg_advisory_xact_lock(k) FROM (SELECT hashtextextended('meeting:' || key, 7271) AS k FROM jsonb_array_elements_text(${lockKeys}::jsonb) AS key ORDER BY 1) AS keys`,
   );
+  await adoptProvisionalKeys(tx, touchedCalls.rows);
   const { rows: instances } = await tx.execute<CallRow>(
     sql`SELECT id, node, call_correlator AS "callCorrelator", ended_at AS "endedAt" FROM calls
         WHERE call_correlator IN (SELECT jsonb_array_elements_text(${keysJson}::jsonb))
@@ -216,4 +219,28 @@ export async function applySecurityPolicy(
     );
   }
   return { levelChanges: changeRows, writes };
+}
+
+/**
+ * Until its callStart arrives, a call is its own meeting (keyed by its call id: Cisco sends a leg's records
+ * before the callStart). Once its callCorrelator is known, what was decided under the provisional key (the
+ * meeting row, its level history, the call's desired message) moves to the real meeting.
+ */
+async function adoptProvisionalKeys(tx: Tx, calls: readonly CallRow[]): Promise<void> {
+  const moves = calls
+    .filter((c) => c.callCorrelator && c.callCorrelator !== c.id)
+    .map((c) => ({ from: c.id, to: c.callCorrelator as string }));
+  if (!moves.length) return;
+  const json = JSON.stringify(moves);
+  const pairs = sql`SELECT m->>'from' AS "from", m->>'to' AS "to" FROM jsonb_array_elements(${json}::jsonb) AS m`;
+  await tx.execute(sql`UPDATE meeting_level_changes c SET meeting_key = p."to" FROM (${pairs}) p WHERE c.meeting_key = p."from"`);
+  await tx.execute(sql`UPDATE call_messages c SET meeting_key = p."to" FROM (${pairs}) p WHERE c.meeting_key = p."from"`);
+  // The provisional row becomes the meeting's row when the meeting has none yet (so its level carries over and
+  // is not recorded as changing again); otherwise it goes. One provisional row per meeting at most is carried.
+  await tx.execute(
+    sql`UPDATE meetings m SET meeting_key = p."to"
+        FROM (SELECT DISTINCT ON ("to") "from", "to" FROM (${pairs}) AS x ORDER BY "to", "from") p
+        WHERE m.meeting_key = p."from" AND NOT EXISTS (SELECT 1 FROM meetings o WHERE o.meeting_key = p."to")`,
+  );
+  await tx.execute(sql`DELETE FROM meetings m USING (${pairs}) p WHERE m.meeting_key = p."from"`);
 }

@@ -123,8 +123,10 @@ export async function storeBatches(db: Database, jobs: readonly CdrBatchJob[], s
 
     const { legIds: touchedLegIds, callIds: legCallIds } = await updateLegs(tx, fresh);
     await updateCalls(tx, fresh);
-    // Every call a new record names (its own call, a leg's call, a recording's call) may change its meeting.
-    const touchedCallIds = [...new Set([...legCallIds, ...fresh.map((e) => e.record.callId).filter((id): id is string => !!id)])].sort();
+    // Meetings to decide again: those of legs whose policy facts changed, and of calls a call, recording or
+    // streaming record names (a recorder joining, a call ending, a callCorrelator arriving).
+    const otherCallIds = fresh.filter((e) => e.record.objectKind !== 'callLeg' && e.record.callId).map((e) => e.record.callId as string);
+    const touchedCallIds = [...new Set([...legCallIds, ...otherCallIds])].sort();
     const policy = security
       ? await applySecurityPolicy(tx, { legIds: touchedLegIds, callIds: touchedCallIds }, security.compiled, security.managedNodes)
       : { levelChanges: [], writes: [] };
@@ -169,6 +171,12 @@ async function updateLegs(tx: Tx, fresh: { record: CdrRecord; job: CdrBatchJob }
     sql`SELECT call_leg_id AS "legId", session, correlator_index AS "correlatorIndex", type, time, node, call_bridge AS "callBridge", raw
         FROM cdr_records WHERE call_leg_id IN (SELECT jsonb_array_elements_text(${ids}::jsonb)) AND type LIKE 'callLeg%'`,
   );
+  const { rows: previous } = await tx.execute<PolicyFacts & { id: string }>(
+    sql`SELECT id, call_id AS "callId", type, sub_type AS "subType", guest_connection AS "guestConnection", remote_party AS "remoteParty",
+               remote_address AS "remoteAddress", state, connected_at AS "connectedAt", in_ivr AS "inIvr", deactivated, ended_at AS "endedAt"
+        FROM call_legs WHERE id IN (SELECT jsonb_array_elements_text(${ids}::jsonb))`,
+  );
+  const before = new Map(previous.map((row) => [row.id, row]));
   const byLeg = new Map<string, LegRecord[]>();
   for (const r of stored) {
     if (!r.legId) continue;
@@ -203,7 +211,49 @@ async function updateLegs(tx: Tx, fresh: { record: CdrRecord; job: CdrBatchJob }
       sql`INSERT INTO calls (${CALL_COLUMNS.columns}) SELECT ${CALL_COLUMNS.columns} FROM ${CALL_COLUMNS.from(rows)} ON CONFLICT (id) DO NOTHING`,
     );
   }
-  return { legIds, callIds: [...placeholders.keys()] };
+  // Only legs whose policy facts changed can change a meeting's level (a re-sent 'connected', a new sipCallId
+  // cannot); a leg that moved calls changes both meetings.
+  const changed = rows.filter((row) => policyFactsChanged(before.get(row.id), row));
+  const callIds = new Set<string>();
+  for (const row of changed) {
+    if (row.callId) callIds.add(row.callId);
+    const old = before.get(row.id)?.callId;
+    if (old) callIds.add(old);
+  }
+  return { legIds: changed.map((row) => row.id), callIds: [...callIds] };
+}
+
+/** The call_legs fields the security policy reads. */
+type PolicyFacts = Record<string, unknown> & {
+  callId: string | null;
+  type: string | null;
+  subType: string | null;
+  guestConnection: boolean | null;
+  remoteParty: string | null;
+  remoteAddress: string | null;
+  state: string | null;
+  connectedAt: string | null;
+  inIvr: boolean | null;
+  deactivated: boolean | null;
+  endedAt: string | null;
+};
+const POLICY_FIELDS = [
+  'callId',
+  'type',
+  'subType',
+  'guestConnection',
+  'remoteParty',
+  'remoteAddress',
+  'state',
+  'inIvr',
+  'deactivated',
+] as const;
+
+function policyFactsChanged(before: PolicyFacts | undefined, after: LegRow): boolean {
+  if (!before) return true;
+  for (const field of POLICY_FIELDS) if ((before[field] ?? null) !== (after[field] ?? null)) return true;
+  // Times matter to the policy only as "has it connected / ended yet".
+  return !before.connectedAt !== !after.connectedAt || !before.endedAt !== !after.endedAt;
 }
 
 async function updateCalls(tx: Tx, fresh: { record: CdrRecord; job: CdrBatchJob }[]): Promise<void> {
