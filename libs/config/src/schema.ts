@@ -90,6 +90,10 @@ export const configSchema = z.object({
     .object({
       host: z.string().default('0.0.0.0'),
       port: port.default(9102),
+      /** Seconds between reconciliation passes per CMS node (re-reading its active calls); 0 = only at start-up and on request. */
+      reconcileIntervalSeconds: z.number().int().min(0).default(300),
+      /** Ceiling on CMS API reads (reconciliation, call placement) per node, evenly spaced, shared by every replica. */
+      readsPerSecond: z.number().positive().default(20),
     })
     .prefault({}),
   cms: z.object({ nodes: z.array(cmsNodeSchema).default([]) }).prefault({}),

@@ -41,7 +41,7 @@ export type CmsWriteJob = { kind: 'callMessage'; callId: string };
 export const CMS_RECONCILE_QUEUE = 'cms-reconcile';
 export interface CmsReconcileJob {
   node: string;
-  /** Why: startup | periodic | cdrGap | bridgeRestart | manual */
+  /** Why: startup | periodic | cdrGap | bridgeRestart | nodeRecovered | manual */
   reason: string;
 }
 

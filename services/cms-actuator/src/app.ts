@@ -2,11 +2,16 @@ import type { Config } from '@cms/config';
 import { createDatabase, type Database } from '@cms/db';
 import { installHealthRoutes, installProblemHandlers, quietRequestLogging, type ReadinessCheck } from '@cms/http';
 import { createLogger, createMetricsRegistry, type Logger, type Registry } from '@cms/observability';
-import { createRedisConnection } from '@cms/queue';
+import { createRedisConnection, POLICY_RECOMPUTE_QUEUE, type PolicyRecomputeJob } from '@cms/queue';
+import { Queue } from 'bullmq';
 import { sql } from 'drizzle-orm';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import { createActuatorMetrics } from './metrics.ts';
 import { NodeWriter } from './node-writer.ts';
+import { NodeReconciler } from './reconcile/node-reconciler.ts';
+import { createRecomputeRequester } from './reconcile/recompute-request.ts';
+import { ReconcileWorker } from './reconcile/reconcile-worker.ts';
+import { Sweeper } from './reconcile/sweeper.ts';
 import { type ActuatorTuning, resolveTuning } from './tuning.ts';
 
 export interface ActuatorDeps {
@@ -22,13 +27,19 @@ export interface ActuatorService {
   app: FastifyInstance;
   /** One writer per configured CMS node, by node name. */
   writers: ReadonlyMap<string, NodeWriter>;
+  /** One reconciler per configured CMS node, by node name (paced reads of its active calls). */
+  reconcilers: ReadonlyMap<string, NodeReconciler>;
+  /** Takes reconciliation requests; `request(node, reason)` queues a pass. */
+  reconciliation: ReconcileWorker;
   /** Stops taking jobs; jobs in hand finish or return to their queue. */
   close(): Promise<void>;
 }
 
 /**
  * The process that makes CMS match the desired state: one BullMQ worker per configured node, paced under the
- * node's write ceiling, with coalescing, retries, 503 back-off and credential holds (see node-writer.ts).
+ * node's write ceiling, with coalescing, retries, 503 back-off and credential holds (see node-writer.ts);
+ * reconciliation of each node's active calls at start-up, periodically and on request (reconcile/); and a sweep
+ * for desired state that never got a write job or whose node is unknown.
  */
 export async function buildActuator(deps: ActuatorDeps): Promise<ActuatorService> {
   const { config } = deps;
@@ -70,15 +81,75 @@ export async function buildActuator(deps: ActuatorDeps): Promise<ActuatorService
   ];
   installHealthRoutes(app, { registry, checks });
 
+  const recomputeQueue = new Queue<PolicyRecomputeJob>(POLICY_RECOMPUTE_QUEUE, { connection: redis, prefix: config.queue.prefix });
+  recomputeQueue.on('error', (err) => log.debug({ err: err.message }, 'recompute queue error'));
+  const requestRecompute = createRecomputeRequester(recomputeQueue);
+  const ourTexts = new Set(Object.values(config.policy.messages).map((m) => m.text));
+  const reconcilers = new Map<string, NodeReconciler>();
+  for (const node of config.cms.nodes) {
+    const writer = writers.get(node.name) as NodeWriter;
+    reconcilers.set(
+      node.name,
+      new NodeReconciler({
+        node,
+        writer,
+        db,
+        redis,
+        prefix: config.queue.prefix,
+        log,
+        metrics,
+        tuning,
+        readsPerSecond: config.actuator.readsPerSecond,
+        requestRecompute,
+        ourTexts,
+      }),
+    );
+  }
+  const reconciliation = new ReconcileWorker({
+    reconcilers,
+    redis,
+    prefix: config.queue.prefix,
+    log,
+    metrics,
+    intervalSeconds: config.actuator.reconcileIntervalSeconds,
+  });
+  const sweeper = new Sweeper({
+    pending: { db, writers, log, metrics, minAgeMs: tuning.sweepMinAgeMs, batchSize: tuning.sweepBatchSize },
+    placement: {
+      db,
+      redis,
+      prefix: config.queue.prefix,
+      writers,
+      reconcilers,
+      log,
+      metrics,
+      requestRecompute,
+      batchSize: tuning.sweepBatchSize,
+    },
+    log,
+    metrics,
+    intervalMs: tuning.sweepIntervalMs,
+  });
+
   for (const writer of writers.values()) writer.start();
   if (writers.size === 0) log.warn('no CMS nodes configured (cms.nodes): nothing will be written to CMS');
+  reconciliation.start();
+  sweeper.start();
 
   return {
     app,
     writers,
+    reconcilers,
+    reconciliation,
     async close() {
       await app.close();
+      // Passes and placement lookups stop between two reads rather than holding the shutdown up.
+      for (const reconciler of reconcilers.values()) reconciler.stop();
+      await reconciliation.close();
+      await sweeper.close();
+      await Promise.all([...reconcilers.values()].map((reconciler) => reconciler.close()));
       await Promise.all([...writers.values()].map((writer) => writer.close()));
+      await recomputeQueue.close();
       redis.disconnect();
       if (ownsDb) await db.$client.end();
     },

@@ -27,6 +27,60 @@ export function createActuatorMetrics(registry: Registry) {
       labelNames: ['node'],
       registers: [registry],
     }),
+    reconcilePasses: new Counter({
+      name: 'cms_reconcile_passes_total',
+      help: 'Reconciliation passes by node and outcome (ok, held = node refuses us, failed, aborted = shutdown, unknownNode)',
+      labelNames: ['node', 'outcome'],
+      registers: [registry],
+    }),
+    reconcileSeconds: new Histogram({
+      name: 'cms_reconcile_duration_seconds',
+      help: 'Duration of one reconciliation pass (paced CMS reads + one transaction), by node',
+      labelNames: ['node'],
+      buckets: [0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600],
+      registers: [registry],
+    }),
+    reconcileCalls: new Gauge({
+      name: 'cms_reconcile_calls',
+      help: 'Active calls the last reconciliation pass found on the node',
+      labelNames: ['node'],
+      registers: [registry],
+    }),
+    reconcileCallsEnded: new Counter({
+      name: 'cms_reconcile_calls_ended_total',
+      help: 'Calls we held as active that CMS no longer knew (their CDRs were lost): marked ended by reconciliation',
+      labelNames: ['node'],
+      registers: [registry],
+    }),
+    reconcileReapplied: new Counter({
+      name: 'cms_reconcile_messages_reapplied_total',
+      help: 'Desired messages CMS did not show (bridge restart, cleared by someone) queued again by reconciliation',
+      labelNames: ['node'],
+      registers: [registry],
+    }),
+    reads: new Counter({
+      name: 'cms_reads_total',
+      help: 'CMS API reads of reconciliation and call placement (paced under actuator.readsPerSecond), by node',
+      labelNames: ['node'],
+      registers: [registry],
+    }),
+    sweeps: new Counter({
+      name: 'cms_sweeps_total',
+      help: 'Sweeps for pending desired state without a write job and for calls of unknown node',
+      registers: [registry],
+    }),
+    sweepEnqueued: new Counter({
+      name: 'cms_sweep_enqueued_total',
+      help: 'Write jobs queued by the sweep for desired state that had none (a producer crashed after its commit)',
+      labelNames: ['node'],
+      registers: [registry],
+    }),
+    placementLookups: new Counter({
+      name: 'cms_placement_lookups_total',
+      help: 'GET /api/v1/calls/<id> asked of a node for a call of unknown node, by node and outcome (found, absent, failed)',
+      labelNames: ['node', 'outcome'],
+      registers: [registry],
+    }),
   };
 }
 

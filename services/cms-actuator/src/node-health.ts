@@ -23,6 +23,7 @@ export class NodeHealth {
   #timer: NodeJS.Timeout | undefined;
   #stopped = false;
   readonly #o: NodeHealthOptions;
+  readonly #recovered: (() => void)[] = [];
 
   constructor(options: NodeHealthOptions) {
     this.#o = options;
@@ -45,6 +46,11 @@ export class NodeHealth {
     } catch (err) {
       if (err instanceof CmsApiError && (err.isAuth || err.isTlsFailure)) await this.markUnhealthy(err);
     }
+  }
+
+  /** `listener` runs each time the node accepts us again after a hold (reconciliation catches up then). */
+  onRecovered(listener: () => void): void {
+    this.#recovered.push(listener);
   }
 
   /** Called when a request met 401/403 or a certificate failure. Idempotent. */
@@ -86,5 +92,6 @@ export class NodeHealth {
     this.#o.gauge.set({ node: this.#o.client.node }, 1);
     this.#o.log.info({ node: this.#o.client.node }, 'CMS node accepts our requests again: writes resume');
     await this.#o.resume();
+    for (const listener of this.#recovered) listener();
   }
 }

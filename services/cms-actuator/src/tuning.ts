@@ -37,6 +37,16 @@ export interface ActuatorTuning {
    * seconds. Default 100 ms.
    */
   writeWindowMarginMs: number;
+  /** How often desired state that never got a write job (pending) and calls of unknown node (unplaced) are looked for; default 30000 ms. */
+  sweepIntervalMs: number;
+  /** A pending desired state younger than this is left to its producer's job; default 10000 ms. */
+  sweepMinAgeMs: number;
+  /** Rows one sweep handles at most (oldest first; the rest wait for the next sweep); default 500. */
+  sweepBatchSize: number;
+  /** A read of a reconciliation pass that CMS answers 503 is retried after a doubling pause this many times at most; default 8. */
+  readBusyRetries: number;
+  /** A read that times out or meets a 5xx is retried this many times at most; default 3. */
+  readRetries: number;
 }
 
 export const DEFAULT_TUNING: ActuatorTuning = {
@@ -53,6 +63,11 @@ export const DEFAULT_TUNING: ActuatorTuning = {
   stalledIntervalMs: 30_000,
   callMessageMinIntervalMs: 1000,
   writeWindowMarginMs: 100,
+  sweepIntervalMs: 30_000,
+  sweepMinAgeMs: 10_000,
+  sweepBatchSize: 500,
+  readBusyRetries: 8,
+  readRetries: 3,
 };
 
 export function resolveTuning(overrides: Partial<ActuatorTuning> = {}): ActuatorTuning {

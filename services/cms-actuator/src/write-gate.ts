@@ -40,6 +40,7 @@ export function writeCeiling(maxWritesPerSecond: number): WriteCeiling {
  * The node's write ceiling, checked right before each PUT. BullMQ's limiter paces the jobs (and so covers every
  * replica), but it counts job starts in fixed windows, and a job's PUT follows its start by a variable GET time:
  * only a check at send time guarantees what CMS sees. Both use the same ceiling, so the gate rarely has to wait.
+ * Reconciliation paces its reads with the same class on a key of its own (reconcile/paced-read-client.ts).
  */
 export class WriteGate {
   readonly #redis: Redis;

@@ -1,0 +1,125 @@
+import { CmsApiError, type CmsCall, type CmsCallLegSummary, type CmsValue } from '@cms/cms';
+import type { PacedReadClient } from './paced-read-client.ts';
+
+/** A call CMS lists as active, with what GET /api/v1/calls/<id> showed (its message included). */
+export interface ObservedCall {
+  id: string;
+  name: string | null;
+  coSpace: string | null;
+  callCorrelator: string | null;
+  detail: CmsCall;
+}
+
+/** A call leg CMS lists; the detail fields are null for legs we hold CDRs for (not read: CDR facts win). */
+export interface ObservedLeg {
+  id: string;
+  callId: string;
+  remoteParty: string | null;
+  type: string | null;
+  subType: string | null;
+  state: string | null;
+  deactivated: boolean | null;
+}
+
+export interface NodeSnapshot {
+  calls: ObservedCall[];
+  legs: ObservedLeg[];
+  /** Calls we held as active that CMS answered 404 for: they have ended (their CDRs were lost). */
+  gone: string[];
+  /** Legs read in detail (GET /api/v1/callLegs/<id>). */
+  legsRead: number;
+}
+
+export interface SnapshotLookups {
+  /** Our calls of this node that have not ended. */
+  activeCallIds(): Promise<string[]>;
+  /** Which of these legs we hold CDRs for (rows in call_legs). */
+  knownLegIds(ids: string[]): Promise<Set<string>>;
+}
+
+/**
+ * Everything one node shows of its active calls: the call list (paged), each call (message included) and its legs
+ * (paged), and the detail of each leg we have no CDRs for. Calls that end meanwhile (404) are counted as gone.
+ *
+ * CMS pages are not a stable snapshot: a call that moves to an earlier page while we read a later one is missed.
+ * So a call of ours that the list did not show is asked for by id before it is declared ended.
+ */
+export async function observeNode(client: PacedReadClient, lookups: SnapshotLookups): Promise<NodeSnapshot> {
+  const listed: string[] = [];
+  for await (const call of client.allCalls()) listed.push(call.id);
+
+  const calls: ObservedCall[] = [];
+  const legSummaries: CmsCallLegSummary[] = [];
+  const gone: string[] = [];
+  const observe = async (id: string) => {
+    const detail = await ifExists(() => client.getCall(id));
+    const legs = detail && (await ifExists(() => collect(client.allCallLegs(id))));
+    if (!detail || !legs) {
+      gone.push(id);
+      return;
+    }
+    calls.push({
+      id,
+      name: text(detail.name),
+      coSpace: text(detail.coSpace),
+      callCorrelator: text(detail.callCorrelator),
+      detail,
+    });
+    for (const leg of legs) legSummaries.push({ ...leg, call: id });
+  };
+  for (const id of listed) await observe(id);
+  const seen = new Set(listed);
+  for (const id of await lookups.activeCallIds()) {
+    if (!seen.has(id)) await observe(id);
+  }
+
+  const known = await lookups.knownLegIds(legSummaries.map((l) => l.id));
+  const legs: ObservedLeg[] = [];
+  let legsRead = 0;
+  for (const summary of legSummaries) {
+    const base = { id: summary.id, callId: summary.call as string, remoteParty: text(summary.remoteParty) };
+    if (known.has(summary.id)) {
+      legs.push({ ...base, type: null, subType: null, state: null, deactivated: null });
+      continue;
+    }
+    legsRead++;
+    const leg = await ifExists(() => client.getCallLeg(summary.id));
+    if (!leg) continue; // left meanwhile
+    const status = typeof leg.status === 'object' && !Array.isArray(leg.status) ? leg.status : {};
+    legs.push({
+      ...base,
+      remoteParty: text(leg.remoteParty) ?? base.remoteParty,
+      type: text(leg.type),
+      subType: text(leg.subType),
+      state: text(status.state),
+      deactivated: bool(status.deactivated),
+    });
+  }
+  return { calls, legs, gone, legsRead };
+}
+
+/** The request's answer, or undefined when CMS says the object does not exist (404). */
+async function ifExists<T>(request: () => Promise<T>): Promise<T | undefined> {
+  try {
+    return await request();
+  } catch (err) {
+    if (err instanceof CmsApiError && err.isNotFound) return undefined;
+    throw err;
+  }
+}
+
+async function collect<T>(items: AsyncIterable<T>): Promise<T[]> {
+  const out: T[] = [];
+  for await (const item of items) out.push(item);
+  return out;
+}
+
+function text(value: CmsValue | undefined): string | null {
+  return typeof value === 'string' && value !== '' ? value : null;
+}
+
+function bool(value: CmsValue | undefined): boolean | null {
+  if (value === 'true') return true;
+  if (value === 'false') return false;
+  return null;
+}

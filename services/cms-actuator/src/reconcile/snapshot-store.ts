@@ -1,0 +1,115 @@
+import { callLegObservations, calls, type Database, recordset } from '@cms/db';
+import { sql } from 'drizzle-orm';
+import type { NodeSnapshot } from './observe-node.ts';
+
+const CALL_COLUMNS = recordset(calls, ['id', 'node', 'name', 'coSpace', 'callCorrelator']);
+const OBSERVATION_COLUMNS = recordset(callLegObservations, [
+  'id',
+  'callId',
+  'node',
+  'remoteParty',
+  'type',
+  'subType',
+  'state',
+  'deactivated',
+]);
+
+/** The database's clock, so "written after the pass began" compares like with like. */
+export async function databaseNow(db: Database): Promise<string> {
+  const { rows } = await db.execute<{ now: string }>(sql`SELECT now()::text AS now`);
+  return (rows[0] as { now: string }).now;
+}
+
+/**
+ * Our calls of this node that have not ended (as far as CDRs and earlier passes tell), as known before the pass
+ * began: a call that appears while the pass reads is not the pass's to judge.
+ */
+export async function activeCallIds(db: Database, node: string, before: string): Promise<string[]> {
+  const { rows } = await db.execute<{ id: string }>(
+    sql`SELECT id FROM calls WHERE node = ${node} AND ended_at IS NULL AND updated_at < ${before}::timestamptz ORDER BY id`,
+  );
+  return rows.map((r) => r.id);
+}
+
+/** Legs we hold CDRs for: their CDR projection wins, so the API is not asked about them. */
+export async function knownLegIds(db: Database, ids: string[]): Promise<Set<string>> {
+  if (!ids.length) return new Set();
+  const { rows } = await db.execute<{ id: string }>(
+    sql`SELECT id FROM call_legs WHERE id IN (SELECT jsonb_array_elements_text(${JSON.stringify(ids)}::jsonb))`,
+  );
+  return new Set(rows.map((r) => r.id));
+}
+
+export interface StoredSnapshot {
+  /** Calls this pass marked ended (CMS no longer has them). */
+  endedCallIds: string[];
+}
+
+/**
+ * What one pass learnt, in one transaction:
+ * - calls CMS lists are created or completed (empty columns filled, CDR facts never overwritten);
+ * - the node's leg observations are replaced by what CMS listed, so a leg it no longer lists stops counting;
+ * - our calls CMS no longer has are ended, with their legs and desired messages: their CDRs were lost (a
+ *   bridge restart, records CMS discarded), and nothing else would ever end them.
+ */
+export async function storeSnapshot(db: Database, node: string, snapshot: NodeSnapshot): Promise<StoredSnapshot> {
+  const callRows = snapshot.calls
+    .map((c) => ({ id: c.id, node, name: c.name, coSpace: c.coSpace, callCorrelator: c.callCorrelator }))
+    .sort((a, b) => a.id.localeCompare(b.id));
+  const legRows = snapshot.legs.map((l) => ({ ...l, node })).sort((a, b) => a.id.localeCompare(b.id));
+  const gone = JSON.stringify([...snapshot.gone].sort());
+  return retryOnConflict(() =>
+    db.transaction(async (tx) => {
+      // Two passes over one node (two replicas) would otherwise interleave their delete and insert.
+      await tx.execute(sql`SELECT pg_advisory_xact_lock(hashtextextended(${`reconcile:${node}`}, 7272))`);
+      if (callRows.length) {
+        await tx.execute(
+          sql`INSERT INTO calls (${CALL_COLUMNS.columns}) SELECT ${CALL_COLUMNS.columns} FROM ${CALL_COLUMNS.from(callRows)} ORDER BY id
+              ON CONFLICT (id) DO UPDATE SET node = coalesce(calls.node, excluded.node), name = coalesce(calls.name, excluded.name),
+                co_space = coalesce(calls.co_space, excluded.co_space), call_correlator = coalesce(calls.call_correlator, excluded.call_correlator),
+                updated_at = now()
+              WHERE (calls.node IS NULL AND excluded.node IS NOT NULL) OR (calls.name IS NULL AND excluded.name IS NOT NULL)
+                 OR (calls.co_space IS NULL AND excluded.co_space IS NOT NULL) OR (calls.call_correlator IS NULL AND excluded.call_correlator IS NOT NULL)`,
+        );
+      }
+      await tx.execute(sql`DELETE FROM call_leg_observations WHERE node = ${node}`);
+      if (legRows.length) {
+        await tx.execute(
+          sql`INSERT INTO call_leg_observations (${OBSERVATION_COLUMNS.columns}) SELECT ${OBSERVATION_COLUMNS.columns} FROM ${OBSERVATION_COLUMNS.from(legRows)}
+              ON CONFLICT (id) DO UPDATE SET call_id = excluded.call_id, node = excluded.node, remote_party = excluded.remote_party, type = excluded.type,
+                sub_type = excluded.sub_type, state = excluded.state, deactivated = excluded.deactivated, observed_at = now()`,
+        );
+      }
+      const { rows: ended } = await tx.execute<{ id: string }>(
+        sql`UPDATE calls SET ended_at = now(), updated_at = now()
+            WHERE id IN (SELECT jsonb_array_elements_text(${gone}::jsonb)) AND node = ${node} AND ended_at IS NULL RETURNING id`,
+      );
+      const endedCallIds = ended.map((r) => r.id).sort();
+      if (endedCallIds.length) {
+        const endedJson = JSON.stringify(endedCallIds);
+        // Their callLegEnd records are lost with the call: without an end the legs would count for the meeting for ever.
+        // A late record for such a leg re-folds it from its CDRs, as always.
+        await tx.execute(
+          sql`UPDATE call_legs SET ended_at = now(), updated_at = now()
+              WHERE call_id IN (SELECT jsonb_array_elements_text(${endedJson}::jsonb)) AND ended_at IS NULL`,
+        );
+        await tx.execute(
+          sql`UPDATE call_messages SET status = 'callEnded' WHERE call_id IN (SELECT jsonb_array_elements_text(${endedJson}::jsonb))`,
+        );
+      }
+      return { endedCallIds };
+    }),
+  );
+}
+
+/** Deadlock (40P01) or serialization failure (40001) against a concurrent CDR commit: the transaction is simply run again. */
+export async function retryOnConflict<T>(run: () => Promise<T>, attempts = 3): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await run();
+    } catch (err) {
+      const code = (err as { code?: string; cause?: { code?: string } }).cause?.code ?? (err as { code?: string }).code;
+      if (attempt >= attempts || (code !== '40P01' && code !== '40001')) throw err;
+    }
+  }
+}
