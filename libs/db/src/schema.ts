@@ -69,14 +69,15 @@ export const cdrGaps = pgTable(
   (t) => [primaryKey({ columns: [t.session, t.correlatorIndex] })],
 );
 
-/** Each Call Bridge session (a new one on every restart) we have received records from. */
+/**
+ * Each Call Bridge session (a new one on every restart) we have received records from. Written once, when the
+ * session is first seen: a per-batch counter here would make every group commit wait on the same rows.
+ */
 export const cdrSessions = pgTable('cdr_sessions', {
   session: text('session').primaryKey(),
   callBridge: text('call_bridge'),
   node: text('node'),
   firstSeenAt: timestamp('first_seen_at', { withTimezone: true, mode: 'string' }).notNull().defaultNow(),
-  lastSeenAt: timestamp('last_seen_at', { withTimezone: true, mode: 'string' }).notNull().defaultNow(),
-  records: bigint('records', { mode: 'number' }).notNull().default(0),
 });
 
 /**

@@ -12,6 +12,11 @@ export interface GroupCommitOptions<T, R> {
   /** Upper bound on the number of items in one group. */
   maxGroupItems?: number;
   isolateFailures?: boolean;
+  /**
+   * Commits that may run at once (default 1). Two let the next group be written while the previous one waits
+   * for the database; the commit function must then be safe to run concurrently.
+   */
+  maxInFlight?: number;
   onCommitted?: (items: T[], result: R, ms: number) => void;
 }
 
@@ -24,7 +29,7 @@ interface Pending<T> {
 export class GroupCommitter<T, R> {
   #options: GroupCommitOptions<T, R>;
   #pending: Pending<T>[] = [];
-  #running = false;
+  #inFlight = 0;
 
   constructor(options: GroupCommitOptions<T, R>) {
     this.#options = options;
@@ -34,7 +39,7 @@ export class GroupCommitter<T, R> {
   submit(item: T): Promise<void> {
     return new Promise<void>((resolve, reject) => {
       this.#pending.push({ item, resolve, reject });
-      if (!this.#running) void this.#drain();
+      this.#pump();
     });
   }
 
@@ -54,31 +59,34 @@ export class GroupCommitter<T, R> {
     return this.#pending.splice(0, count);
   }
 
-  async #drain(): Promise<void> {
-    this.#running = true;
+  #pump(): void {
+    while (this.#pending.length && this.#inFlight < (this.#options.maxInFlight ?? 1)) {
+      const group = this.#takeGroup();
+      this.#inFlight++;
+      void this.#run(group).finally(() => {
+        this.#inFlight--;
+        this.#pump();
+      });
+    }
+  }
+
+  async #run(group: Pending<T>[]): Promise<void> {
     try {
-      while (this.#pending.length) {
-        const group = this.#takeGroup();
+      await this.#commit(group.map((p) => p.item));
+      for (const p of group) p.resolve();
+    } catch (err) {
+      if (group.length === 1 || !this.#options.isolateFailures) {
+        for (const p of group) p.reject(err);
+        return;
+      }
+      for (const p of group) {
         try {
-          await this.#commit(group.map((p) => p.item));
-          for (const p of group) p.resolve();
-        } catch (err) {
-          if (group.length === 1 || !this.#options.isolateFailures) {
-            for (const p of group) p.reject(err);
-            continue;
-          }
-          for (const p of group) {
-            try {
-              await this.#commit([p.item]);
-              p.resolve();
-            } catch (single) {
-              p.reject(single);
-            }
-          }
+          await this.#commit([p.item]);
+          p.resolve();
+        } catch (single) {
+          p.reject(single);
         }
       }
-    } finally {
-      this.#running = false;
     }
   }
 

@@ -72,6 +72,9 @@ export async function buildPolicyWorker(deps: PolicyWorkerDeps): Promise<PolicyW
     size: (job) => Math.max(1, job.batch.records.length),
     maxGroupSize: config.policyWorker.maxRecordsPerCommit,
     isolateFailures: true,
+    // One group is written while the previous one waits for its commit; per-leg and per-meeting locks keep
+    // the two transactions' decisions consistent.
+    maxInFlight: 2,
     onCommitted: (jobs, result, ms) => {
       metrics.records.inc(result.inserted);
       metrics.duplicates.inc(result.duplicates);

@@ -121,8 +121,8 @@ export async function storeBatches(db: Database, jobs: readonly CdrBatchJob[], s
     }
     const fresh = entries.filter(({ record, job }) => newKeys.has(key(job.batch.session, record.correlatorIndex)));
 
-    const { legIds: touchedLegIds, callIds: legCallIds } = await updateLegs(tx, fresh);
-    await updateCalls(tx, fresh);
+    const { legIds: touchedLegIds, callIds: legCallIds, placeholders } = await updateLegs(tx, fresh);
+    await updateCalls(tx, fresh, placeholders);
     // Meetings to decide again: those of legs whose policy facts changed, and of calls a call, recording or
     // streaming record names (a recorder joining, a call ending, a callCorrelator arriving).
     const otherCallIds = fresh.filter((e) => e.record.objectKind !== 'callLeg' && e.record.callId).map((e) => e.record.callId as string);
@@ -147,11 +147,14 @@ export async function storeBatches(db: Database, jobs: readonly CdrBatchJob[], s
   });
 }
 
-async function updateLegs(tx: Tx, fresh: { record: CdrRecord; job: CdrBatchJob }[]): Promise<{ legIds: string[]; callIds: string[] }> {
+async function updateLegs(
+  tx: Tx,
+  fresh: { record: CdrRecord; job: CdrBatchJob }[],
+): Promise<{ legIds: string[]; callIds: string[]; placeholders: CallRow[] }> {
   const legIds = [
     ...new Set(fresh.filter((e) => e.record.objectKind === 'callLeg' && e.record.callLegId).map((e) => e.record.callLegId as string)),
   ].sort();
-  if (!legIds.length) return { legIds: [], callIds: [] };
+  if (!legIds.length) return { legIds: [], callIds: [], placeholders: [] };
   // Serialise workers per leg (sorted, so two transactions never wait on each other in a cycle). After the
   // lock, READ COMMITTED sees every record committed by whoever held it before us.
   const ids = JSON.stringify(legIds);
@@ -193,7 +196,7 @@ async function updateLegs(tx: Tx, fresh: { record: CdrRecord; job: CdrBatchJob }
     sql`INSERT INTO call_legs (${LEG_COLUMNS.columns}) SELECT ${LEG_COLUMNS.columns} FROM ${LEG_COLUMNS.from(rows)} ON CONFLICT (id) DO UPDATE SET ${LEG_OVERWRITE}`,
   );
 
-  // A leg may name its call before the callStart arrives: keep a placeholder so the call is listed.
+  // A leg may name its call before the callStart arrives: a placeholder row (written with the call patches) keeps it listed.
   const placeholders = new Map<string, CallRow>();
   for (const row of rows) {
     if (row.callId && !placeholders.has(row.callId)) {
@@ -205,12 +208,6 @@ async function updateLegs(tx: Tx, fresh: { record: CdrRecord; job: CdrBatchJob }
       });
     }
   }
-  if (placeholders.size) {
-    const rows = [...placeholders.values()].sort((a, b) => a.id.localeCompare(b.id));
-    await tx.execute(
-      sql`INSERT INTO calls (${CALL_COLUMNS.columns}) SELECT ${CALL_COLUMNS.columns} FROM ${CALL_COLUMNS.from(rows)} ON CONFLICT (id) DO NOTHING`,
-    );
-  }
   // Only legs whose policy facts changed can change a meeting's level (a re-sent 'connected', a new sipCallId
   // cannot); a leg that moved calls changes both meetings.
   const changed = rows.filter((row) => policyFactsChanged(before.get(row.id), row));
@@ -220,7 +217,7 @@ async function updateLegs(tx: Tx, fresh: { record: CdrRecord; job: CdrBatchJob }
     const old = before.get(row.id)?.callId;
     if (old) callIds.add(old);
   }
-  return { legIds: changed.map((row) => row.id), callIds: [...callIds] };
+  return { legIds: changed.map((row) => row.id), callIds: [...callIds], placeholders: [...placeholders.values()] };
 }
 
 /** The call_legs fields the security policy reads. */
@@ -256,7 +253,11 @@ function policyFactsChanged(before: PolicyFacts | undefined, after: LegRow): boo
   return !before.connectedAt !== !after.connectedAt || !before.endedAt !== !after.endedAt;
 }
 
-async function updateCalls(tx: Tx, fresh: { record: CdrRecord; job: CdrBatchJob }[]): Promise<void> {
+/**
+ * One sorted upsert for every call row the group writes (callStart/callEnd patches and placeholders for calls a
+ * leg names first), so concurrent group commits lock call rows in the same order and never deadlock.
+ */
+async function updateCalls(tx: Tx, fresh: { record: CdrRecord; job: CdrBatchJob }[], placeholders: CallRow[]): Promise<void> {
   const patches = new Map<string, CallRow>();
   for (const { record, job } of fresh) {
     if (record.objectKind !== 'call') continue;
@@ -264,6 +265,10 @@ async function updateCalls(tx: Tx, fresh: { record: CdrRecord; job: CdrBatchJob 
     if (!patch) continue;
     const prev = patches.get(patch.id);
     patches.set(patch.id, prev ? mergeCallPatches(prev, patch) : patch);
+  }
+  for (const placeholder of placeholders) {
+    const prev = patches.get(placeholder.id);
+    patches.set(placeholder.id, prev ? mergeCallPatches(prev, placeholder) : placeholder);
   }
   if (!patches.size) return;
   const rows = [...patches.values()].sort((a, b) => a.id.localeCompare(b.id));
@@ -300,33 +305,18 @@ async function recordGaps(tx: Tx, fresh: { record: CdrRecord; job: CdrBatchJob }
 }
 
 async function updateSessions(tx: Tx, fresh: { record: CdrRecord; job: CdrBatchJob }[]): Promise<StoreResult['newSessions']> {
-  const counts = new Map<string, { session: string; callBridge: string | null; node: string | null; records: number }>();
+  const sessions = new Map<string, { session: string; callBridge: string | null; node: string | null }>();
   for (const { job } of fresh) {
-    const s = counts.get(job.batch.session);
-    if (s) s.records++;
-    else counts.set(job.batch.session, { session: job.batch.session, callBridge: job.batch.callBridge, node: job.node, records: 1 });
+    if (!sessions.has(job.batch.session))
+      sessions.set(job.batch.session, { session: job.batch.session, callBridge: job.batch.callBridge, node: job.node });
   }
-  if (!counts.size) return [];
-  const rows = await tx
+  if (!sessions.size) return [];
+  // DO NOTHING takes no lock on known sessions, and RETURNING gives exactly the sessions seen for the first time.
+  return tx
     .insert(cdrSessions)
-    .values([...counts.values()].sort((a, b) => a.session.localeCompare(b.session)))
-    .onConflictDoUpdate({
-      target: cdrSessions.session,
-      set: {
-        records: sql`${cdrSessions.records} + excluded.records`,
-        lastSeenAt: sql`now()`,
-        node: sql`coalesce(${cdrSessions.node}, excluded.node)`,
-        callBridge: sql`coalesce(${cdrSessions.callBridge}, excluded.call_bridge)`,
-      },
-    })
-    // xmax = 0 only for rows this statement inserted: a session we had never seen.
-    .returning({
-      session: cdrSessions.session,
-      node: cdrSessions.node,
-      callBridge: cdrSessions.callBridge,
-      inserted: sql<boolean>`(xmax = 0)`,
-    });
-  return rows.filter((r) => r.inserted).map(({ session, node, callBridge }) => ({ session, node, callBridge }));
+    .values([...sessions.values()].sort((a, b) => a.session.localeCompare(b.session)))
+    .onConflictDoNothing({ target: cdrSessions.session })
+    .returning({ session: cdrSessions.session, node: cdrSessions.node, callBridge: cdrSessions.callBridge });
 }
 
 async function quarantine(tx: Tx, jobs: readonly CdrBatchJob[]): Promise<number> {
