@@ -1,10 +1,9 @@
 import type { Config } from '@cms/config';
-import { createDatabase, type Database } from '@cms/db';
-import { installHealthRoutes, installProblemHandlers, quietRequestLogging, type ReadinessCheck } from '@cms/http';
+import { createDatabase, type Database, databaseCheck } from '@cms/db';
+import { installHealthRoutes, installProblemHandlers, pingCheck, quietRequestLogging, type ReadinessCheck } from '@cms/http';
 import { createLogger, createMetricsRegistry, type Logger, type Registry } from '@cms/observability';
 import { createRedisConnection, POLICY_RECOMPUTE_QUEUE, type PolicyRecomputeJob } from '@cms/queue';
 import { Queue } from 'bullmq';
-import { sql } from 'drizzle-orm';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import { createActuatorMetrics } from './metrics.ts';
 import { NodeWriter } from './node-writer.ts';
@@ -60,18 +59,8 @@ export async function buildActuator(deps: ActuatorDeps): Promise<ActuatorService
   const app = Fastify({ loggerInstance: log as FastifyBaseLogger, logController: quietRequestLogging() });
   installProblemHandlers(app);
   const checks: ReadinessCheck[] = [
-    {
-      name: 'redis',
-      check: async () => {
-        await redis.ping();
-      },
-    },
-    {
-      name: 'postgres',
-      check: async () => {
-        await db.execute(sql`SELECT 1`);
-      },
-    },
+    pingCheck('redis', redis),
+    databaseCheck(db),
     ...[...writers.values()].map((writer) => ({
       name: `cms:${writer.name}`,
       check: async () => {
