@@ -12,13 +12,16 @@ export interface TcpProxy {
   cut(): Promise<void>;
   /** Accepts connections again on the same port. */
   restore(): Promise<void>;
+  /** Sends new connections to another upstream and drops the open ones (kept-alive connections must not stay). */
+  retarget(host: string, port: number): void;
   close(): Promise<void>;
 }
 
 export async function startTcpProxy(targetHost: string, targetPort: number): Promise<TcpProxy> {
   const sockets = new Set<net.Socket>();
+  let target = { host: targetHost, port: targetPort };
   const handle = (client: net.Socket) => {
-    const upstream = net.connect(targetPort, targetHost);
+    const upstream = net.connect(target.port, target.host);
     sockets.add(client);
     sockets.add(upstream);
     client.pipe(upstream).pipe(client);
@@ -59,6 +62,11 @@ export async function startTcpProxy(targetHost: string, targetPort: number): Pro
         server.once('error', reject);
         server.listen(port, '127.0.0.1', () => resolve());
       });
+    },
+    retarget(host, port) {
+      target = { host, port };
+      for (const s of sockets) s.destroy();
+      sockets.clear();
     },
     close: closeServer,
   };

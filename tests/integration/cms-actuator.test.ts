@@ -1,6 +1,5 @@
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
-import net from 'node:net';
 import { after, afterEach, before, describe, test } from 'node:test';
 import { enqueueCallMessageWrite } from '@cms/cms';
 import { type BridgeInfo, type Simulator, startSimulator } from '@cms/cms-sim';
@@ -13,6 +12,7 @@ import { asc, eq, sql } from 'drizzle-orm';
 import { type ActuatorService, buildActuator } from '../../services/cms-actuator/src/app.ts';
 import type { ActuatorTuning } from '../../services/cms-actuator/src/tuning.ts';
 import { eventually, onTestFileEnd, testDatabase, testRedis } from '../helpers/infra.ts';
+import { startTcpProxy } from '../helpers/tcp-proxy.ts';
 
 const NODE = 'cms-1';
 
@@ -333,45 +333,14 @@ describe('failures', () => {
   });
 });
 
-/** A TCP proxy whose upstream can be switched, so one node URL can lead to a CMS that refuses us and then to one that does not. */
-async function switchableProxy(initialPort: number) {
-  let upstreamPort = initialPort;
-  const sockets = new Set<net.Socket>();
-  const server = net.createServer((client) => {
-    const upstream = net.connect(upstreamPort, '127.0.0.1');
-    sockets.add(client).add(upstream);
-    client.pipe(upstream).pipe(client);
-    const drop = () => {
-      client.destroy();
-      upstream.destroy();
-      sockets.delete(client);
-      sockets.delete(upstream);
-    };
-    client.on('error', drop).on('close', drop);
-    upstream.on('error', drop).on('close', drop);
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  return {
-    url: `http://127.0.0.1:${(server.address() as net.AddressInfo).port}`,
-    switchTo(port: number) {
-      upstreamPort = port;
-      for (const s of sockets) s.destroy(); // kept-alive connections must not stay on the old upstream
-    },
-    close: () =>
-      new Promise<void>((resolve) => {
-        for (const s of sockets) s.destroy();
-        server.close(() => resolve());
-      }),
-  };
-}
-
 describe('credentials refused', () => {
   test('401 marks the node unhealthy and holds its writes; they resume once CMS accepts us again', async () => {
     // The same node URL first leads to a Call Bridge that does not know our password, then to one that does.
     const refusing = await startSimulator({ controlPort: null, bridges: [{ name: NODE, password: 'someone-changed-it' }] });
-    const proxy = await switchableProxy(refusing.bridge(NODE).port);
+    // The same node URL first leads to the refusing Call Bridge, then (retargeted) to one that knows us.
+    const proxy = await startTcpProxy('127.0.0.1', refusing.bridge(NODE).port);
     try {
-      const h = await startActuator({ url: proxy.url });
+      const h = await startActuator({ url: `http://127.0.0.1:${proxy.port}` });
       const callId = sim.startCall({ name: 'held' }).callId();
       await desire(h, callId, { text: 'Security Level 2' });
 
@@ -385,7 +354,7 @@ describe('credentials refused', () => {
       assert.equal(putsTo(callId).length, 0);
       assert.equal((await messageRow(callId))?.status, 'pending');
 
-      proxy.switchTo(bridge.port);
+      proxy.retarget('127.0.0.1', bridge.port);
       await eventually(async () => (await messageRow(callId))?.status === 'applied', { what: 'applied after the fix' });
       assert.equal(sim.inspectCall(callId).messageText, 'Security Level 2');
       assert.equal(await metric(h, 'cms_node_healthy', { node: NODE }), 1);
