@@ -100,7 +100,8 @@ export async function applySecurityPolicy(
     ),
     tx.execute<{ id: string }>(
       sql`SELECT DISTINCT call_leg_id AS id FROM cdr_records
-          WHERE call_id IN (SELECT jsonb_array_elements_text(${instanceIds}::jsonb)) AND type IN ('recordingStart', 'streamingStart') AND call_leg_id IS NOT NULL`,
+          WHERE call_id IS NOT NULL AND call_id IN (SELECT jsonb_array_elements_text(${instanceIds}::jsonb))
+            AND type IN ('recordingStart', 'streamingStart') AND call_leg_id IS NOT NULL`,
     ),
     tx.execute<{ meetingKey: string; level: number | null; decisiveLegId: string | null }>(
       sql`SELECT meeting_key AS "meetingKey", level, decisive_leg_id AS "decisiveLegId" FROM meetings WHERE meeting_key IN (SELECT jsonb_array_elements_text(${keysJson}::jsonb))`,

@@ -172,7 +172,7 @@ async function updateLegs(
     raw: LegRecord['raw'];
   }>(
     sql`SELECT call_leg_id AS "legId", session, correlator_index AS "correlatorIndex", type, time, node, call_bridge AS "callBridge", raw
-        FROM cdr_records WHERE call_leg_id IN (SELECT jsonb_array_elements_text(${ids}::jsonb)) AND type LIKE 'callLeg%'`,
+        FROM cdr_records WHERE call_leg_id IS NOT NULL AND call_leg_id IN (SELECT jsonb_array_elements_text(${ids}::jsonb)) AND type LIKE 'callLeg%'`,
   );
   const { rows: previous } = await tx.execute<PolicyFacts & { id: string }>(
     sql`SELECT id, call_id AS "callId", type, sub_type AS "subType", guest_connection AS "guestConnection", remote_party AS "remoteParty",
