@@ -1,0 +1,378 @@
+/**
+ * npm run bench:policy -- [--meetings 200] [--participants 20] [--window 60] [--stay 60] [--stop-at 100] [--bridges 3]
+ *   [--bridges-per-meeting 2] [--max-writes-per-second 10] [--guests 0.1] [--app 0.2] [--seed 1] [--warmup 5]
+ *   [--settle-timeout 60] [--note TEXT] [--dump FILE] [--keep-database]
+ *
+ * The security level on screen under load: the CMS simulator (in this process) runs its load plan in real time —
+ * meetings x participants joining over the window across the bridges, each participant leaving after about `stay`
+ * seconds — and POSTs its CDRs to cdr-ingest; policy-worker and cms-actuator run as child processes on a fresh
+ * database and queue prefix and write the messages back to the simulated bridges. The run stops at `stop-at` seconds
+ * (meetings still running: joins over the window, departures from about `stay` on), waits for the system to settle,
+ * and reports:
+ * - latency from the CDR that changes what a call should show to the CMS write that shows it (p50/p90/p99/max),
+ * - CMS writes per change (coalescing) and writes that were already stale when they arrived,
+ * - write-ceiling violations and the most writes a bridge accepted in one second,
+ * - the share of meetings (and call instances) whose final on-screen message is right.
+ * Figures go to bench/results/policy.md. This is a benchmark, not a test: it asserts nothing.
+ */
+import { appendFileSync, existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import { startSimulator } from '@cms/cms-sim';
+import { loadConfig } from '@cms/config';
+import { pg } from '@cms/db';
+import { compilePolicy, desiredMessage, type Level } from '@cms/policy';
+import { createRedisConnection } from '@cms/queue';
+import { stringify } from 'yaml';
+import { ExpectedMessages, meetingText } from './lib/expected-messages.ts';
+import { driveLoad } from './lib/load-driver.ts';
+import { machineDescription } from './lib/machine.ts';
+import { analyseLatency, maxWritesInOneSecond, percentile, type Sample } from './lib/message-latency.ts';
+import { type Child, freePort, freshDatabase, startService } from './lib/processes.ts';
+
+const { values: args } = parseArgs({
+  options: {
+    meetings: { type: 'string', default: '200' },
+    participants: { type: 'string', default: '20' },
+    window: { type: 'string', default: '60' },
+    stay: { type: 'string', default: '60' },
+    'stop-at': { type: 'string', default: '100' },
+    bridges: { type: 'string', default: '3' },
+    'bridges-per-meeting': { type: 'string', default: '2' },
+    'max-writes-per-second': { type: 'string', default: '10' },
+    guests: { type: 'string', default: '0.1' },
+    app: { type: 'string', default: '0.2' },
+    seed: { type: 'string', default: '1' },
+    'settle-timeout': { type: 'string', default: '60' },
+    /** Meetings per bridge that join, get their message and leave before the measured run (connections, JIT). */
+    warmup: { type: 'string', default: '5' },
+    /** Writes every latency sample (with its decision time) as JSON to this file, for a closer look. */
+    dump: { type: 'string' },
+    /** Leaves the run's database in place (its URL is printed) instead of dropping it. */
+    'keep-database': { type: 'boolean', default: false },
+    /** A line written under the figures (e.g. what else the machine was doing). */
+    note: { type: 'string' },
+  },
+});
+const meetings = Number(args.meetings);
+const participants = Number(args.participants);
+const windowSeconds = Number(args.window);
+const staySeconds = Number(args.stay);
+const stopAtSeconds = Number(args['stop-at']);
+const bridgeCount = Number(args.bridges);
+const bridgesPerMeeting = Number(args['bridges-per-meeting']);
+const maxWritesPerSecond = Number(args['max-writes-per-second']);
+const guestFraction = Number(args.guests);
+const appFraction = Number(args.app);
+const seed = Number(args.seed);
+const settleTimeoutMs = Number(args['settle-timeout']) * 1000;
+
+// SIP participants are drawn from these equally: one domain per level.
+const SECURE = 'secure.example';
+const INTERNAL = 'corp.example';
+const EXTERNAL = 'partner.example.org';
+
+const log = (line: string) => process.stderr.write(`${line}\n`);
+const children: Child[] = [];
+const dir = mkdtempSync(path.join(tmpdir(), 'bench-policy-'));
+const base = process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
+const database = await freshDatabase(base, 'cms_bench_policy');
+const token = 'bench-ingest-token-0123456789';
+const ports = { ingest: await freePort(), worker: await freePort(), actuator: await freePort() };
+
+const sim = await startSimulator({
+  bridges: Array.from({ length: bridgeCount }, (_, i) => ({
+    name: `cms-${i + 1}`,
+    username: 'bench-api',
+    password: `bench-secret-${i + 1}`,
+  })),
+  seed,
+  cdrReceivers: [`http://127.0.0.1:${ports.ingest}/cdr/{bridge}?token=${token}`],
+  faults: { maxWritesPerSecond },
+  controlPort: null,
+});
+
+const policyConfig = { secureDomains: [SECURE], internalDomains: [INTERNAL] };
+const configFile = path.join(dir, 'config.yaml');
+writeFileSync(
+  configFile,
+  stringify({
+    cms: {
+      nodes: sim.bridges.map((b) => ({ name: b.name, url: b.url, username: b.username, password: b.password, maxWritesPerSecond })),
+    },
+    policy: policyConfig,
+  }),
+);
+// The expectation uses the policy exactly as the services load it (defaults for messages included).
+const policy = compilePolicy(loadConfig({ env: { CONFIG_FILE: configFile } }).policy);
+
+const env = {
+  CONFIG_FILE: configFile,
+  DATABASE_URL: database.url,
+  REDIS_URL: process.env.REDIS_URL ?? 'redis://127.0.0.1:6379',
+  QUEUE_PREFIX: `bench_policy_${Date.now().toString(36)}`,
+  INGEST_TOKEN: token,
+  INGEST_PORT: String(ports.ingest),
+  POLICY_WORKER_PORT: String(ports.worker),
+  ACTUATOR_PORT: String(ports.actuator),
+  INGEST_HOST: '127.0.0.1',
+  POLICY_WORKER_HOST: '127.0.0.1',
+  ACTUATOR_HOST: '127.0.0.1',
+  LOG_LEVEL: 'warn',
+};
+children.push(await startService('cdr-ingest', env, `http://127.0.0.1:${ports.ingest}/readyz`));
+children.push(await startService('policy-worker', env, `http://127.0.0.1:${ports.worker}/readyz`));
+children.push(await startService('cms-actuator', env, `http://127.0.0.1:${ports.actuator}/readyz`));
+
+// Warm-up, not measured: every service connects and compiles its hot paths on a few meetings per bridge.
+{
+  const warm = sim.bridges.flatMap((b) =>
+    Array.from({ length: Number(args.warmup) }, (_, i) => {
+      const meeting = sim.startCall({ name: `Warm-up ${b.name} ${i}`, bridges: [] });
+      return sim.join({ meeting, bridge: b.name, remoteParty: `warmup${i}@${SECURE}` });
+    }),
+  );
+  const deadline = Date.now() + 30_000;
+  while (Date.now() < deadline && !warm.every((j) => sim.inspectCall(j.callId).messageText === desiredMessage(1, policy).messageText)) {
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  for (const j of warm) sim.leave(j.callLegId);
+  await sim.waitForCdrsDelivered({ timeoutMs: 30_000 });
+}
+const warmupWrites = sim.writeLog().at(-1)?.seq ?? 0;
+
+const expected = new ExpectedMessages(sim, policy);
+expected.start();
+log(`running ${meetings} meetings x ${participants} participants over ${windowSeconds} s on ${bridgeCount} bridges (seed ${seed})`);
+const run = await driveLoad(
+  sim,
+  {
+    meetings,
+    participantsPerMeeting: participants,
+    joinWindowSeconds: windowSeconds,
+    durationSeconds: staySeconds,
+    bridgesPerMeeting,
+    domains: [SECURE, INTERNAL, EXTERNAL],
+    guestFraction,
+    appFraction,
+  },
+  { seed, stopAtSeconds },
+);
+const loadEndedAt = Date.now();
+
+// Settle: every CDR delivered, then every live call showing what it should (or the timeout).
+await sim.waitForCdrsDelivered({ timeoutMs: settleTimeoutMs }).catch((err: Error) => log(`CDRs not all delivered: ${err.message}`));
+/** Live meetings and call instances, and how many of them show what their remaining participants call for. */
+function finalMessages() {
+  const counts = { meetings: 0, rightMeetings: 0, calls: 0, rightCalls: 0 };
+  for (const meeting of sim.cluster.meetings.values()) {
+    if (meeting.instances.size === 0) continue;
+    counts.meetings++;
+    const text = meetingText(sim.cluster, meeting, policy);
+    let allRight = true;
+    for (const call of meeting.instances.values()) {
+      counts.calls++;
+      const shown = sim.inspectCall(call.id);
+      const right = text === '' ? !shown.messageVisible : shown.messageVisible && shown.messageText === text;
+      if (right) counts.rightCalls++;
+      else allRight = false;
+    }
+    if (allRight) counts.rightMeetings++;
+  }
+  return counts;
+}
+for (;;) {
+  const { calls, rightCalls } = finalMessages();
+  if (calls === rightCalls || Date.now() - loadEndedAt >= settleTimeoutMs) break;
+  await new Promise((r) => setTimeout(r, 250));
+}
+const settleMs = Date.now() - loadEndedAt;
+expected.stop();
+const final = finalMessages();
+
+const writes = sim.writeLog({ sinceSeq: warmupWrites });
+const analysis = analyseLatency(expected.calls, writes);
+
+// Where the time goes: the policy worker records each level change with its transaction's start time (Postgres
+// now(), same host clock), which splits a sample into CDR -> decision and decision -> CMS write.
+const decideMs: number[] = [];
+const applyMs: number[] = [];
+const decidedAt = new Map<Sample, number>();
+{
+  const client = new pg.Client({ connectionString: database.url });
+  await client.connect();
+  const { rows } = await client.query<{ meetingKey: string; atMs: number; newLevel: number | null }>(
+    'SELECT meeting_key AS "meetingKey", extract(epoch FROM at) * 1000 AS "atMs", new_level AS "newLevel" FROM meeting_level_changes ORDER BY id',
+  );
+  await client.end();
+  const changes = new Map<string, { atMs: number; text: string }[]>();
+  for (const row of rows) {
+    const text = desiredMessage((row.newLevel ?? null) as Level | null, policy).messageText;
+    const list = changes.get(row.meetingKey) ?? [];
+    list.push({ atMs: Number(row.atMs), text });
+    changes.set(row.meetingKey, list);
+  }
+  for (const sample of analysis.samples) {
+    // The decision that produced this text: the first for the meeting at or after the CDR (1 ms of clock rounding).
+    const decision = changes
+      .get(sample.meeting)
+      ?.find((c) => c.text === sample.text && c.atMs >= sample.at - 1 && c.atMs <= sample.writtenAt);
+    if (!decision) continue;
+    decidedAt.set(sample, decision.atMs);
+    decideMs.push(decision.atMs - sample.at);
+    applyMs.push(sample.writtenAt - decision.atMs);
+  }
+}
+const inspection = sim.inspect();
+const violations = inspection.bridges.reduce((n, b) => n + b.counters.writeViolations, 0);
+const refused503 = inspection.bridges.reduce((n, b) => n + b.counters.fault503 + b.counters.restarting503, 0);
+const maxPerSecond = Math.max(...sim.bridges.map((b) => maxWritesInOneSecond(writes.filter((w) => w.bridge === b.name))));
+const records = sim.cdrRecords().length;
+const needed = analysis.written + analysis.neverWritten;
+// The actuator spaces two writes to one call by at least a second (no flicker): a change that soon waits by design.
+const MIN_INTERVAL_MS = 1000;
+// Held: when the change came, the call's previous write (possibly one still under way) was less than that ago.
+const notHeld = (sample: Sample) => sample.previousWriteAt === null || sample.previousWriteAt + MIN_INTERVAL_MS <= sample.at;
+const latencyOf = (sample: Sample) => sample.writtenAt - sample.at;
+const held = analysis.samples.filter((sample) => !notHeld(sample)).length;
+const allNotHeld = analysis.samples.filter(notHeld).map(latencyOf);
+const unqueued = analysis.unqueued.map(latencyOf);
+const unqueuedNotHeld = analysis.unqueued.filter(notHeld).map(latencyOf);
+const ms = (v: number) => (Number.isNaN(v) ? 'n/a' : `${Math.round(v)} ms`);
+const pct = (a: number, b: number) => (b === 0 ? 'n/a' : `${((100 * a) / b).toFixed(1)} %`);
+
+const rows: [string, string, string][] = [
+  [
+    'meetings x participants, join window, stay, stopped at',
+    `${meetings} x ${participants}, ${windowSeconds} s, ~${staySeconds} s, ${stopAtSeconds} s`,
+    '',
+  ],
+  ['bridges (per meeting), maxWritesPerSecond per bridge', `${bridgeCount} (${bridgesPerMeeting}), ${maxWritesPerSecond}`, ''],
+  ['joins / leaves driven (max driver lag)', `${run.joins} / ${run.leaves} (${Math.round(run.maxLagMs)} ms)`, ''],
+  ['CDRs generated', String(records), ''],
+  ['expected message changes (call instances)', `${analysis.transitions} (${expected.calls.size} calls)`, ''],
+  ['  written while current (latency samples)', String(analysis.written), ''],
+  ['  superseded before written (coalesced)', String(analysis.superseded), ''],
+  ['  already shown, no write needed', String(analysis.alreadyShown), ''],
+  ['  final change never written', String(analysis.neverWritten), '0'],
+  ['latency CDR -> CMS write p50', ms(percentile(analysis.latenciesMs, 50)), ''],
+  ['latency CDR -> CMS write p90', ms(percentile(analysis.latenciesMs, 90)), ''],
+  ['latency CDR -> CMS write p99', ms(percentile(analysis.latenciesMs, 99)), ''],
+  ['latency CDR -> CMS write max', ms(analysis.latenciesMs.length ? Math.max(...analysis.latenciesMs) : Number.NaN), ''],
+  [`  changes within 1 s of their call's previous write (held by the actuator's minimum interval)`, String(held), ''],
+  [
+    `  latency without those, p50 / p90 / p99`,
+    `${ms(percentile(allNotHeld, 50))} / ${ms(percentile(allNotHeld, 90))} / ${ms(percentile(allNotHeld, 99))}`,
+    '',
+  ],
+  [
+    `latency with no other call's change waiting on its bridge (below the ceiling), p50 / p99 (${unqueued.length} samples)`,
+    `${ms(percentile(unqueued, 50))} / ${ms(percentile(unqueued, 99))}`,
+    '<= 250 ms (p99)',
+  ],
+  [
+    `  the same, without changes held by the minimum interval (${unqueuedNotHeld.length} samples)`,
+    `${ms(percentile(unqueuedNotHeld, 50))} / ${ms(percentile(unqueuedNotHeld, 99))}`,
+    '',
+  ],
+  [
+    `  of which CDR -> level decided, p50 / p99 (${decideMs.length} matched)`,
+    `${ms(percentile(decideMs, 50))} / ${ms(percentile(decideMs, 99))}`,
+    '',
+  ],
+  ['  of which level decided -> CMS write, p50 / p99', `${ms(percentile(applyMs, 50))} / ${ms(percentile(applyMs, 99))}`, ''],
+  ['CMS message writes accepted', String(analysis.acceptedWrites), ''],
+  ['  stale on arrival (text no longer expected)', String(analysis.staleWrites), ''],
+  [
+    'writes per needed change (accepted / (written + never written))',
+    needed ? (analysis.acceptedWrites / needed).toFixed(3) : 'n/a',
+    '<= 1.1',
+  ],
+  [
+    'writes per expected change (accepted / all changes)',
+    analysis.transitions ? (analysis.acceptedWrites / analysis.transitions).toFixed(3) : 'n/a',
+    '',
+  ],
+  ['write-ceiling violations (simulator)', String(violations), '0'],
+  ['most writes one bridge accepted in 1 s', String(maxPerSecond), `<= ${maxWritesPerSecond}`],
+  ['other 503 answers (faults)', String(refused503), ''],
+  [
+    'meetings with the right final message',
+    `${final.rightMeetings} / ${final.meetings} (${pct(final.rightMeetings, final.meetings)})`,
+    '100 %',
+  ],
+  ['call instances with the right final message', `${final.rightCalls} / ${final.calls} (${pct(final.rightCalls, final.calls)})`, '100 %'],
+  ['settled after the last step', `${(settleMs / 1000).toFixed(1)} s`, ''],
+];
+const table = ['| measure | value | goal |', '|---|---|---|', ...rows.map(([k, v, g]) => `| ${k} | ${v} | ${g} |`)].join('\n');
+console.log(table);
+if (args.dump) {
+  const unqueuedSet = new Set(analysis.unqueued);
+  const dump = analysis.samples.map((s) => ({
+    ...s,
+    latencyMs: s.writtenAt - s.at,
+    decidedAt: decidedAt.get(s) ?? null,
+    unqueued: unqueuedSet.has(s),
+  }));
+  writeFileSync(args.dump, JSON.stringify(dump, null, 1));
+}
+if (run.errors.length) log(`driver errors (${run.errors.length}): ${run.errors.slice(0, 5).join('; ')}`);
+if (analysis.unknownCallWrites) log(`${analysis.unknownCallWrites} writes to calls the tracker never saw`);
+
+const file = new URL('./results/policy.md', import.meta.url).pathname;
+if (!existsSync(file)) {
+  writeFileSync(
+    file,
+    [
+      '# Security-level benchmark results',
+      '',
+      '`npm run bench:policy`: the CMS simulator (in the benchmark process) runs its load plan in real time and POSTs CDRs to',
+      'cdr-ingest; policy-worker and cms-actuator run as child processes (real Redis and Postgres, same machine) and write',
+      '`PUT /api/v1/calls/<id>` back to the simulated Call Bridges.',
+      '',
+      'Goals: p99 <= 250 ms from CDR to CMS write below the write ceiling, 0 ceiling violations, 100 % right final messages,',
+      'no more than 1.1 writes per needed change.',
+      '',
+      "**Method.** The benchmark subscribes to the simulator model's change bus, where each change generates its CDR",
+      'synchronously, and after every driver action recomputes with `@cms/policy` (the configuration the services load) what',
+      'each call instance should show; each change of that text is stamped with the generation time of its causing CDR.',
+      "The simulator's write log stamps every PUT on arrival (same process, same clock). A change to text T at time t,",
+      "standing until the next change or the call's end, is *written* when a PUT of T arrives inside that interval (one",
+      'latency sample: arrival - t), *superseded* when the interval closes first (coalesced away), *already shown* when the',
+      'last accepted PUT before t had set T. Needed changes = written + final changes never written. A PUT whose text is not',
+      'what the call should show on arrival is *stale*. Final messages: after the run stops (`--stop-at`, meetings still running)',
+      "and every CDR is delivered, each live call's messageText/visibility is compared with the level of its meeting's",
+      "remaining participants (`@cms/policy` on the simulator's final roster).",
+      '',
+      '*Below the ceiling*: the latency of the samples whose change found no change of another call of the same bridge',
+      'waiting for its write, i.e. when the write ceiling held nothing back. The split at *level decided* uses',
+      "`meeting_level_changes.at` (the deciding transaction's start, Postgres `now()`, same host clock); only changes of a",
+      "meeting's level match (not the first write to a meeting's later instance on another bridge). The cms-actuator",
+      "spaces two writes to one call by at least 1 s (no flicker): a change that comes less than 1 s after its call's",
+      'previous write (or while that write is still under way) waits by design; figures without those are shown too.',
+      'A warm-up (`--warmup` meetings per bridge join, get their message and leave) runs before the measured load.',
+      '',
+    ].join('\n'),
+  );
+}
+appendFileSync(
+  file,
+  `\n## ${new Date().toISOString()}\n\nMachine: ${machineDescription()}\n\n${table}\n${args.note ? `\nNote: ${args.note}\n` : ''}`,
+);
+console.log(`\nwritten to ${file}`);
+
+for (const child of children.reverse()) await child.stop();
+await sim.stop();
+if (args['keep-database']) log(`database kept: ${database.url}`);
+else await database.drop();
+// The run's queues are of no further use: remove its keys from the shared Redis.
+const redis = createRedisConnection(env.REDIS_URL, 'worker');
+for (let cursor = '0'; ; ) {
+  const [next, keys] = await redis.scan(cursor, 'MATCH', `${env.QUEUE_PREFIX}:*`, 'COUNT', 1000);
+  if (keys.length) await redis.del(...keys);
+  cursor = next;
+  if (cursor === '0') break;
+}
+redis.disconnect();
+rmSync(dir, { recursive: true, force: true });
