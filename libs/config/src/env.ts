@@ -30,6 +30,8 @@ export const ENV_BINDINGS: readonly EnvBinding[] = [
   { env: 'POLICY_WORKER_LOCK_MS', path: ['policyWorker', 'lockDurationMs'], kind: 'int' },
   { env: 'ACTUATOR_HOST', path: ['actuator', 'host'], kind: 'string' },
   { env: 'ACTUATOR_PORT', path: ['actuator', 'port'], kind: 'int' },
+  { env: 'ACTUATOR_MESSAGE_MIN_INTERVAL_MS', path: ['actuator', 'messageMinIntervalMs'], kind: 'int' },
+  { env: 'ACTUATOR_LOCK_MS', path: ['actuator', 'lockDurationMs'], kind: 'int' },
   { env: 'ACTUATOR_RECONCILE_INTERVAL_SECONDS', path: ['actuator', 'reconcileIntervalSeconds'], kind: 'int' },
   { env: 'ACTUATOR_READS_PER_SECOND', path: ['actuator', 'readsPerSecond'], kind: 'int' },
   { env: 'POLICY_SECURE_DOMAINS', path: ['policy', 'secureDomains'], kind: 'list' },

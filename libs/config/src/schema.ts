@@ -94,6 +94,13 @@ export const configSchema = z.object({
       reconcileIntervalSeconds: z.number().int().min(0).default(300),
       /** Ceiling on CMS API reads (reconciliation, call placement) per node, evenly spaced, shared by every replica. */
       readsPerSecond: z.number().positive().default(20),
+      /**
+       * Least time between two message writes to one call: a change arriving sooner waits, and later changes fold
+       * into it, so a burst of joins costs a leading and a trailing write and the text does not flicker.
+       */
+      messageMinIntervalMs: z.number().int().min(0).default(200),
+      /** How long a write job stays locked to a replica that stopped answering (crash) before another takes it. */
+      lockDurationMs: z.number().int().min(1000).default(30_000),
     })
     .prefault({}),
   cms: z.object({ nodes: z.array(cmsNodeSchema).default([]) }).prefault({}),

@@ -44,7 +44,13 @@ export async function buildActuator(deps: ActuatorDeps): Promise<ActuatorService
   const { config } = deps;
   const log = deps.log ?? createLogger('cms-actuator', config.log.level);
   const registry = deps.registry ?? createMetricsRegistry('cms-actuator');
-  const tuning = resolveTuning(deps.tuning);
+  // Operator settings first; tests' tuning overrides them.
+  const tuning = resolveTuning({
+    callMessageMinIntervalMs: config.actuator.messageMinIntervalMs,
+    lockDurationMs: config.actuator.lockDurationMs,
+    stalledIntervalMs: config.actuator.lockDurationMs,
+    ...deps.tuning,
+  });
   const metrics = createActuatorMetrics(registry);
   const ownsDb = !deps.db;
   const db = deps.db ?? createDatabase(config.database.url, { max: 4, applicationName: 'cms-actuator' });

@@ -21,14 +21,14 @@ export interface ActuatorTuning {
   healthProbeIntervalMs: number;
   /** How often the queue-depth gauge is refreshed; default 5000 ms. */
   queueDepthIntervalMs: number;
-  /** How long a job stays locked to a replica that stopped answering (crash) before another takes it; default 30000 ms. */
+  /** How long a job stays locked to a replica that stopped answering (crash) before another takes it; config actuator.lockDurationMs. */
   lockDurationMs: number;
   /** How often a replica looks for such stalled jobs; default 30000 ms. */
   stalledIntervalMs: number;
   /**
    * Least time between two message writes to the same call. A change arriving sooner waits (its job is delayed,
    * and further changes fold into it), so a burst of joins costs a leading write and one trailing write, and
-   * participants do not see the message flicker. Default 1000 ms.
+   * participants do not see the message flicker. From config actuator.messageMinIntervalMs (default 200 ms).
    */
   callMessageMinIntervalMs: number;
   /**
@@ -61,7 +61,7 @@ export const DEFAULT_TUNING: ActuatorTuning = {
   queueDepthIntervalMs: 5000,
   lockDurationMs: 30_000,
   stalledIntervalMs: 30_000,
-  callMessageMinIntervalMs: 1000,
+  callMessageMinIntervalMs: 200,
   writeWindowMarginMs: 100,
   sweepIntervalMs: 30_000,
   sweepMinAgeMs: 10_000,

@@ -86,38 +86,37 @@ export async function applySecurityPolicy(
            OR id IN (SELECT jsonb_array_elements_text(${keysJson}::jsonb))`,
   );
   const instanceIds = JSON.stringify(instances.map((c) => c.id));
-  const [legs, recorders, current, messages] = await Promise.all([
-    // CDR legs, plus legs only the CMS API has shown us (reconciliation) where we hold no CDRs for them.
-    tx.execute<LegRow>(
-      sql`SELECT id, call_id AS "callId", type, sub_type AS "subType", guest_connection AS "guestConnection", remote_party AS "remoteParty",
-                 remote_address AS "remoteAddress", state, connected_at AS "connectedAt", in_ivr AS "inIvr", deactivated, ended_at AS "endedAt"
-          FROM call_legs WHERE call_id IN (SELECT jsonb_array_elements_text(${instanceIds}::jsonb))
-          UNION ALL
-          SELECT o.id, o.call_id, o.type, o.sub_type, NULL, o.remote_party, NULL, o.state, NULL, false, o.deactivated, NULL
-          FROM call_leg_observations o
-          WHERE o.call_id IN (SELECT jsonb_array_elements_text(${instanceIds}::jsonb)) AND NOT EXISTS (SELECT 1 FROM call_legs l WHERE l.id = o.id)
-          ORDER BY 1`,
-    ),
-    tx.execute<{ id: string }>(
-      sql`SELECT DISTINCT call_leg_id AS id FROM cdr_records
-          WHERE call_id IS NOT NULL AND call_id IN (SELECT jsonb_array_elements_text(${instanceIds}::jsonb))
-            AND type IN ('recordingStart', 'streamingStart') AND call_leg_id IS NOT NULL`,
-    ),
-    tx.execute<{ meetingKey: string; level: number | null; decisiveLegId: string | null }>(
-      sql`SELECT meeting_key AS "meetingKey", level, decisive_leg_id AS "decisiveLegId" FROM meetings WHERE meeting_key IN (SELECT jsonb_array_elements_text(${keysJson}::jsonb))`,
-    ),
-    tx.execute<{
-      callId: string;
-      messageText: string;
-      messagePosition: string | null;
-      messageDuration: string;
-      node: string | null;
-      meetingKey: string;
-    }>(
-      sql`SELECT call_id AS "callId", message_text AS "messageText", message_position AS "messagePosition", message_duration AS "messageDuration", node, meeting_key AS "meetingKey"
-          FROM call_messages WHERE call_id IN (SELECT jsonb_array_elements_text(${instanceIds}::jsonb))`,
-    ),
-  ]);
+  // One after another: they share the transaction's connection (pg queues, and warns about, overlapping queries).
+  // CDR legs, plus legs only the CMS API has shown us (reconciliation) where we hold no CDRs for them.
+  const legs = await tx.execute<LegRow>(
+    sql`SELECT id, call_id AS "callId", type, sub_type AS "subType", guest_connection AS "guestConnection", remote_party AS "remoteParty",
+               remote_address AS "remoteAddress", state, connected_at AS "connectedAt", in_ivr AS "inIvr", deactivated, ended_at AS "endedAt"
+        FROM call_legs WHERE call_id IN (SELECT jsonb_array_elements_text(${instanceIds}::jsonb))
+        UNION ALL
+        SELECT o.id, o.call_id, o.type, o.sub_type, NULL, o.remote_party, NULL, o.state, NULL, false, o.deactivated, NULL
+        FROM call_leg_observations o
+        WHERE o.call_id IN (SELECT jsonb_array_elements_text(${instanceIds}::jsonb)) AND NOT EXISTS (SELECT 1 FROM call_legs l WHERE l.id = o.id)
+        ORDER BY 1`,
+  );
+  const recorders = await tx.execute<{ id: string }>(
+    sql`SELECT DISTINCT call_leg_id AS id FROM cdr_records
+        WHERE call_id IS NOT NULL AND call_id IN (SELECT jsonb_array_elements_text(${instanceIds}::jsonb))
+          AND type IN ('recordingStart', 'streamingStart') AND call_leg_id IS NOT NULL`,
+  );
+  const current = await tx.execute<{ meetingKey: string; level: number | null; decisiveLegId: string | null }>(
+    sql`SELECT meeting_key AS "meetingKey", level, decisive_leg_id AS "decisiveLegId" FROM meetings WHERE meeting_key IN (SELECT jsonb_array_elements_text(${keysJson}::jsonb))`,
+  );
+  const messages = await tx.execute<{
+    callId: string;
+    messageText: string;
+    messagePosition: string | null;
+    messageDuration: string;
+    node: string | null;
+    meetingKey: string;
+  }>(
+    sql`SELECT call_id AS "callId", message_text AS "messageText", message_position AS "messagePosition", message_duration AS "messageDuration", node, meeting_key AS "meetingKey"
+        FROM call_messages WHERE call_id IN (SELECT jsonb_array_elements_text(${instanceIds}::jsonb))`,
+  );
   const recorderIds = new Set(recorders.rows.map((r) => r.id));
   const currentByKey = new Map(current.rows.map((m) => [m.meetingKey, m]));
   const messageByCall = new Map(messages.rows.map((m) => [m.callId, m]));
