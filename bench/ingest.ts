@@ -202,7 +202,7 @@ if (!existsSync(file)) {
     '# Ingest benchmark results\n\n`npm run bench:ingest`: CMS-like CDR POSTs against cdr-ingest + policy-worker (real Redis and Postgres on the same machine as the load generator).\nGoal: >= 4,000 single-record POSTs/s acknowledged with p99 <= 25 ms, and the same rate sustained into Postgres.\n',
   );
 }
-appendFileSync(file, `\n## ${new Date().toISOString()}\n\nMachine: ${machineDescription()}\n\n${table}\n`);
+appendFileSync(file, `\n### ${new Date().toISOString()}\n\nMachine: ${machineDescription()}\n\n${table}\n`);
 console.log(`\nwritten to ${file}`);
 
 await pool.close();
