@@ -3,7 +3,7 @@
  * over the window, each participant leaving after about `durationSeconds`) in real time, and stops at a cut-off so
  * the meetings are still running when the benchmark compares what they show with what they should show.
  */
-import { buildPlan, type LoadSpec, type MeetingHandle, type PlanStep, type Simulator } from '@cms/cms-sim';
+import { buildPlan, type LoadSpec, type MeetingHandle, mulberry32, type PlanStep, type Simulator } from '@cms/cms-sim';
 
 export interface LoadRun {
   joins: number;
@@ -20,23 +20,11 @@ interface MeetingRuntime {
   legs: string[];
 }
 
-/** mulberry32: a small seeded generator for who leaves, so the same seed gives the same run. */
-function seeded(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 export async function driveLoad(sim: Simulator, load: LoadSpec, options: { seed: number; stopAtSeconds: number }): Promise<LoadRun> {
   const plan = buildPlan({ load }, { bridges: sim.bridges.map((b) => b.name), seed: options.seed }).filter(
     (step) => step.at <= options.stopAtSeconds,
   );
-  const random = seeded(options.seed);
+  const random = mulberry32(options.seed);
   const meetings = new Map<string, MeetingRuntime>();
   const run: LoadRun = { joins: 0, leaves: 0, skipped: 0, errors: [], maxLagMs: 0 };
   const startedAt = Date.now();

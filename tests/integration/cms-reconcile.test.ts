@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
-import net, { type AddressInfo } from 'node:net';
+import type { AddressInfo } from 'node:net';
 import { afterEach, before, describe, test } from 'node:test';
 import { basicAuthHeader, type Simulator, startSimulator } from '@cms/cms-sim';
 import { type Config, loadConfig } from '@cms/config';
@@ -16,6 +16,7 @@ import type { ActuatorTuning } from '../../services/cms-actuator/src/tuning.ts';
 import { createReconcileRequester } from '../../services/policy-worker/src/security/reconcile-requests.ts';
 import { buildPolicyWorker } from '../../services/policy-worker/src/worker.ts';
 import { eventually, onTestFileEnd, testDatabase, testRedis } from '../helpers/infra.ts';
+import { startTcpProxy } from '../helpers/tcp-proxy.ts';
 
 const INGEST_TOKEN = 'reconcile-test-ingest-token';
 const PASSWORD = 'reconcile-test-pass';
@@ -429,14 +430,14 @@ describe('requests the actuator cannot serve', () => {
     // The node's URL first leads to a Call Bridge that does not know our password, then to the real one.
     const refusing = await startSimulator({ controlPort: null, bridges: [{ name: r.node, password: 'someone-changed-it' }] });
     cleanups.push(() => refusing.stop());
-    const proxy = await switchableProxy(refusing.bridge(r.node).port);
+    const proxy = await startTcpProxy('127.0.0.1', refusing.bridge(r.node).port);
     cleanups.push(() => proxy.close());
-    const { registry } = await startActuator(r, { url: proxy.url });
+    const { registry } = await startActuator(r, { url: `http://127.0.0.1:${proxy.port}` });
     await passes(registry, r.node, 1, 'held');
     assert.equal(await metric(registry, 'cms_reconcile_passes_total', { node: r.node, outcome: 'ok' }), 0);
     assert.equal((await db.select().from(callLegObservations).where(eq(callLegObservations.node, r.node))).length, 0);
 
-    proxy.switchTo(r.sim.bridge(r.node).port);
+    proxy.retarget('127.0.0.1', r.sim.bridge(r.node).port);
     await passes(registry, r.node, 1);
     assert.equal((await db.select().from(callLegObservations).where(eq(callLegObservations.callId, callId))).length, 2);
   });
@@ -453,35 +454,3 @@ describe('requests the actuator cannot serve', () => {
     assert.equal(await metric(registry, 'cms_reconcile_passes_total', { node: 'not-configured', outcome: 'unknownNode' }), 1);
   });
 });
-
-/** A TCP proxy whose upstream can be switched, so one node URL can lead to a CMS that refuses us and then to one that does not. */
-async function switchableProxy(initialPort: number) {
-  let upstreamPort = initialPort;
-  const sockets = new Set<net.Socket>();
-  const server = net.createServer((client) => {
-    const upstream = net.connect(upstreamPort, '127.0.0.1');
-    sockets.add(client).add(upstream);
-    client.pipe(upstream).pipe(client);
-    const drop = () => {
-      client.destroy();
-      upstream.destroy();
-      sockets.delete(client);
-      sockets.delete(upstream);
-    };
-    client.on('error', drop).on('close', drop);
-    upstream.on('error', drop).on('close', drop);
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  return {
-    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
-    switchTo(port: number) {
-      upstreamPort = port;
-      for (const socket of sockets) socket.destroy(); // kept-alive connections must not stay on the old upstream
-    },
-    close: () =>
-      new Promise<void>((resolve) => {
-        for (const socket of sockets) socket.destroy();
-        server.close(() => resolve());
-      }),
-  };
-}

@@ -45,3 +45,4 @@ export {
   type StartCallOptions,
   startSimulator,
 } from './simulator.ts';
+export { mulberry32 } from './util/prng.ts';
