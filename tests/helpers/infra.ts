@@ -21,6 +21,13 @@ after(async () => {
       process.stderr.write(`cleanup failed: ${(err as Error).message}\n`);
     }
   }
+  // Every test of the file has reported. If a failed test leaked a connection, the process would never exit and the
+  // runner would wait for it forever; exit then, keeping the exit code the runner set. (--test-force-exit is no
+  // substitute: it can end a file before all of its tests have run.)
+  setTimeout(() => {
+    process.stderr.write('test file still running 10 s after its last test (a leaked handle): exiting\n');
+    process.exit();
+  }, 10_000).unref();
 });
 
 /** Registers `fn` to run after all tests of this file (last registered, first run). */
