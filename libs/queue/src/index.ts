@@ -11,4 +11,4 @@ export {
   POLICY_RECOMPUTE_QUEUE,
   type PolicyRecomputeJob,
 } from './names.ts';
-export { CDR_BACKOFF_CAP_MS, CDR_BATCH_JOB_OPTIONS, cappedBackoff } from './options.ts';
+export { CDR_BATCH_JOB_OPTIONS, cappedBackoff } from './options.ts';

@@ -11,7 +11,7 @@ export const CDR_BATCH_JOB_OPTIONS: JobsOptions = {
   removeOnFail: false,
 };
 
-export const CDR_BACKOFF_CAP_MS = 60_000;
+const CDR_BACKOFF_CAP_MS = 60_000;
 
 /** Back-off for 'capped': 250 ms doubling up to a minute, with jitter so replicas do not retry in step. */
 export function cappedBackoff(attemptsMade: number): number {

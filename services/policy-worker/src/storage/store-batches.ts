@@ -23,9 +23,6 @@ export interface StoreResult {
   duplicates: number;
   quarantined: number;
   gaps: StoredGap[];
-  /** Call legs whose projection changed, with the calls they belong to: the input of the security policy. */
-  touchedLegIds: string[];
-  touchedCallIds: string[];
   /** Level changes and CMS writes decided in the same transaction. */
   policy: PolicyOutcome;
   /** Call Bridge sessions seen for the first time (a bridge started or restarted). */
@@ -139,8 +136,6 @@ export async function storeBatches(db: Database, jobs: readonly CdrBatchJob[], s
       duplicates: total - fresh.length,
       quarantined,
       gaps,
-      touchedLegIds,
-      touchedCallIds,
       policy,
       newSessions,
     };
