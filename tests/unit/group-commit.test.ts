@@ -114,4 +114,23 @@ describe('GroupCommitter', () => {
     assert.equal(c.calls.length, 5);
     assert.equal(c.maxInFlightSeen(), 2);
   });
+
+  test('with gatherTurn, items handed in during the same event-loop turn start one commit together', async () => {
+    const c = controlledCommits();
+    const g = new GroupCommitter<number, void>({ commit: c.commit, size: () => 1, maxGroupSize: 100, gatherTurn: true });
+    const first = [g.submit(1), g.submit(2)];
+    assert.equal(c.calls.length, 0, 'nothing starts before the turn is over');
+    await tick();
+    assert.deepEqual(
+      c.calls.map((x) => x.items),
+      [[1, 2]],
+    );
+    const later = g.submit(3);
+    c.calls[0]?.resolve();
+    await Promise.all(first);
+    await tick();
+    assert.deepEqual(c.calls[1]?.items, [3]);
+    c.calls[1]?.resolve();
+    await later;
+  });
 });

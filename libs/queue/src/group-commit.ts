@@ -18,6 +18,11 @@ export interface GroupCommitOptions<T, R> {
    */
   maxInFlight?: number;
   onCommitted?: (items: T[], result: R, ms: number) => void;
+  /**
+   * Start a commit only once the current event-loop turn is over (setImmediate), so that every item handed in
+   * by the I/O callbacks of the same turn (requests that arrived together) joins one group. Costs no timer wait.
+   */
+  gatherTurn?: boolean;
 }
 
 interface Pending<T> {
@@ -30,6 +35,7 @@ export class GroupCommitter<T, R> {
   #options: GroupCommitOptions<T, R>;
   #pending: Pending<T>[] = [];
   #inFlight = 0;
+  #scheduled = false;
 
   constructor(options: GroupCommitOptions<T, R>) {
     this.#options = options;
@@ -39,7 +45,7 @@ export class GroupCommitter<T, R> {
   submit(item: T): Promise<void> {
     return new Promise<void>((resolve, reject) => {
       this.#pending.push({ item, resolve, reject });
-      this.#pump();
+      this.#schedule();
     });
   }
 
@@ -59,13 +65,26 @@ export class GroupCommitter<T, R> {
     return this.#pending.splice(0, count);
   }
 
+  #schedule(): void {
+    if (!this.#options.gatherTurn) {
+      this.#pump();
+      return;
+    }
+    if (this.#scheduled) return;
+    this.#scheduled = true;
+    setImmediate(() => {
+      this.#scheduled = false;
+      this.#pump();
+    });
+  }
+
   #pump(): void {
     while (this.#pending.length && this.#inFlight < (this.#options.maxInFlight ?? 1)) {
       const group = this.#takeGroup();
       this.#inFlight++;
       void this.#run(group).finally(() => {
         this.#inFlight--;
-        this.#pump();
+        this.#schedule();
       });
     }
   }

@@ -52,6 +52,7 @@ export async function buildIngest(deps: IngestDeps): Promise<IngestService> {
     size: (job) => Math.max(1, job.batch.records.length),
     maxGroupSize: 2000,
     maxGroupItems: 256,
+    gatherTurn: true,
   });
   queue.on('error', (err) => log.debug({ err: err.message }, 'queue error'));
   const backlog = new BacklogGauge(queue);
