@@ -123,6 +123,82 @@ describe('policy-worker storage', () => {
     assert.ok(call?.endedAt);
   });
 
+  test('gives a leg the same row whether its records arrive one by one in order, all together or backwards', async () => {
+    const call = randomUUID();
+    const lifecycle = (leg: string): TestRecord[] => [
+      {
+        type: 'callLegStart',
+        correlatorIndex: 10,
+        time: '2026-11-21T09:00:00Z',
+        body: `<callLeg id="${leg}"><displayName>Guest</displayName><remoteParty>0701234567@corp.example.com</remoteParty><type>sip</type><direction>incoming</direction></callLeg>`,
+      },
+      { type: 'callLegUpdate', correlatorIndex: 12, time: '2026-11-21T09:00:05Z', body: `<callLeg id="${leg}"><ivr/></callLeg>` },
+      {
+        type: 'callLegUpdate',
+        correlatorIndex: 14,
+        time: '2026-11-21T09:00:10Z',
+        body: `<callLeg id="${leg}"><state>connected</state><call>${call}</call><deactivated>true</deactivated><displayName>Alice</displayName></callLeg>`,
+      },
+      {
+        type: 'callLegUpdate',
+        correlatorIndex: 16,
+        time: '2026-11-21T09:01:00Z',
+        body: `<callLeg id="${leg}"><state>connected</state><deactivated>false</deactivated></callLeg>`,
+      },
+      {
+        type: 'callLegEnd',
+        correlatorIndex: 19,
+        time: '2026-11-21T09:30:00Z',
+        body: `<callLeg id="${leg}"><reason>remoteTeardown</reason><durationSeconds>1790</durationSeconds><encryptedMedia>true</encryptedMedia><alarm type="packetLoss" durationPercentage="0.1"/></callLeg>`,
+      },
+    ];
+    const [inOrder, together, backwards] = [randomUUID(), randomUUID(), randomUUID()];
+    const session = randomUUID();
+    // One at a time, each stored before the next: every record after the first folds onto the stored row.
+    for (const record of lifecycle(inOrder)) {
+      await h.send(session, [record]);
+      await drained(h);
+    }
+    await h.send(randomUUID(), lifecycle(together));
+    // Backwards, one at a time: every record is older than the stored row, so the leg is refolded each time.
+    const backwardsSession = randomUUID();
+    for (const record of lifecycle(backwards).reverse()) {
+      await h.send(backwardsSession, [record]);
+      await drained(h);
+    }
+    await drained(h);
+    const row = async (id: string) => {
+      const [leg] = await h.db.select().from(callLegs).where(eq(callLegs.id, id));
+      assert.ok(leg, `leg ${id} stored`);
+      const { id: _id, session: _session, updatedAt: _updatedAt, ...fields } = leg;
+      return fields;
+    };
+    const expected = await row(together);
+    assert.equal(expected.displayName, 'Alice');
+    assert.equal(expected.inIvr, false);
+    assert.equal(expected.deactivated, false);
+    assert.equal(expected.seq, 19);
+    assert.ok(expected.endedAt);
+    assert.deepEqual(await row(inOrder), expected);
+    assert.deepEqual(await row(backwards), expected);
+  });
+
+  test('refolds an ended leg from its records when a later record arrives', async () => {
+    const ids = { call: randomUUID(), leg: randomUUID(), correlator: randomUUID() };
+    const [start, , update] = simpleCallRecords(0, ids) as [TestRecord, TestRecord, TestRecord];
+    const session = randomUUID();
+    await h.send(session, [start]);
+    await drained(h);
+    // What reconciliation does when CMS no longer has the call: ended without a callLegEnd record.
+    await h.db.execute(sql`UPDATE call_legs SET ended_at = now() WHERE id = ${ids.leg}`);
+    await h.send(session, [update]);
+    await drained(h);
+    const [leg] = await h.db.select().from(callLegs).where(eq(callLegs.id, ids.leg));
+    assert.equal(leg?.state, 'connected');
+    assert.equal(leg?.callId, ids.call);
+    assert.equal(leg?.endedAt, null, 'the row is what its records say, as a full fold gives');
+  });
+
   test('lists a call named only by a leg (its callStart not yet received)', async () => {
     const ids = { call: randomUUID(), leg: randomUUID(), correlator: randomUUID() };
     await h.send(randomUUID(), [simpleCallRecords(0, ids)[2] as TestRecord]);

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { parseCdrBatch } from '@cms/cdr';
-import { foldLeg, type LegRecord } from '../../services/policy-worker/src/storage/leg-fold.ts';
+import { extendsLeg, foldLeg, foldOnto, type LegRecord, SEQ_SEVERAL_SESSIONS } from '../../services/policy-worker/src/storage/leg-fold.ts';
 import { recordsXml, type TestRecord } from '../helpers/cdr-xml.ts';
 
 const LEG = 'fc9c85ca-8c41-4a1a-9252-b16977d1e4e1';
@@ -89,5 +89,41 @@ describe('foldLeg', () => {
     const row = foldLeg(LEG, legRecords(lifecycle.slice(0, 2)));
     assert.equal(row.inIvr, true);
     assert.equal(row.callId, undefined);
+  });
+});
+
+describe('folding records onto a stored row', () => {
+  test('gives what folding every record gives, wherever the stored row was cut', () => {
+    const records = legRecords(lifecycle);
+    const expected = foldLeg(LEG, records);
+    for (let cut = 1; cut < records.length; cut++) {
+      const stored = foldLeg(LEG, records.slice(0, cut));
+      const later = records.slice(cut);
+      assert.ok(extendsLeg(stored, later), `records after ${cut} extend the row`);
+      assert.deepEqual(foldOnto(stored, later), expected);
+    }
+  });
+
+  test('is refused for records that are not all past the row (late, re-sent or from another session)', () => {
+    const records = legRecords(lifecycle);
+    const stored = foldLeg(LEG, records.slice(0, 3));
+    assert.equal(extendsLeg(stored, [records[1] as LegRecord]), false, 'a late record');
+    assert.equal(extendsLeg(stored, [records[2] as LegRecord]), false, 'a re-sent record');
+    assert.equal(extendsLeg(stored, [records[3] as LegRecord, records[0] as LegRecord]), false, 'one late record among new ones');
+    assert.equal(extendsLeg(stored, [{ ...(records[3] as LegRecord), session: 's2' }]), false, 'another session');
+    assert.equal(extendsLeg(undefined, [records[3] as LegRecord]), false, 'no stored row');
+  });
+
+  test('is refused for a leg that has ended (reconciliation can end a leg without a record)', () => {
+    const records = legRecords(lifecycle);
+    const stored = { ...foldLeg(LEG, records.slice(0, 3)), endedAt: '2026-11-21T09:10:00Z' };
+    assert.equal(extendsLeg(stored, [records[3] as LegRecord]), false);
+  });
+
+  test('is refused for ever once a leg has records from two sessions', () => {
+    const [first, second] = legRecords(lifecycle);
+    const mixed = foldLeg(LEG, [first as LegRecord, { ...(second as LegRecord), session: 's2' }]);
+    assert.equal(mixed.seq, SEQ_SEVERAL_SESSIONS);
+    assert.equal(extendsLeg(mixed, [{ ...(second as LegRecord), correlatorIndex: 1_000_000 }]), false);
   });
 });

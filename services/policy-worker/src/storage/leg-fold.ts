@@ -35,16 +35,42 @@ function earliest(a: string | null | undefined, b: string): string {
 }
 
 /**
+ * `seq` of a leg whose records came from more than one Call Bridge session. CMS drops every call when a bridge
+ * restarts, so a real leg never does; should one, no record can be past this and the leg is always refolded.
+ */
+export const SEQ_SEVERAL_SESSIONS = Number.MAX_SAFE_INTEGER;
+
+/**
  * The call_legs row for one leg, computed from ALL of its stored records in correlatorIndex order. Being a
  * function of the set of records (not of their arrival order), it gives the same row however CMS or our
  * workers reorder, duplicate or delay them: a later value overrides an earlier one, start/connect times
  * are the earliest seen, and a callLegEnd ends the leg whenever it arrives.
  */
 export function foldLeg(id: string, records: readonly LegRecord[]): LegRow {
+  const row = foldOnto({ id, seq: -1 }, records);
+  if (new Set(records.map((r) => r.session)).size > 1) row.seq = SEQ_SEVERAL_SESSIONS;
+  return row;
+}
+
+/**
+ * Whether `records` can be folded onto the stored row instead of refolding every record of the leg: they must
+ * all come after everything already folded in (same session, higher correlatorIndex), which is how CMS sends
+ * them. Then folding them onto the row gives exactly what folding all records would. A row that has ended
+ * is always refolded: reconciliation may have ended it without a record, and a late record must reopen it
+ * exactly as a full fold would.
+ */
+export function extendsLeg(row: LegRow | undefined, records: readonly LegRecord[]): row is LegRow {
+  if (!row || row.endedAt || row.session == null) return false;
+  const seq = row.seq ?? -1;
+  return records.every((r) => r.session === row.session && r.correlatorIndex > seq);
+}
+
+/** Folds records onto a starting row (a new leg's `{ id, seq: -1 }`, or a stored row they extend). */
+export function foldOnto(start: LegRow, records: readonly LegRecord[]): LegRow {
+  const row: LegRow = { ...start };
   const sorted = [...records].sort((a, b) =>
     a.session === b.session ? a.correlatorIndex - b.correlatorIndex : Date.parse(a.time) - Date.parse(b.time),
   );
-  const row: LegRow = { id, seq: -1 };
   for (const record of sorted) {
     const leg = childObject(record.raw, 'callLeg');
     row.seq = Math.max(row.seq ?? -1, record.correlatorIndex);

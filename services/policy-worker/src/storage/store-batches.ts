@@ -6,7 +6,7 @@ import type { CdrBatchJob } from '@cms/queue';
 import { getTableColumns, type SQL, sql } from 'drizzle-orm';
 import { applySecurityPolicy, type PolicyOutcome } from '../security/apply-policy.ts';
 import { type CallRow, callPatch, mergeCallPatches } from './call-patch.ts';
-import { foldLeg, type LegRecord, type LegRow } from './leg-fold.ts';
+import { extendsLeg, foldLeg, foldOnto, type LegRecord, type LegRow } from './leg-fold.ts';
 
 export interface StoredGap {
   session: string;
@@ -55,6 +55,14 @@ const RECORD_COLUMNS = recordset(cdrRecords, [
 ]);
 const LEG_KEYS = Object.keys(getTableColumns(callLegs)) as (keyof typeof callLegs.$inferInsert & string)[];
 const LEG_COLUMNS = recordset(callLegs, LEG_KEYS);
+const LEG_SELECT = sql.raw(
+  Object.entries(getTableColumns(callLegs))
+    .map(([key, column]) => `"${column.name}" AS "${key}"`)
+    .join(', '),
+);
+const LEG_TIMESTAMP_KEYS = Object.entries(getTableColumns(callLegs))
+  .filter(([, column]) => column.getSQLType().startsWith('timestamp'))
+  .map(([key]) => key);
 const CALL_KEYS = (Object.keys(getTableColumns(calls)) as (keyof typeof calls.$inferInsert & string)[]).filter((k) => k !== 'updatedAt');
 const CALL_COLUMNS = recordset(calls, CALL_KEYS);
 
@@ -156,37 +164,42 @@ async function updateLegs(
   await tx.execute(
     sql`SELECT pg_advisory_xact_lock(k) FROM (SELECT hashtextextended(id, 7270) AS k FROM jsonb_array_elements_text(${ids}::jsonb) AS id ORDER BY 1) AS keys`,
   );
-  const { rows: stored } = await tx.execute<{
-    legId: string;
-    session: string;
-    correlatorIndex: string;
-    type: string;
-    time: string;
-    node: string | null;
-    callBridge: string | null;
-    raw: LegRecord['raw'];
-  }>(
-    sql`SELECT call_leg_id AS "legId", session, correlator_index AS "correlatorIndex", type, time, node, call_bridge AS "callBridge", raw
-        FROM cdr_records WHERE call_leg_id IS NOT NULL AND call_leg_id IN (SELECT jsonb_array_elements_text(${ids}::jsonb)) AND type LIKE 'callLeg%'`,
+  const { rows: stored } = await tx.execute<Record<string, unknown>>(
+    sql`SELECT ${LEG_SELECT} FROM call_legs WHERE id IN (SELECT jsonb_array_elements_text(${ids}::jsonb))`,
   );
-  const { rows: previous } = await tx.execute<PolicyFacts & { id: string }>(
-    sql`SELECT id, call_id AS "callId", type, sub_type AS "subType", guest_connection AS "guestConnection", remote_party AS "remoteParty",
-               remote_address AS "remoteAddress", state, connected_at AS "connectedAt", in_ivr AS "inIvr", deactivated, ended_at AS "endedAt"
-        FROM call_legs WHERE id IN (SELECT jsonb_array_elements_text(${ids}::jsonb))`,
-  );
-  const before = new Map(previous.map((row) => [row.id, row]));
-  const byLeg = new Map<string, LegRecord[]>();
-  for (const r of stored) {
-    if (!r.legId) continue;
-    let list = byLeg.get(r.legId);
+  const before = new Map(stored.map((r) => legRowFromDatabase(r)).map((row) => [row.id, row]));
+  const freshByLeg = new Map<string, LegRecord[]>();
+  for (const { record, job } of fresh) {
+    if (record.objectKind !== 'callLeg' || !record.callLegId) continue;
+    let list = freshByLeg.get(record.callLegId);
     if (!list) {
       list = [];
-      byLeg.set(r.legId, list);
+      freshByLeg.set(record.callLegId, list);
     }
-    list.push({ ...r, correlatorIndex: Number(r.correlatorIndex), time: new Date(r.time).toISOString() });
+    const { session, callBridge } = job.batch;
+    list.push({
+      session,
+      correlatorIndex: record.correlatorIndex,
+      type: record.type,
+      time: record.time,
+      node: job.node,
+      callBridge,
+      raw: record.raw,
+    });
   }
+  // Every stored record of a leg was folded into its row in the transaction that stored it. So a leg with no
+  // row has no records but these, and records that come after everything in the row (as CMS sends them) fold
+  // onto it. Only other legs (a late or out-of-order record) are refolded from all of their stored records.
+  const refold = legIds.filter((id) => before.has(id) && !extendsLeg(before.get(id), freshByLeg.get(id) ?? []));
+  const storedByLeg = await storedLegRecords(tx, refold);
   const rows: LegRow[] = [];
-  for (const id of legIds) rows.push({ ...foldLeg(id, byLeg.get(id) ?? []), updatedAt: new Date().toISOString() });
+  const updatedAt = new Date().toISOString();
+  for (const id of legIds) {
+    const row = before.get(id);
+    const records = freshByLeg.get(id) ?? [];
+    const folded = !row ? foldLeg(id, records) : extendsLeg(row, records) ? foldOnto(row, records) : foldLeg(id, storedByLeg.get(id) ?? []);
+    rows.push({ ...folded, updatedAt });
+  }
   await tx.execute(
     sql`INSERT INTO call_legs (${LEG_COLUMNS.columns}) SELECT ${LEG_COLUMNS.columns} FROM ${LEG_COLUMNS.from(rows)} ON CONFLICT (id) DO UPDATE SET ${LEG_OVERWRITE}`,
   );
@@ -215,20 +228,42 @@ async function updateLegs(
   return { legIds: changed.map((row) => row.id), callIds: [...callIds], placeholders: [...placeholders.values()] };
 }
 
+/** Every stored record of these legs, for refolding them. */
+async function storedLegRecords(tx: Tx, legIds: string[]): Promise<Map<string, LegRecord[]>> {
+  const byLeg = new Map<string, LegRecord[]>();
+  if (!legIds.length) return byLeg;
+  const { rows } = await tx.execute<{
+    legId: string;
+    session: string;
+    correlatorIndex: string;
+    type: string;
+    time: string;
+    node: string | null;
+    callBridge: string | null;
+    raw: LegRecord['raw'];
+  }>(
+    sql`SELECT call_leg_id AS "legId", session, correlator_index AS "correlatorIndex", type, time, node, call_bridge AS "callBridge", raw
+        FROM cdr_records WHERE call_leg_id IS NOT NULL AND call_leg_id IN (SELECT jsonb_array_elements_text(${JSON.stringify(legIds)}::jsonb)) AND type LIKE 'callLeg%'`,
+  );
+  for (const r of rows) {
+    let list = byLeg.get(r.legId);
+    if (!list) {
+      list = [];
+      byLeg.set(r.legId, list);
+    }
+    list.push({ ...r, correlatorIndex: Number(r.correlatorIndex), time: new Date(r.time).toISOString() });
+  }
+  return byLeg;
+}
+
+/** A call_legs row as the fold writes it: timestamps as ISO strings, seq as a number. */
+function legRowFromDatabase(r: Record<string, unknown>): LegRow {
+  const row: Record<string, unknown> = { ...r, seq: Number(r.seq) };
+  for (const key of LEG_TIMESTAMP_KEYS) if (row[key] instanceof Date) row[key] = (row[key] as Date).toISOString();
+  return row as LegRow;
+}
+
 /** The call_legs fields the security policy reads. */
-type PolicyFacts = Record<string, unknown> & {
-  callId: string | null;
-  type: string | null;
-  subType: string | null;
-  guestConnection: boolean | null;
-  remoteParty: string | null;
-  remoteAddress: string | null;
-  state: string | null;
-  connectedAt: string | null;
-  inIvr: boolean | null;
-  deactivated: boolean | null;
-  endedAt: string | null;
-};
 const POLICY_FIELDS = [
   'callId',
   'type',
@@ -239,9 +274,9 @@ const POLICY_FIELDS = [
   'state',
   'inIvr',
   'deactivated',
-] as const;
+] as const satisfies readonly (keyof LegRow)[];
 
-function policyFactsChanged(before: PolicyFacts | undefined, after: LegRow): boolean {
+function policyFactsChanged(before: LegRow | undefined, after: LegRow): boolean {
   if (!before) return true;
   for (const field of POLICY_FIELDS) if ((before[field] ?? null) !== (after[field] ?? null)) return true;
   // Times matter to the policy only as "has it connected / ended yet".
