@@ -227,9 +227,17 @@ export async function applySecurityPolicy(
  * meeting row, its level history, the call's desired message) moves to the real meeting.
  */
 async function adoptProvisionalKeys(tx: Tx, calls: readonly CallRow[]): Promise<void> {
-  const moves = calls
+  const candidates = calls
     .filter((c) => c.callCorrelator && c.callCorrelator !== c.id)
     .map((c) => ({ from: c.id, to: c.callCorrelator as string }));
+  if (!candidates.length) return;
+  // Nearly every call has a callCorrelator, but only one decided before its callStart arrived has anything under
+  // its call id, and then always a meetings row (a decision writes one): look for those first, in one statement.
+  const { rows: provisional } = await tx.execute<{ key: string }>(
+    sql`SELECT meeting_key AS key FROM meetings WHERE meeting_key IN (SELECT jsonb_array_elements_text(${JSON.stringify(candidates.map((m) => m.from))}::jsonb))`,
+  );
+  const decided = new Set(provisional.map((r) => r.key));
+  const moves = candidates.filter((m) => decided.has(m.from));
   if (!moves.length) return;
   const json = JSON.stringify(moves);
   const pairs = sql`SELECT m->>'from' AS "from", m->>'to' AS "to" FROM jsonb_array_elements(${json}::jsonb) AS m`;
