@@ -45,6 +45,21 @@ describe('document type declarations', () => {
     );
   });
 
+  test('an undefined entity in an attribute is refused with its line', () => {
+    const error = parseError(`<records session="s1">\n<record ${RECORD_ATTRIBUTES} note="&nbsp;"/></records>`, /^undefined entity &nbsp;/);
+    assert.equal(error.line, 2);
+  });
+
+  test('a bare & is refused, naming its line, whether or not a ; follows later', () => {
+    const withoutSemicolon = parseError('<records session="s1">\n<note>R & D</note></records>', /'&' at line 2 does not start an entity/);
+    assert.equal(withoutSemicolon.line, 2);
+    parseError('<records session="s1">\n<note>R & D;</note></records>', /^body is not well-formed XML: '&' at line 2/);
+  });
+
+  test('an XML 1.1 declaration does not let in characters XML 1.0 forbids', () => {
+    parseError('<?xml version="1.1"?><records session="s1"><note>&#1;</note></records>', /&#1; is not a character/);
+  });
+
   test('a character reference to a character XML forbids is refused', () => {
     parseError(
       `<records session="s1"><record ${RECORD_ATTRIBUTES}><call id="c1"><name>a&#0;b</name></call></record></records>`,
@@ -146,12 +161,34 @@ describe('bodies that are not a <records> document', () => {
     assert.equal(error.line, 3);
   });
 
+  test('text after the root element is refused', () => {
+    parseError('<records session="s1"/>\ntrailing', /^body is not well-formed XML: text outside the root element at line 2/);
+  });
+
+  test('a mismatched end tag is refused, naming both tags', () => {
+    parseError(
+      '<records session="s1"><note></notes></records>',
+      /^body is not well-formed XML: <note> is not closed before <\/notes> at line 1/,
+    );
+  });
+
+  test('a body that is refused halfway through does not affect the next one', () => {
+    parseError(`<records session="s1"><record ${RECORD_ATTRIBUTES}><call id="c1"><name>half`, /is not closed at the end of the body/);
+    parseError(`<records session="s1"><record ${RECORD_ATTRIBUTES}><call id="c1"><name>&bad;</name>`, /undefined entity &bad;/);
+    const batch = parseCdrBatch(`<records session="s2"><record ${RECORD_ATTRIBUTES}><call id="c2"/></record></records>`);
+    assert.equal(batch.session, 's2');
+    assert.deepEqual(
+      batch.records.map((record) => record.raw),
+      [{ '@type': 'callStart', '@time': '2024-03-11T09:00:00Z', '@recordIndex': '1', '@correlatorIndex': '0', call: { '@id': 'c2' } }],
+    );
+  });
+
   test('a root other than <records> is refused, naming it', () => {
     parseError('<html><body/></html>', /^root element is <html>, expected <records>$/);
   });
 
   test('two root elements are refused', () => {
-    parseError('<records session="s1"/><records session="s2"/>', /2 top-level elements/);
+    parseError('<records session="s1"/><records session="s2"/>', /^body has more than one top-level element/);
   });
 
   test('a <records> without session is refused', () => {

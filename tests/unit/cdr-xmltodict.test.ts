@@ -64,6 +64,31 @@ describe('raw is what xmltodict.parse gives for the <record> element', () => {
     assert.deepEqual(leg, { '@id': '007', durationSeconds: '0042', remoteTeardown: 'true', x: '1e3', y: '0x10' });
   });
 
+  test('mixed content: all text and CDATA of an element are joined, then stripped, beside its children', () => {
+    const leg = rawOf('<callLeg id="l1"><note> a <![CDATA[ b ]]> c <x/> d </note><m k="1">t<y/>u<!-- c -->v</m></callLeg>')[
+      'callLeg'
+    ] as XmlObject;
+    assert.deepEqual(leg['note'], { x: null, '#text': 'a  b  c  d' });
+    assert.deepEqual(leg['m'], { '@k': '1', y: null, '#text': 'tuv' });
+    assert.deepEqual(Object.keys(leg['m'] as XmlObject), ['@k', 'y', '#text']);
+  });
+
+  test('attribute values are entity-decoded and their line breaks and tabs become spaces, as XML parsers do', () => {
+    const leg = rawOf('<callLeg id="l&amp;1 &lt;&#x41;&#66;&quot;&apos;&gt;" name=" a\tb\r\nc "/>')['callLeg'] as XmlObject;
+    assert.deepEqual(leg, { '@id': 'l&1 <AB"\'>', '@name': ' a b c ' });
+  });
+
+  test('elements named like Object.prototype members are ordinary keys', () => {
+    const leg = rawOf('<callLeg id="l1"><constructor>1</constructor><toString>2</toString><toString>3</toString></callLeg>')[
+      'callLeg'
+    ] as XmlObject;
+    assert.deepEqual(Object.entries(leg), [
+      ['@id', 'l1'],
+      ['constructor', '1'],
+      ['toString', ['2', '3']],
+    ]);
+  });
+
   test('text is trimmed of surrounding whitespace but inner whitespace is kept', () => {
     const leg = rawOf('<callLeg id="l1"><displayName>\n    Ann   Andersson \n  </displayName></callLeg>')['callLeg'] as XmlObject;
     assert.equal(leg['displayName'], 'Ann   Andersson');

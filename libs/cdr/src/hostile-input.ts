@@ -25,9 +25,8 @@ const DOUBLE_QUOTE = 0x22;
 const SINGLE_QUOTE = 0x27;
 
 /**
- * Cheap checks before the XML validator and parser see the body, so that hostile input fails fast in bounded
- * memory. Both build values a character at a time (a 50 MB value costs them gigabytes), the validator keeps a
- * stack entry per open element and the parser a node per element.
+ * Cheap checks before the XML parser sees the body, so that hostile input fails fast in bounded memory: the
+ * parser keeps a stack entry per open element, and records-document.ts builds a value per element and text.
  */
 export function rejectHostileInput(text: string, limits: InputLimits): void {
   const dtd = DTD.exec(text);
@@ -48,7 +47,7 @@ export function rejectHostileInput(text: string, limits: InputLimits): void {
 /**
  * Counts nesting depth, elements and the length of every text, tag, comment and CDATA section in one linear
  * pass without building anything. It only has to be exact for well-formed XML; describing malformed input is
- * left to the validator, which sees it only once its size is known to be bounded.
+ * left to the parser, which sees it only once its size is known to be bounded.
  */
 function checkStructure(text: string, limits: InputLimits): void {
   const checkLength = (from: number, to: number): void => {
@@ -81,7 +80,7 @@ function checkStructure(text: string, limits: InputLimits): void {
       checkLength(i, close === -1 ? text.length : close);
       if (close === -1) return;
       if (text.charCodeAt(close) === LT) {
-        // Malformed tag; the validator will say so. Keep counting from this '<' so that nothing slips past.
+        // Malformed tag; the parser will say so. Keep counting from this '<' so that nothing slips past.
         resume = close;
         i = close;
         continue;

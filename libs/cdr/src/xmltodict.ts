@@ -1,56 +1,42 @@
 import type { XmlObject, XmlValue } from './types.ts';
-import { ATTRIBUTES_KEY, CDATA_KEY, type OrderedAttributes, type OrderedNode, TEXT_KEY } from './xml-document.ts';
-import { decodeEntities } from './xml-entities.ts';
 
 /**
- * One element's value exactly as Python's `xmltodict.parse` gives it (what cdr-receiver-db served):
- * attributes as "@name", children by name in document order, a repeated child as an array, a single one as
- * is; text alone as a string, text beside attributes or children as "#text"; nothing at all as null.
- * Text is stripped of surrounding whitespace, as xmltodict does by default.
+ * An element being read, in the shape Python's `xmltodict.parse` gives (what cdr-receiver-db served): `value`
+ * holds the attributes as "@name" and then the children by name in document order; `text` collects every piece
+ * of character data and CDATA, to be joined and stripped at the end tag as xmltodict does.
  */
-export function xmltodictValue(children: OrderedNode[], attributes: OrderedAttributes | undefined): XmlValue {
-  let object: XmlObject | null = null;
-  if (attributes !== undefined) {
-    // The parser's attribute map already has "@name" keys in document order; reuse it instead of copying.
-    for (const key in attributes) {
-      const value = attributes[key]!;
-      if (value.includes('&')) attributes[key] = decodeEntities(value);
-    }
-    object = attributes;
-  }
-  let text: string | null = null;
-  for (const node of children) {
-    for (const key in node) {
-      if (key === ATTRIBUTES_KEY) continue;
-      if (key === TEXT_KEY) {
-        text = join(text, decodeEntities(node[key] as string));
-      } else if (key === CDATA_KEY) {
-        for (const part of node[key] as OrderedNode[]) {
-          if (typeof part[TEXT_KEY] === 'string') text = join(text, part[TEXT_KEY]);
-        }
-      } else {
-        const value = xmltodictValue(node[key] as OrderedNode[], node[ATTRIBUTES_KEY] as OrderedAttributes | undefined);
-        object ??= {};
-        addChild(object, key, value);
-      }
-      break;
-    }
-  }
-  if (text !== null) {
-    text = text.trim();
-    if (text === '') text = null;
-  }
-  if (object === null) return text;
-  if (text !== null) object[TEXT_KEY] = text;
-  return object;
+export interface ElementFrame {
+  name: string;
+  value: XmlObject | null;
+  text: string;
 }
 
-function join(text: string | null, piece: string): string {
-  return text === null ? piece : text + piece;
+/** The frame for a start tag. `attributes` are already entity-decoded, in document order. */
+export function openElement(name: string, attributes: Readonly<Record<string, string>>): ElementFrame {
+  let value: XmlObject | null = null;
+  for (const attribute in attributes) {
+    value ??= {};
+    // "@" + name can never be "__proto__", so plain assignment is safe here.
+    value[`@${attribute}`] = attributes[attribute]!;
+  }
+  return { name, value, text: '' };
 }
 
-/** xmltodict's rule: the second occurrence of a name turns its value into an array. */
-function addChild(object: XmlObject, name: string, value: XmlValue): void {
+/**
+ * The finished element's value: text alone as a string, text beside attributes or children as "#text" (the last
+ * key), nothing at all as null. Text is stripped of surrounding whitespace after joining, as xmltodict does.
+ */
+export function elementValue(frame: ElementFrame): XmlValue {
+  const text = frame.text.trim();
+  if (frame.value === null) return text === '' ? null : text;
+  if (text !== '') frame.value['#text'] = text;
+  return frame.value;
+}
+
+/** Adds a finished child; xmltodict's rule: the second occurrence of a name turns its value into an array. */
+export function addChild(parent: ElementFrame, name: string, value: XmlValue): void {
+  parent.value ??= {};
+  const object = parent.value;
   if (!Object.hasOwn(object, name)) {
     setOwn(object, name, value);
     return;
