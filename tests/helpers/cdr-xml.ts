@@ -22,6 +22,41 @@ export function recordsXml(options: { session: string; callBridge?: string; reco
   return `${options.declaration === false ? '' : '<?xml version="1.0"?>\n'}<records session="${options.session}"${bridge}>\n${records}\n</records>\n`;
 }
 
+/**
+ * One leg's whole life, as its own records: callLegStart, into an IVR, connected into the call in the lobby
+ * (deactivated) with a new display name, admitted, callLegEnd with quality data. correlatorIndex start, +2, +4, +6, +9.
+ */
+export function legLifecycleRecords(ids: { leg: string; call: string }, start = 0): TestRecord[] {
+  const { leg, call } = ids;
+  return [
+    {
+      type: 'callLegStart',
+      correlatorIndex: start,
+      time: '2026-11-21T09:00:00Z',
+      body: `<callLeg id="${leg}"><displayName>Guest</displayName><remoteParty>0701234567@corp.example.com</remoteParty><type>sip</type><direction>incoming</direction></callLeg>`,
+    },
+    { type: 'callLegUpdate', correlatorIndex: start + 2, time: '2026-11-21T09:00:05Z', body: `<callLeg id="${leg}"><ivr/></callLeg>` },
+    {
+      type: 'callLegUpdate',
+      correlatorIndex: start + 4,
+      time: '2026-11-21T09:00:10Z',
+      body: `<callLeg id="${leg}"><state>connected</state><call>${call}</call><deactivated>true</deactivated><displayName>Alice</displayName></callLeg>`,
+    },
+    {
+      type: 'callLegUpdate',
+      correlatorIndex: start + 6,
+      time: '2026-11-21T09:01:00Z',
+      body: `<callLeg id="${leg}"><state>connected</state><deactivated>false</deactivated></callLeg>`,
+    },
+    {
+      type: 'callLegEnd',
+      correlatorIndex: start + 9,
+      time: '2026-11-21T09:30:00Z',
+      body: `<callLeg id="${leg}"><reason>remoteTeardown</reason><durationSeconds>1790</durationSeconds><encryptedMedia>true</encryptedMedia><alarm type="packetLoss" durationPercentage="0.1"/></callLeg>`,
+    },
+  ];
+}
+
 /** A call with one SIP leg joining and leaving: callLegStart (before callStart, as in Cisco's example), callStart, callLegUpdate, callLegEnd, callEnd. */
 export function simpleCallRecords(start = 0, ids = { call: randomUUID(), leg: randomUUID(), correlator: randomUUID() }): TestRecord[] {
   return [

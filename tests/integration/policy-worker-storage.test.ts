@@ -9,7 +9,7 @@ import { CDR_BATCH_JOB_OPTIONS, CDR_BATCHES_QUEUE, type CdrBatchesJob, createRed
 import { Queue } from 'bullmq';
 import { eq, sql } from 'drizzle-orm';
 import { buildPolicyWorker } from '../../services/policy-worker/src/worker.ts';
-import { recordsXml, simpleCallRecords, type TestRecord } from '../helpers/cdr-xml.ts';
+import { legLifecycleRecords, recordsXml, simpleCallRecords, type TestRecord } from '../helpers/cdr-xml.ts';
 import { eventually, onTestFileEnd, testDatabase, testRedis } from '../helpers/infra.ts';
 import { hostPort, startTcpProxy } from '../helpers/tcp-proxy.ts';
 
@@ -125,33 +125,7 @@ describe('policy-worker storage', () => {
 
   test('gives a leg the same row whether its records arrive one by one in order, all together or backwards', async () => {
     const call = randomUUID();
-    const lifecycle = (leg: string): TestRecord[] => [
-      {
-        type: 'callLegStart',
-        correlatorIndex: 10,
-        time: '2026-11-21T09:00:00Z',
-        body: `<callLeg id="${leg}"><displayName>Guest</displayName><remoteParty>0701234567@corp.example.com</remoteParty><type>sip</type><direction>incoming</direction></callLeg>`,
-      },
-      { type: 'callLegUpdate', correlatorIndex: 12, time: '2026-11-21T09:00:05Z', body: `<callLeg id="${leg}"><ivr/></callLeg>` },
-      {
-        type: 'callLegUpdate',
-        correlatorIndex: 14,
-        time: '2026-11-21T09:00:10Z',
-        body: `<callLeg id="${leg}"><state>connected</state><call>${call}</call><deactivated>true</deactivated><displayName>Alice</displayName></callLeg>`,
-      },
-      {
-        type: 'callLegUpdate',
-        correlatorIndex: 16,
-        time: '2026-11-21T09:01:00Z',
-        body: `<callLeg id="${leg}"><state>connected</state><deactivated>false</deactivated></callLeg>`,
-      },
-      {
-        type: 'callLegEnd',
-        correlatorIndex: 19,
-        time: '2026-11-21T09:30:00Z',
-        body: `<callLeg id="${leg}"><reason>remoteTeardown</reason><durationSeconds>1790</durationSeconds><encryptedMedia>true</encryptedMedia><alarm type="packetLoss" durationPercentage="0.1"/></callLeg>`,
-      },
-    ];
+    const lifecycle = (leg: string) => legLifecycleRecords({ leg, call }, 10);
     const [inOrder, together, backwards] = [randomUUID(), randomUUID(), randomUUID()];
     const session = randomUUID();
     // One at a time, each stored before the next: every record after the first folds onto the stored row.

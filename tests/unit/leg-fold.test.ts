@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { parseCdrBatch } from '@cms/cdr';
 import { extendsLeg, foldLeg, foldOnto, type LegRecord, SEQ_SEVERAL_SESSIONS } from '../../services/policy-worker/src/storage/leg-fold.ts';
-import { recordsXml, type TestRecord } from '../helpers/cdr-xml.ts';
+import { legLifecycleRecords, recordsXml, type TestRecord } from '../helpers/cdr-xml.ts';
 
 const LEG = 'fc9c85ca-8c41-4a1a-9252-b16977d1e4e1';
 const CALL = '46d49cb4-8171-4abc-97f5-b88035b1da0a';
@@ -25,33 +25,7 @@ function permutations<T>(items: T[]): T[][] {
   return items.flatMap((item, i) => permutations([...items.slice(0, i), ...items.slice(i + 1)]).map((rest) => [item, ...rest]));
 }
 
-const lifecycle: TestRecord[] = [
-  {
-    type: 'callLegStart',
-    correlatorIndex: 0,
-    time: '2026-11-21T09:00:00Z',
-    body: `<callLeg id="${LEG}"><displayName>Guest</displayName><remoteParty>0701234567@corp.example.com</remoteParty><type>sip</type><direction>incoming</direction></callLeg>`,
-  },
-  { type: 'callLegUpdate', correlatorIndex: 2, time: '2026-11-21T09:00:05Z', body: `<callLeg id="${LEG}"><ivr/></callLeg>` },
-  {
-    type: 'callLegUpdate',
-    correlatorIndex: 4,
-    time: '2026-11-21T09:00:10Z',
-    body: `<callLeg id="${LEG}"><state>connected</state><call>${CALL}</call><deactivated>true</deactivated><displayName>Alice</displayName></callLeg>`,
-  },
-  {
-    type: 'callLegUpdate',
-    correlatorIndex: 6,
-    time: '2026-11-21T09:01:00Z',
-    body: `<callLeg id="${LEG}"><state>connected</state><deactivated>false</deactivated></callLeg>`,
-  },
-  {
-    type: 'callLegEnd',
-    correlatorIndex: 9,
-    time: '2026-11-21T09:30:00Z',
-    body: `<callLeg id="${LEG}"><reason>remoteTeardown</reason><durationSeconds>1790</durationSeconds><encryptedMedia>true</encryptedMedia><alarm type="packetLoss" durationPercentage="0.1"/></callLeg>`,
-  },
-];
+const lifecycle = legLifecycleRecords({ leg: LEG, call: CALL });
 
 describe('foldLeg', () => {
   test('gives the same row for every arrival order of the same records', () => {
