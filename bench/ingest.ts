@@ -12,6 +12,7 @@ import { parseArgs } from 'node:util';
 import { pg } from '@cms/db';
 import * as hdr from 'hdr-histogram-js';
 import { Pool } from 'undici';
+import { cpuPerUnit, type ProcessGroup, readCpu } from './lib/cpu-usage.ts';
 import { machineDescription } from './lib/machine.ts';
 import { type Child, freePort, freshDatabase, startService } from './lib/processes.ts';
 
@@ -156,7 +157,15 @@ const countStored = async () =>
 await drive(warmup, null);
 while ((await countStored()) < warmup * perPost) await new Promise((r) => setTimeout(r, 100));
 
+// Everything that shares the machine's cores during the run (our services only when this script started them).
+const cpuGroups: ProcessGroup[] = [
+  ...children.map((child) => ({ name: child.name, match: [child.process.pid ?? -1] })),
+  { name: 'PostgreSQL', match: (comm: string) => comm === 'postgres' },
+  { name: 'Redis', match: (comm: string) => comm.startsWith('redis-server') },
+  { name: 'load generator', match: [process.pid] },
+];
 const histogram = hdr.build({ lowestDiscernibleValue: 1, highestTrackableValue: 60_000_000, numberOfSignificantValueDigits: 3 });
+const cpuBefore = readCpu(cpuGroups);
 const started = performance.now();
 const target = (warmup + posts) * perPost;
 const { ok, failed } = await drive(posts, histogram);
@@ -171,6 +180,8 @@ for (;;) {
   await new Promise((r) => setTimeout(r, 20));
 }
 const storeSeconds = (storedAt - started) / 1000;
+const cpuAfter = readCpu(cpuGroups);
+const cpu = cpuBefore && cpuAfter ? cpuPerUnit(cpuBefore, cpuAfter, posts) : null;
 
 const postsPerSecond = ok / postSeconds;
 const recordsPerSecond = (posts * perPost) / storeSeconds;
@@ -193,6 +204,7 @@ const rows = [
         ['records/s durably in Postgres', recordsPerSecond.toFixed(0)],
         ['Postgres behind ingest at the end', `${lagSeconds.toFixed(2)} s`],
       ]),
+  ...(cpu ? [['CPU per POST (all processes of each, from /proc)', cpu.map(([name, us]) => `${name} ${us.toFixed(0)} µs`).join(', ')]] : []),
 ];
 const table = ['| measure | value |', '|---|---|', ...rows.map(([k, v]) => `| ${k} | ${v} |`)].join('\n');
 console.log(table);

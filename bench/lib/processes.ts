@@ -34,6 +34,7 @@ export async function freshDatabase(baseUrl: string, prefix: string): Promise<{ 
 }
 
 export interface Child {
+  name: string;
   process: ChildProcess;
   stop(): Promise<void>;
 }
@@ -55,6 +56,7 @@ export async function startService(name: string, env: Record<string, string>, re
     await new Promise((r) => setTimeout(r, 100));
   }
   return {
+    name,
     process: child,
     async stop() {
       if (child.exitCode === null) child.kill('SIGTERM');

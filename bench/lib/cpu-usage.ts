@@ -1,0 +1,49 @@
+/**
+ * CPU time per process group during a benchmark, read from /proc (Linux). On a machine where the load generator,
+ * our services, Redis and PostgreSQL share the same cores, this says where the CPU goes, which the throughput
+ * figure alone cannot.
+ */
+import { readdirSync, readFileSync } from 'node:fs';
+
+export interface ProcessGroup {
+  name: string;
+  /** Pids of the group, or a predicate on a process's command name (`comm`) to find them at each reading. */
+  match: readonly number[] | ((comm: string) => boolean);
+}
+
+type Reading = Map<string, number>;
+
+const CLOCK_TICKS_PER_SECOND = 100;
+
+/** Seconds of user + system CPU each group has used so far; null where /proc cannot be read (not Linux). */
+export function readCpu(groups: readonly ProcessGroup[]): Reading | null {
+  let pids: string[];
+  try {
+    pids = readdirSync('/proc').filter((entry) => /^\d+$/.test(entry));
+  } catch {
+    return null;
+  }
+  const reading: Reading = new Map(groups.map((g) => [g.name, 0]));
+  for (const pid of pids) {
+    let stat: string;
+    try {
+      stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    } catch {
+      continue; // exited since the directory was listed
+    }
+    // "pid (comm) state ppid ...": comm may hold spaces and parentheses, so split at the last ')'.
+    const comm = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    const seconds = (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS_PER_SECOND;
+    for (const group of groups) {
+      const matches = typeof group.match === 'function' ? group.match(comm) : group.match.includes(Number(pid));
+      if (matches) reading.set(group.name, (reading.get(group.name) ?? 0) + seconds);
+    }
+  }
+  return reading;
+}
+
+/** CPU microseconds per unit of work (a POST) for each group between two readings. */
+export function cpuPerUnit(before: Reading, after: Reading, units: number): [string, number][] {
+  return [...after].map(([name, seconds]) => [name, ((seconds - (before.get(name) ?? 0)) * 1e6) / units]);
+}
