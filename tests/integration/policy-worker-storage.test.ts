@@ -157,6 +157,27 @@ describe('policy-worker storage', () => {
     assert.deepEqual(await row(backwards), expected);
   });
 
+  test('a record of an unknown type naming a leg is stored but leaves the leg as its known records make it', async () => {
+    const ids = { call: randomUUID(), leg: randomUUID() };
+    const [start, , connected] = legLifecycleRecords(ids) as [TestRecord, TestRecord, TestRecord];
+    const session = randomUUID();
+    await h.send(session, [start]);
+    await drained(h);
+    await h.send(session, [
+      { type: 'participantMoved', correlatorIndex: 3, body: `<callLeg id="${ids.leg}"><displayName>Moved</displayName></callLeg>` },
+    ]);
+    await drained(h);
+    const [afterUnknown] = await h.db.select().from(callLegs).where(eq(callLegs.id, ids.leg));
+    assert.equal(afterUnknown?.seq, 0);
+    assert.equal(afterUnknown?.displayName, 'Guest');
+    await h.send(session, [connected]);
+    await drained(h);
+    const [leg] = await h.db.select().from(callLegs).where(eq(callLegs.id, ids.leg));
+    assert.equal(leg?.seq, 4);
+    assert.equal(leg?.displayName, 'Alice');
+    assert.equal(await h.count(session), 3);
+  });
+
   test('refolds an ended leg from its records when a later record arrives', async () => {
     const ids = { call: randomUUID(), leg: randomUUID(), correlator: randomUUID() };
     const [start, , update] = simpleCallRecords(0, ids) as [TestRecord, TestRecord, TestRecord];

@@ -170,7 +170,9 @@ async function updateLegs(
   const before = new Map(stored.map((r) => legRowFromDatabase(r)).map((row) => [row.id, row]));
   const freshByLeg = new Map<string, LegRecord[]>();
   for (const { record, job } of fresh) {
-    if (record.objectKind !== 'callLeg' || !record.callLegId) continue;
+    // The same records a refold reads back (storedLegRecords): a future record type naming a leg is stored and
+    // indexed by it, but what it means for the leg is not known, so it is not folded in either way.
+    if (record.objectKind !== 'callLeg' || !record.callLegId || !record.type.startsWith('callLeg')) continue;
     let list = freshByLeg.get(record.callLegId);
     if (!list) {
       list = [];
