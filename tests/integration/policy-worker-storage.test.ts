@@ -3,11 +3,12 @@ import { randomUUID } from 'node:crypto';
 import { before, describe, test } from 'node:test';
 import { type CdrBatch, parseCdrBatch } from '@cms/cdr';
 import { type Config, loadConfig } from '@cms/config';
-import { callLegs, calls, cdrGaps, cdrQuarantine, cdrRecords, type Database } from '@cms/db';
+import { callLegs, calls, cdrGaps, cdrQuarantine, cdrRecords, type Database, LEG_ENDED_BY_RECONCILIATION } from '@cms/db';
 import { createLogger } from '@cms/observability';
 import { CDR_BATCH_JOB_OPTIONS, CDR_BATCHES_QUEUE, type CdrBatchesJob, createRedisConnection } from '@cms/queue';
 import { Queue } from 'bullmq';
 import { eq, sql } from 'drizzle-orm';
+import { storeSnapshot } from '../../services/cms-actuator/src/reconcile/snapshot-store.ts';
 import { buildPolicyWorker } from '../../services/policy-worker/src/worker.ts';
 import { legLifecycleRecords, recordsXml, simpleCallRecords, type TestRecord } from '../helpers/cdr-xml.ts';
 import { eventually, onTestFileEnd, testDatabase, testRedis } from '../helpers/infra.ts';
@@ -178,20 +179,32 @@ describe('policy-worker storage', () => {
     assert.equal(await h.count(session), 3);
   });
 
-  test('refolds an ended leg from its records when a later record arrives', async () => {
-    const ids = { call: randomUUID(), leg: randomUUID(), correlator: randomUUID() };
-    const [start, , update] = simpleCallRecords(0, ids) as [TestRecord, TestRecord, TestRecord];
+  test('a leg ended by reconciliation stays ended when a late record arrives, until its callLegEnd gives the real end', async () => {
+    const ids = { call: randomUUID(), leg: randomUUID() };
+    const [start, , connected, admitted, end] = legLifecycleRecords(ids) as TestRecord[];
     const session = randomUUID();
-    await h.send(session, [start]);
+    await h.send(session, [start as TestRecord, connected as TestRecord]);
     await drained(h);
-    // What reconciliation does when CMS no longer has the call: ended without a callLegEnd record.
-    await h.db.execute(sql`UPDATE call_legs SET ended_at = now() WHERE id = ${ids.leg}`);
-    await h.send(session, [update]);
+    const leg = async () => (await h.db.select().from(callLegs).where(eq(callLegs.id, ids.leg)))[0];
+    // What the actuator stores when CMS answers 404 for the call (a bridge restart lost its CDRs).
+    const { endedCallIds } = await storeSnapshot(h.db, 'cms1', { calls: [], legs: [], gone: [ids.call], legsRead: 0 });
+    assert.deepEqual(endedCallIds, [ids.call]);
+    const reconciled = await leg();
+    assert.ok(reconciled?.endedAt);
+    assert.equal(reconciled?.endReason, LEG_ENDED_BY_RECONCILIATION);
+
+    await h.send(session, [admitted as TestRecord]);
     await drained(h);
-    const [leg] = await h.db.select().from(callLegs).where(eq(callLegs.id, ids.leg));
-    assert.equal(leg?.state, 'connected');
-    assert.equal(leg?.callId, ids.call);
-    assert.equal(leg?.endedAt, null, 'the row is what its records say, as a full fold gives');
+    const late = await leg();
+    assert.equal(late?.endedAt, reconciled?.endedAt, 'a record from before the end does not reopen the leg');
+    assert.equal(late?.endReason, LEG_ENDED_BY_RECONCILIATION);
+    assert.equal(late?.deactivated, false, 'what the late record says is still folded in');
+
+    await h.send(session, [end as TestRecord]);
+    await drained(h);
+    const ended = await leg();
+    assert.equal(ended?.endReason, 'remoteTeardown');
+    assert.equal(ended?.endedAt, '2026-11-21 09:30:00+00');
   });
 
   test('lists a call named only by a leg (its callStart not yet received)', async () => {

@@ -113,6 +113,12 @@ export const calls = pgTable(
 );
 
 /**
+ * `call_legs.end_reason` of a leg ended by reconciliation: CMS no longer had its call, and its callLegEnd record
+ * was lost with it. The leg projection keeps such an end until a callLegEnd record gives the real one.
+ */
+export const LEG_ENDED_BY_RECONCILIATION = 'endedByReconciliation';
+
+/**
  * One row per call leg. Mutable fields follow the record with the highest correlatorIndex seen (`seq`), so
  * the row is the same whatever order the records arrive in; end fields are set whenever callLegEnd arrives.
  */

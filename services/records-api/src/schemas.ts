@@ -2,6 +2,8 @@
  * JSON schemas shared by the routes: Fastify validates query parameters with them, serialises answers with
  * them, and @fastify/swagger publishes them at /docs.
  */
+import { LEG_ENDED_BY_RECONCILIATION } from '@cms/db';
+
 const nullableString = { type: ['string', 'null'] } as const;
 const nullableTimestamp = { type: ['string', 'null'], format: 'date-time' } as const;
 const nullableInteger = { type: ['integer', 'null'] } as const;
@@ -281,7 +283,10 @@ export const callLegSchema = {
     startedAt: nullableTimestamp,
     connectedAt: nullableTimestamp,
     endedAt: nullableTimestamp,
-    endReason: nullableString,
+    endReason: {
+      ...nullableString,
+      description: `callLegEnd's reason as CMS sent it; "${LEG_ENDED_BY_RECONCILIATION}" when CMS no longer had the call and its callLegEnd was lost.`,
+    },
     durationSeconds: nullableInteger,
     activatedDuration: nullableInteger,
     encryptedMedia: nullableBoolean,

@@ -1,4 +1,4 @@
-import { callLegObservations, calls, type Database, recordset } from '@cms/db';
+import { callLegObservations, calls, type Database, LEG_ENDED_BY_RECONCILIATION, recordset } from '@cms/db';
 import { sql } from 'drizzle-orm';
 import type { NodeSnapshot } from './observe-node.ts';
 
@@ -88,9 +88,9 @@ export async function storeSnapshot(db: Database, node: string, snapshot: NodeSn
       if (endedCallIds.length) {
         const endedJson = JSON.stringify(endedCallIds);
         // Their callLegEnd records are lost with the call: without an end the legs would count for the meeting for ever.
-        // A late record for such a leg re-folds it from its CDRs, as always.
+        // The reason marks the end as ours, so that a late record for the leg does not reopen it (see store-batches.ts).
         await tx.execute(
-          sql`UPDATE call_legs SET ended_at = now(), updated_at = now()
+          sql`UPDATE call_legs SET ended_at = now(), end_reason = ${LEG_ENDED_BY_RECONCILIATION}, updated_at = now()
               WHERE call_id IN (SELECT jsonb_array_elements_text(${endedJson}::jsonb)) AND ended_at IS NULL`,
         );
         await tx.execute(

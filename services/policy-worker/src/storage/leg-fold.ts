@@ -56,8 +56,8 @@ export function foldLeg(id: string, records: readonly LegRecord[]): LegRow {
  * Whether `records` can be folded onto the stored row instead of refolding every record of the leg: they must
  * all come after everything already folded in (same session, higher correlatorIndex), which is how CMS sends
  * them. Then folding them onto the row gives exactly what folding all records would. A row that has ended
- * is always refolded: reconciliation may have ended it without a record, and a late record must reopen it
- * exactly as a full fold would.
+ * is always refolded: reconciliation may have ended it without a record, so the row need not be a fold of
+ * its records.
  */
 export function extendsLeg(row: LegRow | undefined, records: readonly LegRecord[]): row is LegRow {
   if (!row || row.endedAt || row.session == null) return false;

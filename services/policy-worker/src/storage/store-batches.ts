@@ -1,6 +1,16 @@
 import { createHash } from 'node:crypto';
 import type { CdrRecord } from '@cms/cdr';
-import { callLegs, calls, cdrGaps, cdrQuarantine, cdrRecords, cdrSessions, type Database, recordset } from '@cms/db';
+import {
+  callLegs,
+  calls,
+  cdrGaps,
+  cdrQuarantine,
+  cdrRecords,
+  cdrSessions,
+  type Database,
+  LEG_ENDED_BY_RECONCILIATION,
+  recordset,
+} from '@cms/db';
 import type { CompiledPolicy } from '@cms/policy';
 import type { CdrBatchJob } from '@cms/queue';
 import { getTableColumns, type SQL, sql } from 'drizzle-orm';
@@ -200,6 +210,12 @@ async function updateLegs(
     const row = before.get(id);
     const records = freshByLeg.get(id) ?? [];
     const folded = !row ? foldLeg(id, records) : extendsLeg(row, records) ? foldOnto(row, records) : foldLeg(id, storedByLeg.get(id) ?? []);
+    // Reconciliation ended this leg because CMS no longer has its call: a late record from before that end must
+    // not bring the leg back into its meeting. Only a callLegEnd record (the real end) replaces ours.
+    if (row?.endReason === LEG_ENDED_BY_RECONCILIATION && !folded.endedAt) {
+      folded.endedAt = row.endedAt;
+      folded.endReason = row.endReason;
+    }
     rows.push({ ...folded, updatedAt });
   }
   await tx.execute(
