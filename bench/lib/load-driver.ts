@@ -3,7 +3,7 @@
  * over the window, each participant leaving after about `durationSeconds`) in real time, and stops at a cut-off so
  * the meetings are still running when the benchmark compares what they show with what they should show.
  */
-import { buildPlan, type LoadSpec, type MeetingHandle, mulberry32, type PlanStep, type Simulator } from '@cms/cms-sim';
+import { buildPlan, joinOptions, type LoadSpec, type MeetingHandle, mulberry32, type PlanStep, type Simulator } from '@cms/cms-sim';
 
 export interface LoadRun {
   joins: number;
@@ -40,15 +40,7 @@ export async function driveLoad(sim: Simulator, load: LoadSpec, options: { seed:
           run.skipped++;
           return;
         }
-        const joined = sim.join({
-          meeting: m.handle,
-          bridge: step.bridge,
-          kind: step.kind,
-          remoteParty: step.remoteParty,
-          displayName: step.displayName,
-          needsActivation: step.needsActivation,
-          viaIvr: step.viaIvr,
-        });
+        const joined = sim.join(joinOptions(step, m.handle));
         m.legs.push(joined.callLegId);
         run.joins++;
         return;

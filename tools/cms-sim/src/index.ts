@@ -20,7 +20,7 @@ export type {
   TlsFiles,
 } from './options.ts';
 export { loadScenario, parseLoadArgument, parseScenarioText } from './scenario/parse.ts';
-export { buildPlan, type PlanStep } from './scenario/plan.ts';
+export { buildPlan, type JoinStep, joinOptions, type PlanStep } from './scenario/plan.ts';
 export type {
   LoadSpec,
   MeetingScenario,

@@ -1,4 +1,5 @@
 import { ScenarioError } from '../errors.ts';
+import type { JoinOptions, MeetingHandle } from '../simulator.ts';
 import { deriveSeed, Random } from '../util/prng.ts';
 import { clockBase, durationToSeconds, timeToSeconds } from './parse.ts';
 import type { LoadSpec, MeetingScenario, Scenario, TimelineAction } from './types.ts';
@@ -22,6 +23,14 @@ export type PlanStep = { at: number; seq: number } & (
   | { type: 'leaveOne'; meeting: string; reason: string }
   | { type: 'action'; action: TimelineAction }
 );
+
+export type JoinStep = Extract<PlanStep, { type: 'join' }>;
+
+/** What a planned join asks of the simulator: the scenario runner and the benchmark's load driver both run plans. */
+export function joinOptions(step: JoinStep, meeting: MeetingHandle): JoinOptions {
+  const { bridge, kind, remoteParty, displayName, needsActivation, viaIvr } = step;
+  return { meeting, bridge, kind, remoteParty, displayName, needsActivation, viaIvr };
+}
 
 type StepBody = PlanStep extends infer S ? (S extends PlanStep ? Omit<S, 'at' | 'seq'> : never) : never;
 

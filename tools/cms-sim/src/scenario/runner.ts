@@ -2,7 +2,7 @@ import { ScenarioError } from '../errors.ts';
 import type { MeetingHandle, Simulator } from '../simulator.ts';
 import { deriveSeed, Random } from '../util/prng.ts';
 import { loadScenario } from './parse.ts';
-import { buildPlan, type PlanStep } from './plan.ts';
+import { buildPlan, joinOptions, type PlanStep } from './plan.ts';
 import type { ScenarioInput, ScenarioReport, ScenarioRunOptions, TimelineAction } from './types.ts';
 
 export interface ScenarioRun {
@@ -52,15 +52,7 @@ class PlanExecutor {
       case 'join': {
         const m = this.#meeting(step.meeting);
         if (m.handle.ended) return; // everyone left already; a late joiner would start a new meeting in CMS
-        const result = sim.join({
-          meeting: m.handle,
-          bridge: step.bridge,
-          kind: step.kind,
-          remoteParty: step.remoteParty,
-          displayName: step.displayName,
-          needsActivation: step.needsActivation,
-          viaIvr: step.viaIvr,
-        });
+        const result = sim.join(joinOptions(step, m.handle));
         // A lock needs a call to exist; it is applied with the first join, before anyone else arrives.
         if (this.#pendingLock.get(step.meeting)) {
           sim.updateCall(result.callId, { locked: true });
