@@ -202,14 +202,14 @@ async function updateLegs(
   // Every stored record of a leg was folded into its row in the transaction that stored it. So a leg with no
   // row has no records but these, and records that come after everything in the row (as CMS sends them) fold
   // onto it. Only other legs (a late or out-of-order record) are refolded from all of their stored records.
-  const refold = legIds.filter((id) => before.has(id) && !extendsLeg(before.get(id), freshByLeg.get(id) ?? []));
-  const storedByLeg = await storedLegRecords(tx, refold);
+  const refold = new Set(legIds.filter((id) => before.has(id) && !extendsLeg(before.get(id), freshByLeg.get(id) ?? [])));
+  const storedByLeg = await storedLegRecords(tx, [...refold]);
   const rows: LegRow[] = [];
   const updatedAt = new Date().toISOString();
   for (const id of legIds) {
     const row = before.get(id);
     const records = freshByLeg.get(id) ?? [];
-    const folded = !row ? foldLeg(id, records) : extendsLeg(row, records) ? foldOnto(row, records) : foldLeg(id, storedByLeg.get(id) ?? []);
+    const folded = !row ? foldLeg(id, records) : refold.has(id) ? foldLeg(id, storedByLeg.get(id) ?? []) : foldOnto(row, records);
     // Reconciliation ended this leg because CMS no longer has its call: a late record from before that end must
     // not bring the leg back into its meeting. Only a callLegEnd record (the real end) replaces ours.
     if (row?.endReason === LEG_ENDED_BY_RECONCILIATION && !folded.endedAt) {
