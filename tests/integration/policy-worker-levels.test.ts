@@ -280,13 +280,23 @@ describe('reconciliation hooks in the policy worker', () => {
     await eventually(async () => (await reconcileRequests()).some((j) => j.node === 'cms2' && j.reason === 'bridgeRestart'), {
       what: 'a reconcile request for the new session',
     });
+    // The gap comes from a session the worker has already seen, so the only request it can prompt is the gap's own
+    // (a new session would ask for `bridgeRestart` and hide a missing `cdrGap` request).
     const cms1 = bridge('cms1');
+    const first = randomUUID();
+    await cms1.send([callStart(cms1.next(), first, randomUUID())]);
+    await eventually(async () => (await db.select().from(calls).where(eq(calls.id, first))).length === 1, {
+      what: 'the first record of the session stored',
+    });
+    assert.ok(!(await reconcileRequests()).some((j) => j.reason === 'cdrGap'), 'no gap has been reported yet');
     const gapped: TestRecord = {
       ...callStart(cms1.next(), randomUUID(), randomUUID()),
       extraAttributes: ' numPreceedingRecordsMissing="7"',
     };
     await cms1.send([gapped]);
-    await eventually(async () => (await reconcileRequests()).some((j) => j.node === 'cms1'), { what: 'a reconcile request for the gap' });
+    await eventually(async () => (await reconcileRequests()).some((j) => j.node === 'cms1' && j.reason === 'cdrGap'), {
+      what: 'a cdrGap reconcile request for cms1',
+    });
   });
 
   test('a meeting known only from the CMS API (observed legs) gets its level and desired message on request', async () => {
