@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import { ConfigError, loadConfig } from '@cms/config';
+import { editDistance, nearestKey } from '../../libs/config/src/suggest.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'cms-config-'));
 function file(name: string, content: string): string {
@@ -87,5 +88,75 @@ describe('loadConfig', () => {
       'INGEST_TOKEN_FILE',
       /cannot read secret file/,
     );
+  });
+});
+
+describe('unknown configuration keys', () => {
+  const load = (name: string, yaml: string) => () => loadConfig({ env: { CONFIG_FILE: file(name, yaml) } });
+
+  test('a misspelt key stops start-up, naming it and the nearest known key', () => {
+    configErrorAt(
+      load('typo.yaml', 'policy:\n  secureDomain: [corp.example]\n'),
+      'policy.secureDomain',
+      /unknown key; did you mean "policy\.secureDomains"\?/,
+    );
+  });
+
+  test('an unknown top-level key with no near match lists the keys allowed there', () => {
+    configErrorAt(load('bogus.yaml', 'bogus: 1\n'), 'bogus', /unknown key; the keys allowed at the top level are log, redis, .*policy$/);
+  });
+
+  test('unknown keys inside list entries name the entry: cms.nodes[] and api.tokens[]', () => {
+    configErrorAt(
+      load('node-typo.yaml', 'cms:\n  nodes:\n    - { name: cms1, url: "https://cms1.example:445", username: api, passwrd: p }\n'),
+      'cms.nodes[0].passwrd',
+      /did you mean "cms\.nodes\[0\]\.password"\?/,
+    );
+    configErrorAt(
+      load('token-typo.yaml', 'api:\n  tokens:\n    - { name: grafana, tokenfile: /run/secrets/t, role: viewer }\n'),
+      'api.tokens[0].tokenfile',
+      /did you mean "api\.tokens\[0\]\.tokenFile"\?/,
+    );
+  });
+
+  test('every nesting level is checked, and every unknown key is listed', () => {
+    configErrorAt(
+      load('messages.yaml', 'policy:\n  messages:\n    2: { text: Internal, postion: top }\n'),
+      'policy.messages.2.postion',
+      /did you mean "policy\.messages\.2\.position"\?/,
+    );
+    configErrorAt(
+      load('levels.yaml', 'policy:\n  messages:\n    4: { text: Four }\n'),
+      'policy.messages.4',
+      /the keys allowed in "policy\.messages" are 1, 2, 3$/,
+    );
+    configErrorAt(
+      load('two.yaml', 'ingest:\n  prot: 1\n  hots: x\n'),
+      'ingest.prot',
+      /did you mean "ingest\.port"\? \(also unknown: ingest\.hots\)/,
+    );
+  });
+
+  test('explicit overrides are checked as strictly as the file', () => {
+    configErrorAt(
+      () => loadConfig({ env: {}, overrides: { actuator: { reconcileIntervalSecond: 0 } } }),
+      'actuator.reconcileIntervalSecond',
+    );
+  });
+
+  test('the shipped example and demo configurations load', () => {
+    const root = join(import.meta.dirname, '../..');
+    for (const name of ['config.example.yaml', 'demo/config.local.yaml', 'demo/config.compose.yaml']) {
+      assert.doesNotThrow(() => loadConfig({ env: { CONFIG_FILE: join(root, name) } }), name);
+    }
+  });
+
+  test('the edit distance counts a missing letter, a swap and a case change as one edit at most', () => {
+    assert.equal(editDistance('secureDomain', 'secureDomains'), 1);
+    assert.equal(editDistance('prot', 'port'), 1);
+    assert.equal(editDistance('securedomains', 'secureDomains'), 0);
+    assert.equal(editDistance('bogus', 'log'), 3);
+    assert.equal(nearestKey('bogus', ['log', 'redis', 'policy']), undefined);
+    assert.equal(nearestKey('internalDomian', ['secureDomains', 'internalDomains']), 'internalDomains');
   });
 });

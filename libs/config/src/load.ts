@@ -4,6 +4,7 @@ import type { z } from 'zod';
 import { ENV_BINDINGS, type EnvBinding } from './env.ts';
 import { ConfigError } from './errors.ts';
 import { type Config, configSchema } from './schema.ts';
+import { knownKeysAt, nearestKey } from './suggest.ts';
 
 type Env = Record<string, string | undefined>;
 type Tree = Record<string, unknown>;
@@ -59,24 +60,34 @@ function applyEnv(tree: Tree, env: Env): void {
   }
 }
 
+/**
+ * Lists whose entries may name a file holding their secret (`passwordFile` / `tokenFile`) instead of the secret. The
+ * file keys are resolved before validation, so the schema never sees them; they are still known keys when a typo
+ * (`passwordfile`) looks for its nearest match.
+ */
+const SECRET_FILE_KEYS = [
+  { list: ['cms', 'nodes'], fileKey: 'passwordFile', key: 'password' },
+  { list: ['api', 'tokens'], fileKey: 'tokenFile', key: 'token' },
+] as const;
+
+function isTree(value: unknown): value is Tree {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
 /** `passwordFile` / `tokenFile` entries in the YAML are resolved into the values they point at. */
 function resolveSecretFiles(tree: Tree): void {
-  const cms = tree.cms as Tree | undefined;
-  const nodes = Array.isArray(cms?.nodes) ? (cms.nodes as Tree[]) : [];
-  nodes.forEach((node, i) => {
-    if (typeof node.passwordFile === 'string' && node.password === undefined) {
-      node.password = readSecretFile(`cms.nodes[${i}].passwordFile`, node.passwordFile);
-    }
-    delete node.passwordFile;
-  });
-  const api = tree.api as Tree | undefined;
-  const tokens = Array.isArray(api?.tokens) ? (api.tokens as Tree[]) : [];
-  tokens.forEach((token, i) => {
-    if (typeof token.tokenFile === 'string' && token.token === undefined) {
-      token.token = readSecretFile(`api.tokens[${i}].tokenFile`, token.tokenFile);
-    }
-    delete token.tokenFile;
-  });
+  for (const { list, fileKey, key } of SECRET_FILE_KEYS) {
+    const parent = tree[list[0]];
+    const entries = isTree(parent) && Array.isArray(parent[list[1]]) ? (parent[list[1]] as unknown[]) : [];
+    entries.forEach((entry, i) => {
+      // A malformed entry is left for the schema to name.
+      if (!isTree(entry)) return;
+      if (typeof entry[fileKey] === 'string' && entry[key] === undefined) {
+        entry[key] = readSecretFile(`${list.join('.')}[${i}].${fileKey}`, entry[fileKey]);
+      }
+      delete entry[fileKey];
+    });
+  }
 }
 
 function mergeDeep(target: Tree, source: Tree): Tree {
@@ -91,17 +102,47 @@ function mergeDeep(target: Tree, source: Tree): Tree {
   return target;
 }
 
-function formatIssue(issue: z.core.$ZodIssue): ConfigError {
-  const key = issue.path
+function keyPath(path: readonly PropertyKey[]): string {
+  return path
     .map((p) => (typeof p === 'number' ? `[${p}]` : String(p)))
     .join('.')
     .replace(/\.\[/g, '[');
-  return new ConfigError(key || '(root)', issue.message);
+}
+
+/** The keys allowed in the object at `path`, including the secret-file keys resolved before validation. */
+function allowedKeys(path: readonly PropertyKey[]): string[] {
+  const keys = knownKeysAt(configSchema, path);
+  for (const { list, fileKey } of SECRET_FILE_KEYS) {
+    if (path.length === 3 && path[0] === list[0] && path[1] === list[1] && typeof path[2] === 'number') keys.push(fileKey);
+  }
+  return keys;
+}
+
+/** One error for the unknown keys: the first named with its nearest known key, the others listed after it. */
+function unknownKeyError(issues: z.core.$ZodIssueUnrecognizedKeys[]): ConfigError {
+  const unknown = issues.flatMap((issue) => issue.keys.map((key) => ({ parent: issue.path, key })));
+  const [first, ...rest] = unknown as [(typeof unknown)[number], ...typeof unknown];
+  const allowed = allowedKeys(first.parent);
+  const nearest = nearestKey(first.key, allowed);
+  let message = nearest
+    ? `unknown key; did you mean "${keyPath([...first.parent, nearest])}"?`
+    : `unknown key; the keys allowed ${first.parent.length ? `in "${keyPath(first.parent)}"` : 'at the top level'} are ${allowed.join(', ')}`;
+  if (rest.length) message += ` (also unknown: ${rest.map((u) => keyPath([...u.parent, u.key])).join(', ')})`;
+  return new ConfigError(keyPath([...first.parent, first.key]), message);
+}
+
+function formatIssues(issues: z.core.$ZodIssue[]): ConfigError {
+  // Unknown keys first: a misspelt key is usually also why a required one is missing (`passwrd` → no `password`),
+  // and the typo is the thing to fix.
+  const unknown = issues.filter((issue): issue is z.core.$ZodIssueUnrecognizedKeys => issue.code === 'unrecognized_keys');
+  if (unknown.length) return unknownKeyError(unknown);
+  const issue = issues[0] as z.core.$ZodIssue;
+  return new ConfigError(keyPath(issue.path) || '(root)', issue.message);
 }
 
 /**
  * Loads configuration: the YAML file named by CONFIG_FILE (optional), then environment overrides,
- * then explicit overrides. Throws ConfigError naming the first invalid key.
+ * then explicit overrides. Throws ConfigError naming the first invalid key; an unknown key (a typo) is invalid too.
  */
 export function loadConfig(options: LoadConfigOptions = {}): Config {
   const env = options.env ?? process.env;
@@ -129,7 +170,7 @@ export function loadConfig(options: LoadConfigOptions = {}): Config {
   applyEnv(tree, env);
   if (options.overrides) mergeDeep(tree, structuredClone(options.overrides));
   const result = configSchema.safeParse(tree);
-  if (!result.success) throw formatIssue(result.error.issues[0] as z.core.$ZodIssue);
+  if (!result.success) throw formatIssues(result.error.issues);
   return result.data;
 }
 

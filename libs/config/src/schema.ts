@@ -1,6 +1,8 @@
 import { z } from 'zod';
 
 // Defaults live here, next to the keys they belong to; README's configuration table mirrors this file.
+// Every object is strict: a misspelt key (`secureDomain`) would otherwise be dropped and its default used in silence,
+// so loadConfig turns an unknown key into a ConfigError that names the nearest known one.
 
 const port = z.coerce.number().int().min(0).max(65535);
 const nodeName = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/, 'node names use letters, digits, "_", "." and "-" (max 63)');
@@ -8,13 +10,13 @@ const nodeName = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/, 'node nam
 export const roleSchema = z.enum(['viewer', 'operator', 'admin']);
 export type Role = z.infer<typeof roleSchema>;
 
-const apiTokenSchema = z.object({
+const apiTokenSchema = z.strictObject({
   name: z.string().min(1),
   token: z.string().min(16, 'tokens must be at least 16 characters'),
   role: roleSchema,
 });
 
-const cmsNodeSchema = z.object({
+const cmsNodeSchema = z.strictObject({
   name: nodeName,
   url: z.url({ protocol: /^https?$/ }),
   username: z.string().min(1),
@@ -25,7 +27,7 @@ const cmsNodeSchema = z.object({
 });
 export type CmsNodeConfig = z.infer<typeof cmsNodeSchema>;
 
-const messageSchema = z.object({
+const messageSchema = z.strictObject({
   text: z.string(),
   position: z.enum(['top', 'middle', 'bottom']).default('bottom'),
   duration: z.union([z.literal('permanent'), z.number().int().positive()]).default('permanent'),
@@ -38,20 +40,20 @@ const defaultMessage = (level: number) => ({
   duration: 'permanent' as const,
 });
 
-export const configSchema = z.object({
+export const configSchema = z.strictObject({
   log: z
-    .object({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info') })
+    .strictObject({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info') })
     .default({ level: 'info' }),
-  redis: z.object({ url: z.string().min(1).default('redis://127.0.0.1:6379') }).prefault({}),
-  database: z.object({ url: z.string().min(1).default('postgres://postgres@127.0.0.1:5432/cms_cdr') }).prefault({}),
+  redis: z.strictObject({ url: z.string().min(1).default('redis://127.0.0.1:6379') }).prefault({}),
+  database: z.strictObject({ url: z.string().min(1).default('postgres://postgres@127.0.0.1:5432/cms_cdr') }).prefault({}),
   queue: z
-    .object({
+    .strictObject({
       /** BullMQ key prefix; lets several stacks (or test runs) share one Redis. */
       prefix: z.string().min(1).default('cms'),
     })
     .prefault({}),
   ingest: z
-    .object({
+    .strictObject({
       host: z.string().default('0.0.0.0'),
       port: port.default(8444),
       /** Shared secret CMS sends as ?token= (or Authorization: Bearer). Required. */
@@ -66,7 +68,7 @@ export const configSchema = z.object({
     })
     .prefault({}),
   api: z
-    .object({
+    .strictObject({
       host: z.string().default('0.0.0.0'),
       port: port.default(8080),
       /** One admin token from API_TOKEN. */
@@ -75,7 +77,7 @@ export const configSchema = z.object({
     })
     .prefault({}),
   policyWorker: z
-    .object({
+    .strictObject({
       host: z.string().default('0.0.0.0'),
       port: port.default(9101),
       /**
@@ -90,7 +92,7 @@ export const configSchema = z.object({
     })
     .prefault({}),
   actuator: z
-    .object({
+    .strictObject({
       host: z.string().default('0.0.0.0'),
       port: port.default(9102),
       /** Seconds between reconciliation passes per CMS node (re-reading its active calls); 0 = only at start-up and on request. */
@@ -106,15 +108,15 @@ export const configSchema = z.object({
       lockDurationMs: z.number().int().min(1000).default(30_000),
     })
     .prefault({}),
-  cms: z.object({ nodes: z.array(cmsNodeSchema).default([]) }).prefault({}),
+  cms: z.strictObject({ nodes: z.array(cmsNodeSchema).default([]) }).prefault({}),
   policy: z
-    .object({
+    .strictObject({
       secureDomains: z.array(z.string().min(1)).default([]),
       internalDomains: z.array(z.string().min(1)).default([]),
       countLobby: z.boolean().default(false),
       appUsers: z.enum(['guest', 'byDomain']).default('guest'),
       messages: z
-        .object({
+        .strictObject({
           1: messageSchema.default(defaultMessage(1)),
           2: messageSchema.default(defaultMessage(2)),
           3: messageSchema.default(defaultMessage(3)),
