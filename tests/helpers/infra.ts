@@ -7,6 +7,7 @@ import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { after } from 'node:test';
 import { createDatabase, type Database, ensureDatabase, pg, runMigrations } from '@cms/db';
+import { createRedisConnection } from '@cms/queue';
 
 /**
  * Cleanups run once, after every test of the file. (node:test's `after()` called inside a `before()` hook
@@ -109,10 +110,41 @@ export async function testDatabase(): Promise<TestDatabase> {
   return { url: url.toString(), db };
 }
 
-/** A Redis URL and a queue prefix nobody else uses. */
+/**
+ * Deletes every key whose name starts with `prefix` (SCAN, not KEYS, so a shared Redis is never blocked).
+ * Returns how many were deleted.
+ */
+export async function deleteRedisKeys(url: string, prefix: string): Promise<number> {
+  // A prefix is made of letters, digits, "_" and "-": escape anyway, so it can never widen the glob.
+  const pattern = `${prefix.replace(/[*?[\]\\]/g, '\\$&')}*`;
+  const redis = createRedisConnection(url, 'producer', { enableOfflineQueue: true, maxRetriesPerRequest: 3 });
+  let deleted = 0;
+  try {
+    let cursor = '0';
+    do {
+      const [next, keys] = await redis.scan(cursor, 'MATCH', pattern, 'COUNT', 1000);
+      if (keys.length) deleted += await redis.unlink(...keys);
+      cursor = next;
+    } while (cursor !== '0');
+  } finally {
+    redis.disconnect();
+  }
+  return deleted;
+}
+
+/**
+ * A Redis URL and a queue prefix nobody else uses. When the file's tests end, every key starting with the prefix is
+ * deleted: BullMQ's (`<prefix>:<queue>:…`), the services' own (`<prefix>:cms-write-gate:…`, `<prefix>:cms-placement:…`)
+ * and those of the sub-prefixes tests derive from it (`<prefix>-<n>:…`). Registered now, so it runs after the
+ * cleanups of anything started later with this prefix (last registered, first run) and no service writes after it.
+ */
 export async function testRedis(): Promise<{ url: string; prefix: string }> {
   const { redisUrl } = await infraUrls();
-  return { url: redisUrl, prefix: uniqueName('test') };
+  const prefix = uniqueName('test');
+  onTestFileEnd(async () => {
+    await deleteRedisKeys(redisUrl, prefix);
+  });
+  return { url: redisUrl, prefix };
 }
 
 /** Polls `probe` until it returns a value that is not undefined/false, or fails after `timeoutMs`. */
