@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
+import { join } from 'node:path';
 import { after, afterEach, before, describe, test } from 'node:test';
 import { enqueueCallMessageWrite } from '@cms/cms';
 import { type BridgeInfo, type Simulator, startSimulator } from '@cms/cms-sim';
@@ -43,7 +44,7 @@ interface Harness {
 }
 
 /** An actuator on its own queue prefix (so no test sees another's jobs), pointed at `url` (default: the sim). */
-async function startActuator(options: { url?: string; tuning?: Partial<ActuatorTuning> } = {}): Promise<Harness> {
+async function startActuator(options: { url?: string; caFile?: string; tuning?: Partial<ActuatorTuning> } = {}): Promise<Harness> {
   const prefix = `${basePrefix}-${++testNo}`;
   const config: Config = loadConfig({
     env: {},
@@ -53,7 +54,14 @@ async function startActuator(options: { url?: string; tuning?: Partial<ActuatorT
       queue: { prefix },
       cms: {
         nodes: [
-          { name: NODE, url: options.url ?? bridge.url, username: bridge.username, password: bridge.password, maxWritesPerSecond: 20 },
+          {
+            name: NODE,
+            url: options.url ?? bridge.url,
+            username: bridge.username,
+            password: bridge.password,
+            maxWritesPerSecond: 20,
+            ...(options.caFile ? { caFile: options.caFile } : {}),
+          },
         ],
       },
     },
@@ -140,7 +148,7 @@ before(async () => {
 });
 
 afterEach(async () => {
-  sim.setFaults({ latencyMs: 0, fraction503: 0, maxWritesPerSecond: null });
+  sim.setFaults({ latencyMs: 0, latencyJitterMs: 0, fraction503: 0, maxWritesPerSecond: null, forbidden: false });
   for (const { service, queue } of running.splice(0)) {
     await service.close();
     await queue.close();
@@ -367,6 +375,85 @@ describe('credentials refused', () => {
     } finally {
       await proxy.close();
       await refusing.stop();
+    }
+  });
+});
+
+/**
+ * A write for a call on `cms` while the node refuses us in a way retrying cannot fix: /readyz fails with `problem`,
+ * the job stays queued, nothing is written; after `fix()` the write lands once, and every earlier attempt was
+ * recorded as held (with `httpStatus`), using up no attempts.
+ */
+async function heldUntilFixed(h: Harness, cms: Simulator, problem: RegExp, httpStatus: number | null, fix: () => void): Promise<void> {
+  const callId = cms.startCall({ name: 'held' }).callId();
+  await desire(h, callId, { text: 'Security Level 2' });
+
+  await eventually(async () => (await h.service.app.inject('/readyz')).statusCode === 503, { what: 'not ready' });
+  const ready = (await h.service.app.inject('/readyz')).json() as { checks: { name: string; ok: boolean; error?: string }[] };
+  const node = ready.checks.find((c) => c.name === `cms:${NODE}`);
+  assert.equal(node?.ok, false);
+  assert.match(node?.error ?? '', problem);
+  assert.equal(await metric(h, 'cms_node_healthy', { node: NODE }), 0);
+  await eventually(async () => ((await h.queue.getJobCounts('wait')).wait ?? 0) === 1, { what: 'job held in the queue' });
+  assert.equal(cms.writeLog({ method: 'PUT', urlContains: callId }).filter((w) => w.outcome === 'applied').length, 0);
+  assert.equal((await messageRow(callId))?.status, 'pending');
+  assert.equal(cms.inspectCall(callId).messageText, '');
+
+  fix();
+  await eventually(async () => (await messageRow(callId))?.status === 'applied', { what: 'applied after the fix' });
+  assert.equal(cms.inspectCall(callId).messageText, 'Security Level 2');
+  assert.equal(await metric(h, 'cms_node_healthy', { node: NODE }), 1);
+  assert.equal((await h.service.app.inject('/readyz')).statusCode, 200);
+  const writes = await writesFor(callId);
+  assert.ok(
+    writes.slice(0, -1).every((w) => w.status === 'held' && w.httpStatus === httpStatus),
+    JSON.stringify(writes.map((w) => [w.status, w.httpStatus])),
+  );
+  assert.equal(writes.at(-1)?.status, 'applied');
+  assert.equal(writes.at(-1)?.attempts, 1, 'held writes do not use up attempts');
+  assert.equal(cms.writeLog({ method: 'PUT', urlContains: callId }).filter((w) => w.outcome === 'applied').length, 1);
+}
+
+describe('API role refused (403)', () => {
+  test('403 holds the node like 401: /readyz fails and writes wait until CMS lets us in again', async () => {
+    sim.setFaults({ forbidden: true });
+    const h = await startActuator();
+    await heldUntilFixed(h, sim, /refused our API credentials \(403/, 403, () => sim.setFaults({ forbidden: false }));
+    assert.ok((sim.inspect().bridges[0]?.counters.forbidden ?? 0) >= 1, 'CMS did answer 403');
+  });
+});
+
+describe('certificate refused', () => {
+  // A CA of our own for the actuator to trust, with a valid and an expired certificate (tests/fixtures/tls).
+  const RENEWAL = join(import.meta.dirname, '../fixtures/tls');
+  const SIM_TLS = join(import.meta.dirname, '../../tools/cms-sim/fixtures/tls');
+  const renewed = { keyFile: `${RENEWAL}/server-key.pem`, certFile: `${RENEWAL}/server-cert.pem` };
+
+  async function tlsBridge(certificate: { keyFile: string; certFile: string }): Promise<Simulator> {
+    return startSimulator({
+      controlPort: null,
+      tls: certificate,
+      bridges: [{ name: NODE, username: bridge.username, password: bridge.password }],
+    });
+  }
+
+  test('an expired CMS certificate holds the node (not ready, writes wait) until it is renewed', async () => {
+    const cms = await tlsBridge({ keyFile: `${RENEWAL}/server-key.pem`, certFile: `${RENEWAL}/expired-cert.pem` });
+    try {
+      const h = await startActuator({ url: cms.bridge(NODE).url, caFile: `${RENEWAL}/ca.pem` });
+      await heldUntilFixed(h, cms, /certificate of CMS .* could not be verified/, null, () => cms.setTls(renewed));
+    } finally {
+      await cms.stop();
+    }
+  });
+
+  test('a CMS certificate from a CA we do not trust holds the node until CMS serves one we trust', async () => {
+    const cms = await tlsBridge({ keyFile: `${SIM_TLS}/server-key.pem`, certFile: `${SIM_TLS}/server-cert.pem` });
+    try {
+      const h = await startActuator({ url: cms.bridge(NODE).url, caFile: `${RENEWAL}/ca.pem` });
+      await heldUntilFixed(h, cms, /certificate of CMS .* could not be verified/, null, () => cms.setTls(renewed));
+    } finally {
+      await cms.stop();
     }
   });
 });

@@ -32,6 +32,47 @@ describe('fault injection', () => {
     assert.equal((await api1.get('/calls')).status, 200);
   });
 
+  test('forbidden answers every API request 403 (a user without the API role) and counts it; clearing it lets requests through', async () => {
+    const m = sim.startCall({ bridges: ['cms-2'] });
+    sim.setFaults({ forbidden: true }, { bridge: 'cms-2' });
+    const since = sim.writeLog().at(-1)?.seq ?? 0;
+    try {
+      const read = await api2.get('/system/status');
+      assert.equal(read.status, 403);
+      assert.ok((read.xml.failureDetails as Record<string, unknown>).accessDenied !== undefined);
+      assert.equal(read.headers.get('www-authenticate'), null, 'new credentials would not help');
+      assert.equal((await api2.put(`/calls/${m.callId('cms-2')}`, { messageText: 'no' })).status, 403);
+      assert.equal((await api1.get('/calls')).status, 200, 'faults are per bridge');
+      assert.equal(sim.inspect().bridges[1]?.counters.forbidden, 2);
+      assert.deepEqual(
+        sim.writeLog({ sinceSeq: since }).map((w) => [w.outcome, w.status]),
+        [['forbidden', 403]],
+      );
+      assert.equal(sim.inspectCall(m.callId('cms-2')).messageText, '', 'a refused write changes nothing');
+      assert.equal((await new Api(sim.bridge('cms-2'), { username: 'admin', password: 'wrong' }).get('/calls')).status, 401);
+    } finally {
+      sim.setFaults({ forbidden: false }, { bridge: 'cms-2' });
+    }
+    assert.equal((await api2.get('/system/status')).status, 200);
+  });
+
+  test('requestLog keeps the arrival time of every API request, reads included, per bridge', async () => {
+    const before = Date.now();
+    const seen = sim.requestLog({ bridge: 'cms-1' }).length;
+    await api1.get('/calls?limit=1');
+    await api1.get('/system/status');
+    const log = sim.requestLog({ bridge: 'cms-1' }).slice(seen);
+    assert.deepEqual(
+      log.map((e) => [e.bridge, e.method, e.url]),
+      [
+        ['cms-1', 'GET', '/api/v1/calls?limit=1'],
+        ['cms-1', 'GET', '/api/v1/system/status'],
+      ],
+    );
+    assert.ok(log.every((e) => e.atMs >= before && e.atMs <= Date.now()));
+    assert.ok(sim.requestLog().length >= sim.requestLog({ bridge: 'cms-1' }).length);
+  });
+
   test('latencyMs delays every answer by at least that long', async () => {
     sim.setFaults({ latencyMs: 150 }, { bridge: 'cms-2' });
     try {

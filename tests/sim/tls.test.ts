@@ -58,3 +58,46 @@ test('CDRs reach an https receiver whose certificate is trusted through cdr.caFi
     await new Promise<void>((resolve) => server.close(() => resolve()));
   }
 });
+
+test('setTls serves a new certificate to new connections: an expired one is refused, a renewed one trusted', async () => {
+  const RENEWAL = join(import.meta.dirname, '../fixtures/tls');
+  const key = `${RENEWAL}/server-key.pem`;
+  const sim = await startSimulator({
+    tls: { keyFile: key, certFile: `${RENEWAL}/expired-cert.pem` },
+    controlPort: null,
+    bridges: [{ name: 'cms-1', username: 'u', password: 'p' }],
+  });
+  const url = `${sim.bridges[0]?.url}/api/v1/system/status`;
+  const auth = { authorization: `Basic ${Buffer.from('u:p').toString('base64')}` };
+  // A fresh agent per request: a kept-alive connection would keep the certificate it shook hands with.
+  const fetchWith = async (caFile: string) => {
+    const agent = new Agent({ connect: { ca: readFileSync(caFile) } });
+    try {
+      return (await undiciFetch(url, { headers: auth, dispatcher: agent })).status;
+    } finally {
+      await agent.close();
+    }
+  };
+  try {
+    await assert.rejects(fetchWith(`${RENEWAL}/ca.pem`), (err: Error & { cause?: { code?: string } }) => {
+      assert.equal(err.cause?.code, 'CERT_HAS_EXPIRED');
+      return true;
+    });
+    sim.setTls({ keyFile: key, certFile: `${RENEWAL}/server-cert.pem` });
+    assert.equal(await fetchWith(`${RENEWAL}/ca.pem`), 200);
+    sim.setTls(tls);
+    await assert.rejects(fetchWith(`${RENEWAL}/ca.pem`), 'the simulator fixture is signed by a CA the client does not trust');
+    assert.equal(await fetchWith(`${TLS_DIR}/ca.pem`), 200);
+  } finally {
+    await sim.stop();
+  }
+});
+
+test('setTls on a bridge without TLS is refused', async () => {
+  const sim = await startSimulator({ controlPort: null });
+  try {
+    assert.throws(() => sim.setTls(tls), /does not serve HTTPS/);
+  } finally {
+    await sim.stop();
+  }
+});

@@ -1,5 +1,5 @@
 export { basicAuthHeader } from './api/auth.ts';
-export type { ApiCounters } from './api/faults.ts';
+export type { ApiCounters, ApiRequestEntry } from './api/faults.ts';
 export type { WriteLogEntry, WriteLogFilter, WriteOutcome } from './api/writeLog.ts';
 export { MAX_CDR_RECEIVERS } from './cdr/pipeline.ts';
 export type { SimRecord } from './cdr/records.ts';

@@ -29,6 +29,11 @@ export interface FaultOptions {
   fraction503?: number;
   /** Writes (POST/PUT/DELETE) per sliding second above which a bridge answers 503; null = no ceiling. */
   maxWritesPerSecond?: number | null;
+  /**
+   * Answer every API request 403 once its credentials are accepted: an API user without the role (someone changed
+   * the user's role on the MMP). Retrying does not help; clearing the fault is "someone fixed it".
+   */
+  forbidden?: boolean;
 }
 
 export interface CdrOptions {
@@ -124,6 +129,7 @@ export interface ResolvedFaults {
   latencyJitterMs: number;
   fraction503: number;
   maxWritesPerSecond: number | null;
+  forbidden: boolean;
 }
 
 export function mergeFaults(base: ResolvedFaults, change: FaultOptions): ResolvedFaults {
@@ -132,6 +138,7 @@ export function mergeFaults(base: ResolvedFaults, change: FaultOptions): Resolve
     latencyJitterMs: change.latencyJitterMs ?? base.latencyJitterMs,
     fraction503: change.fraction503 ?? base.fraction503,
     maxWritesPerSecond: change.maxWritesPerSecond === undefined ? base.maxWritesPerSecond : change.maxWritesPerSecond,
+    forbidden: change.forbidden ?? base.forbidden,
   };
   if (next.latencyMs < 0 || next.latencyJitterMs < 0) throw new RangeError('latency must be >= 0');
   if (next.fraction503 < 0 || next.fraction503 > 1) throw new RangeError('fraction503 must be within 0..1');
@@ -139,4 +146,4 @@ export function mergeFaults(base: ResolvedFaults, change: FaultOptions): Resolve
   return next;
 }
 
-export const NO_FAULTS: ResolvedFaults = { latencyMs: 0, latencyJitterMs: 0, fraction503: 0, maxWritesPerSecond: null };
+export const NO_FAULTS: ResolvedFaults = { latencyMs: 0, latencyJitterMs: 0, fraction503: 0, maxWritesPerSecond: null, forbidden: false };

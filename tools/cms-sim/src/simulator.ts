@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import type { FastifyInstance } from 'fastify';
-import type { ApiCounters } from './api/faults.ts';
+import type { ApiCounters, ApiRequestEntry } from './api/faults.ts';
 import { FaultGate } from './api/faults.ts';
 import { buildBridgeServer } from './api/server.ts';
 import { messageTimeRemaining, messageVisible } from './api/views.ts';
@@ -317,6 +317,20 @@ export class Simulator {
     for (const r of this.#select(options.bridge)) r.gate.set(faults);
   }
 
+  /**
+   * Serves a new key and certificate on a bridge started with TLS (a renewed or replaced Web Admin certificate).
+   * New connections get it; open keep-alive connections keep the one they shook hands with.
+   */
+  setTls(files: TlsFiles, options: { bridge?: string } = {}): void {
+    const material = readTls(files) as { key: Buffer; cert: Buffer };
+    for (const r of this.#select(options.bridge)) {
+      const server = r.app.server as unknown as { setSecureContext?: (options: { key: Buffer; cert: Buffer }) => void };
+      if (!r.url.startsWith('https:') || typeof server.setSecureContext !== 'function')
+        throw new SimulatorError(`bridge ${r.name} does not serve HTTPS (start it with tls)`);
+      server.setSecureContext(material);
+    }
+  }
+
   setCdrReceivers(uris: string[], options: { bridge?: string } = {}): void {
     for (const r of this.#select(options.bridge)) r.cdr.setReceivers(uris.map((u) => u.replaceAll('{bridge}', r.name)));
   }
@@ -366,6 +380,13 @@ export class Simulator {
 
   writeLog(filter: WriteLogFilter = {}): WriteLogEntry[] {
     return this.#writeLog.list(filter);
+  }
+
+  /** Every API request (reads too) a bridge received, with its arrival time, oldest first. */
+  requestLog(options: { bridge?: string } = {}): (ApiRequestEntry & { bridge: string })[] {
+    return this.#select(options.bridge)
+      .flatMap((r) => r.gate.requests.map((e) => ({ ...e, bridge: r.name })))
+      .sort((a, b) => a.atMs - b.atMs);
   }
 
   eventsStats(bridge?: string): EventsStats[] {

@@ -12,6 +12,16 @@ export interface ApiCounters {
   /** Requests answered 503 while the bridge was restarting. */
   restarting503: number;
   unauthorized: number;
+  /** Requests answered 403 by the `forbidden` fault. */
+  forbidden: number;
+}
+
+/** One API request as it arrived (before latency or faults), for tests that check how a client paces itself. */
+export interface ApiRequestEntry {
+  atMs: number;
+  method: string;
+  /** Path with query string, as sent. */
+  url: string;
 }
 
 export type GateVerdict = 'pass' | 'fault503' | 'rateLimited' | 'restarting';
@@ -21,13 +31,34 @@ export class FaultGate {
   faults: ResolvedFaults;
   /** Real ms until which the bridge answers 503 (simulated restart). */
   downUntil = 0;
-  readonly counters: ApiCounters = { apiRequests: 0, apiWrites: 0, writeViolations: 0, fault503: 0, restarting503: 0, unauthorized: 0 };
+  readonly counters: ApiCounters = {
+    apiRequests: 0,
+    apiWrites: 0,
+    writeViolations: 0,
+    fault503: 0,
+    restarting503: 0,
+    unauthorized: 0,
+    forbidden: 0,
+  };
+  /** Every API request's arrival, oldest first, bounded like the write log. */
+  readonly requests: ApiRequestEntry[] = [];
+  readonly #requestLimit: number;
   readonly #random: Random;
   #window: number[] = [];
 
-  constructor(faults: ResolvedFaults, random: Random) {
+  constructor(faults: ResolvedFaults, random: Random, requestLimit = 100_000) {
     this.faults = faults;
     this.#random = random;
+    this.#requestLimit = requestLimit;
+  }
+
+  /** Counts an API request and keeps its arrival time. */
+  arrived(entry: ApiRequestEntry): void {
+    this.counters.apiRequests++;
+    this.requests.push(entry);
+    // Trim in chunks so a long run does not shift the whole array per request.
+    if (this.requests.length > this.#requestLimit + Math.max(100, this.#requestLimit / 10))
+      this.requests.splice(0, this.requests.length - this.#requestLimit);
   }
 
   set(change: FaultOptions): ResolvedFaults {

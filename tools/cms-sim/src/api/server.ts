@@ -57,14 +57,22 @@ export async function buildBridgeServer(deps: BridgeServerDeps): Promise<Fastify
   await app.register(websocket, { options: { maxPayload: 1 << 20, autoPong: false } });
 
   app.addHook('onRequest', async (request, reply) => {
-    arrivals.set(request, Date.now());
+    const now = Date.now();
+    arrivals.set(request, now);
     if (!isApi(request)) return;
-    gate.counters.apiRequests++;
+    gate.arrived({ atMs: now, method: request.method, url: request.url });
     if (!basicAuthMatches(request.headers.authorization, deps.credentials)) {
       gate.counters.unauthorized++;
       outcomes.set(request, 'unauthorized');
       reply.header('www-authenticate', 'Basic realm="CMS API"');
       return sendFailure(reply, new CmsFailure(401, 'authenticationFailed'));
+    }
+    if (gate.faults.forbidden) {
+      // Known user, password right, but the role does not allow the API: no WWW-Authenticate (new credentials
+      // would not help).
+      gate.counters.forbidden++;
+      outcomes.set(request, 'forbidden');
+      return sendFailure(reply, new CmsFailure(403, 'accessDenied'));
     }
   });
 

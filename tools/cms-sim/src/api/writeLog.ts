@@ -1,5 +1,5 @@
 /** What happened to one API write. */
-export type WriteOutcome = 'applied' | 'failed' | 'rateLimited' | 'fault503' | 'restarting' | 'unauthorized';
+export type WriteOutcome = 'applied' | 'failed' | 'rateLimited' | 'fault503' | 'restarting' | 'unauthorized' | 'forbidden';
 
 export interface WriteLogEntry {
   seq: number;
