@@ -40,7 +40,11 @@ export interface Stack {
   ingestToken: string;
   apiToken: string;
   services: Partial<Record<ServiceName, RunningService>>;
-  start(name: ServiceName, extraEnv?: Record<string, string>): Promise<RunningService>;
+  /**
+   * Starts a service process and waits until it is ready (`/readyz` answers 200), or only alive (`/healthz`) with
+   * `waitFor: 'alive'`, for a service whose dependencies are down on purpose.
+   */
+  start(name: ServiceName, extraEnv?: Record<string, string>, options?: { waitFor?: 'ready' | 'alive' }): Promise<RunningService>;
   url(name: ServiceName): string;
 }
 
@@ -76,7 +80,8 @@ export async function startStack(options: { services?: ServiceName[]; env?: Reco
     apiToken,
     services,
     url: (name) => `http://127.0.0.1:${ports[name]}`,
-    async start(name, extraEnv = {}) {
+    async start(name, extraEnv = {}, startOptions = {}) {
+      const probe = startOptions.waitFor === 'alive' ? 'healthz' : 'readyz';
       const child = spawn(process.execPath, [`services/${name}/src/main.ts`], {
         cwd: ROOT,
         env: { ...env, ...extraEnv },
@@ -97,10 +102,10 @@ export async function startStack(options: { services?: ServiceName[]; env?: Reco
       await eventually(
         async () => {
           if (gone) throw new Error(`${name} exited during start-up:\n${output.join('')}`);
-          const res = await fetch(`${running.url}/readyz`);
+          const res = await fetch(`${running.url}/${probe}`);
           return res.ok;
         },
-        { what: `${name} to be ready`, timeoutMs: 20_000, intervalMs: 100 },
+        { what: `${name} to answer /${probe}`, timeoutMs: 20_000, intervalMs: 100 },
       );
       return running;
     },
