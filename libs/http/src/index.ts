@@ -1,5 +1,6 @@
 export { installHealthRoutes, pingCheck, type ReadinessCheck } from './health.ts';
+export { type ListenOptions, listenOrExit, portInUseMessage } from './listen.ts';
 export { quietRequestLogging } from './logging.ts';
-export { HttpProblem, installProblemHandlers, sendProblem } from './problem.ts';
+export { HttpProblem, installProblemHandlers, type ProblemHandlerOptions, sendProblem } from './problem.ts';
 export { onShutdown } from './shutdown.ts';
 export { bearerToken, tokenMatches } from './tokens.ts';

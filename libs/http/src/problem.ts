@@ -48,10 +48,26 @@ const TITLES: Record<number, string> = {
   503: 'Service Unavailable',
 };
 
+export interface ProblemHandlerOptions {
+  /**
+   * Turns an error a route threw into the answer it deserves (e.g. a database outage into 503 + Retry-After),
+   * or undefined to leave it to the default handling. Problems it returns are logged at warn, not as failures.
+   */
+  translate?: (error: unknown) => HttpProblem | undefined;
+}
+
 /** Every error a service answers becomes problem+json with a message a person can act on. */
-export function installProblemHandlers(app: FastifyInstance): void {
+export function installProblemHandlers(app: FastifyInstance, options: ProblemHandlerOptions = {}): void {
   app.setErrorHandler((error: FastifyError | HttpProblem, request, reply) => {
     if (error instanceof HttpProblem) return sendProblem(reply, error);
+    const translated = options.translate?.(error);
+    if (translated) {
+      request.log.warn(
+        { status: translated.status, reason: translated.detail, err: error.message },
+        'request refused: dependency unavailable',
+      );
+      return sendProblem(reply, translated);
+    }
     const status = error.statusCode && error.statusCode >= 400 ? error.statusCode : 500;
     if (status >= 500) request.log.error({ err: error }, 'request failed');
     let detail = status >= 500 ? 'Internal error; see the service log for details.' : error.message;

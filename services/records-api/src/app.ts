@@ -5,6 +5,7 @@ import { createLogger, createMetricsRegistry, type Logger, type Registry } from 
 import { compilePolicy } from '@cms/policy';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifySchemaValidationError } from 'fastify';
 import { apiTokens, installAuth } from './auth.ts';
+import { databaseUnavailable } from './db-unavailable.ts';
 import { registerDocs } from './docs.ts';
 import { installRequestMetrics } from './metrics.ts';
 import { callsRoutes } from './routes/calls.ts';
@@ -53,7 +54,8 @@ export async function buildRecordsApi(deps: RecordsApiDeps): Promise<FastifyInst
     ajv: { customOptions: { coerceTypes: true, removeAdditional: false, useDefaults: true } },
     schemaErrorFormatter: formatSchemaErrors,
   });
-  installProblemHandlers(app);
+  // Postgres down, restarting or out of connections answers 503 + Retry-After, not 500: nothing is wrong with the request.
+  installProblemHandlers(app, { translate: databaseUnavailable });
   installRequestMetrics(app, registry);
   for (const schema of sharedSchemas) app.addSchema(schema);
   await registerDocs(app);
