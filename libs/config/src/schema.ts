@@ -95,7 +95,10 @@ export const configSchema = z.strictObject({
     .strictObject({
       host: z.string().default('0.0.0.0'),
       port: port.default(9102),
-      /** Seconds between reconciliation passes per CMS node (re-reading its active calls); 0 = only at start-up and on request. */
+      /**
+       * Seconds between periodic reconciliation passes per CMS node (re-reading its active calls); 0 = none (passes
+       * still run at start-up, after a CDR gap or a Call Bridge restart, and when the node accepts our credentials again).
+       */
       reconcileIntervalSeconds: z.number().int().min(0).default(300),
       /** Ceiling on CMS API reads (reconciliation, call placement) per node, evenly spaced, shared by every replica. */
       readsPerSecond: z.number().positive().default(20),
