@@ -104,6 +104,46 @@ describe('policy-worker storage', () => {
     assert.equal(await h.count(session), 5);
   });
 
+  test('one row per record by (session, correlatorIndex): the same record to two receivers, and records whose recordIndex coincides', async () => {
+    // recordIndex starts at 1 per session per receiver; correlatorIndex is the session's, the same for every
+    // receiver. Receiver A was configured from the start (recordIndex = correlatorIndex + 1); receiver B was added
+    // after 5 records, so its recordIndex starts at 1 at correlatorIndex 5.
+    const session = randomUUID();
+    const records = [...simpleCallRecords(0), ...simpleCallRecords(5)];
+    const toA = records.map((r) => ({ ...r, recordIndex: r.correlatorIndex + 1 }));
+    const toB = records.slice(5).map((r) => ({ ...r, recordIndex: r.correlatorIndex - 4 }));
+    // B's copies of records 5..9 carry the recordIndex 1..5 that records 0..4 carry at A: different records, same
+    // recordIndex; and each of records 5..9 arrives twice with two different recordIndexes.
+    assert.deepEqual(
+      toB.map((r) => r.recordIndex),
+      toA.slice(0, 5).map((r) => r.recordIndex),
+    );
+    // A was unreachable for a while (CMS buffered its records), so B's copies come first.
+    await h.send(session, toB);
+    await drained(h);
+    await h.send(session, toA.slice(0, 5));
+    await h.send(session, toA.slice(5));
+    await drained(h);
+    // Both receivers' POSTs of the same records in one job: deduplicated before the insert, on the same key.
+    const post = (rs: TestRecord[]) => ({
+      node: 'cms1',
+      receivedAt: new Date().toISOString(),
+      batch: parseCdrBatch(recordsXml({ session, records: rs })),
+    });
+    await h.queue.add('cdr-batches', { batches: [post(toB.slice(2)), post(toA.slice(2))] }, CDR_BATCH_JOB_OPTIONS);
+    await drained(h);
+    const rows = await h.db
+      .select({ correlatorIndex: cdrRecords.correlatorIndex, type: cdrRecords.type })
+      .from(cdrRecords)
+      .where(eq(cdrRecords.session, session))
+      .orderBy(cdrRecords.correlatorIndex);
+    assert.deepEqual(
+      rows,
+      records.map((r) => ({ correlatorIndex: r.correlatorIndex, type: r.type })),
+      'every record exactly once: none stored twice, none lost to another with the same recordIndex',
+    );
+  });
+
   test('builds the call and its leg whatever the order, including a leg before its call', async () => {
     const ids = { call: randomUUID(), leg: randomUUID(), correlator: randomUUID() };
     const records = simpleCallRecords(0, ids);
