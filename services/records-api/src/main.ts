@@ -1,6 +1,6 @@
 import { loadConfig } from '@cms/config';
 import { createDatabase } from '@cms/db';
-import { onShutdown } from '@cms/http';
+import { listenOrExit, onShutdown } from '@cms/http';
 import { createLogger } from '@cms/observability';
 import { buildRecordsApi } from './app.ts';
 
@@ -8,8 +8,9 @@ const config = loadConfig();
 const log = createLogger('records-api', config.log.level);
 const db = createDatabase(config.database.url, { applicationName: 'records-api' });
 const app = await buildRecordsApi({ config, db, log });
-await app.listen({ host: config.api.host, port: config.api.port });
-onShutdown(log, async () => {
+const close = async () => {
   await app.close();
   await db.$client.end();
-});
+};
+await listenOrExit(app, { service: 'records-api', host: config.api.host, port: config.api.port, setting: 'API_PORT', log, close });
+onShutdown(log, close);
