@@ -16,6 +16,10 @@ interface RecordsPage {
   nextCursor: string | null;
 }
 
+/** CMS identifies calls and legs by GUID (the API refuses other ids); numbered ones keep the fixtures readable. */
+const callGuid = (n: number) => `ca110000-0000-4000-8000-${String(n).padStart(12, '0')}`;
+const legGuid = (n: number) => `1e900000-0000-4000-8000-${String(n).padStart(12, '0')}`;
+
 const TYPES = ['callStart', 'callLegStart', 'callLegUpdate', 'callLegEnd', 'callEnd'];
 const BASE_TIME = Date.parse('2024-03-01T08:00:00Z');
 const TOTAL = 1234;
@@ -34,14 +38,14 @@ function dataset(): RecordSpec[] {
       time: new Date(BASE_TIME + i * 1000).toISOString().replace('.000Z', 'Z'),
       node: i % 2 === 0 ? 'cb1' : 'cb2',
       callBridge: i % 2 === 0 ? 'bridge-guid-1' : 'bridge-guid-2',
-      callId: `call-${call}`,
-      callLegId: type.startsWith('callLeg') ? `leg-${i % 11}` : null,
+      callId: callGuid(call),
+      callLegId: type.startsWith('callLeg') ? legGuid(i % 11) : null,
       callCorrelator: `correlator-${call % 3}`,
       fields: type === 'callLegStart' ? { remoteParty: `user${i}@example.com`, direction: 'incoming' } : {},
     });
   }
   // A few records of other shapes among them: a recording, a leg end with quality alarms, a type CMS may add later.
-  specs[5] = { ...specs[5]!, type: 'recordingStart', objectId: 'rec-1', fields: { path: '/recordings/x', callLeg: 'leg-5' } };
+  specs[5] = { ...specs[5]!, type: 'recordingStart', objectId: 'rec-1', fields: { path: '/recordings/x', callLeg: legGuid(5) } };
   specs[6] = { ...specs[6]!, type: 'meetingStart', element: 'meeting', objectId: 'meeting-1', fields: { name: 'Board' } };
   specs[8] = {
     ...specs[8]!,
@@ -116,19 +120,19 @@ describe('GET /api/v1/records pagination', () => {
   });
 
   test('a page that ends exactly at the last matching record has nextCursor null', async () => {
-    const matching = specs.filter((s) => s.callId === 'call-3');
-    const page = (await get(`/api/v1/records?limit=${matching.length}&callId=call-3&order=desc`)).json<RecordsPage>();
+    const matching = specs.filter((s) => s.callId === callGuid(3));
+    const page = (await get(`/api/v1/records?limit=${matching.length}&callId=${callGuid(3)}&order=desc`)).json<RecordsPage>();
     assert.equal(page.records.length, matching.length);
     assert.equal(page.nextCursor, null);
   });
 
   test('a page one short of the end has a nextCursor leading to the last matching record', async () => {
-    const matching = specs.filter((s) => s.callId === 'call-3');
+    const matching = specs.filter((s) => s.callId === callGuid(3));
     const limit = matching.length - 1;
-    const first = (await get(`/api/v1/records?limit=${limit}&callId=call-3`)).json<RecordsPage>();
+    const first = (await get(`/api/v1/records?limit=${limit}&callId=${callGuid(3)}`)).json<RecordsPage>();
     assert.equal(first.records.length, limit);
     assert.equal(typeof first.nextCursor, 'string');
-    const rest = (await get(`/api/v1/records?limit=${limit}&callId=call-3&cursor=${first.nextCursor}`)).json<RecordsPage>();
+    const rest = (await get(`/api/v1/records?limit=${limit}&callId=${callGuid(3)}&cursor=${first.nextCursor}`)).json<RecordsPage>();
     assert.deepEqual(rest.records.map(key), [key(matching.at(-1) as RecordSpec)]);
     assert.equal(rest.nextCursor, null);
   });
@@ -137,8 +141,8 @@ describe('GET /api/v1/records pagination', () => {
 describe('GET /api/v1/records filters', () => {
   const filters: { name: string; query: string; matches: (s: RecordSpec) => boolean }[] = [
     { name: 'type', query: 'type=callLegEnd', matches: (s) => s.type === 'callLegEnd' },
-    { name: 'callId', query: 'callId=call-3', matches: (s) => s.callId === 'call-3' },
-    { name: 'callLegId', query: 'callLegId=leg-4', matches: (s) => s.callLegId === 'leg-4' },
+    { name: 'callId', query: `callId=${callGuid(3)}`, matches: (s) => s.callId === callGuid(3) },
+    { name: 'callLegId', query: `callLegId=${legGuid(4)}`, matches: (s) => s.callLegId === legGuid(4) },
     { name: 'callCorrelator', query: 'callCorrelator=correlator-1', matches: (s) => s.callCorrelator === 'correlator-1' },
     { name: 'session', query: 'session=session-b', matches: (s) => s.session === 'session-b' },
     { name: 'node', query: 'node=cb2', matches: (s) => s.node === 'cb2' },
@@ -174,7 +178,7 @@ describe('GET /api/v1/records filters', () => {
   });
 
   test('a filter nothing matches answers an empty page with nextCursor null', async () => {
-    const res = await get('/api/v1/records?callId=no-such-call');
+    const res = await get(`/api/v1/records?callId=${callGuid(999)}`);
     assert.equal(res.statusCode, 200);
     assert.deepEqual(res.json(), { records: [], nextCursor: null });
   });
@@ -198,7 +202,7 @@ describe('GET /api/v1/records record shape', () => {
         recordIndex: 2,
         correlatorIndex: 1,
         numPreceedingRecordsMissing: null,
-        callId: 'call-1',
+        callId: callGuid(1),
         callLegId: spec.callLegId,
         callCorrelator: 'correlator-1',
         callLeg: { id: spec.callLegId, remoteParty: 'user1@example.com', direction: 'incoming' },
@@ -215,7 +219,7 @@ describe('GET /api/v1/records record shape', () => {
 
   test('a recording record shows its recording element with the call leg it names', async () => {
     const record = await firstRecord('type=recordingStart');
-    assert.deepEqual(record.recording, { id: 'rec-1', path: '/recordings/x', callLeg: 'leg-5' });
+    assert.deepEqual(record.recording, { id: 'rec-1', path: '/recordings/x', callLeg: legGuid(5) });
   });
 
   test('a leg end shows its alarms as an array of objects without "@" and nested elements as objects', async () => {

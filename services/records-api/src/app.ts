@@ -1,6 +1,6 @@
 import type { Config } from '@cms/config';
 import { type Database, databaseCheck } from '@cms/db';
-import { installHealthRoutes, installProblemHandlers } from '@cms/http';
+import { HttpProblem, installHealthRoutes, installProblemHandlers, sendProblem } from '@cms/http';
 import { createLogger, createMetricsRegistry, type Logger, type Registry } from '@cms/observability';
 import { compilePolicy } from '@cms/policy';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifySchemaValidationError } from 'fastify';
@@ -8,11 +8,12 @@ import { apiTokens, installAuth } from './auth.ts';
 import { databaseUnavailable } from './db-unavailable.ts';
 import { registerDocs } from './docs.ts';
 import { installRequestMetrics } from './metrics.ts';
+import { installParameterChecks, MAX_PARAM_LENGTH, pathProblem } from './parameters.ts';
 import { callsRoutes } from './routes/calls.ts';
 import { meetingsRoutes } from './routes/meetings.ts';
 import { recordsRoutes } from './routes/records.ts';
 import { recordsCompatRoutes } from './routes/records-compat.ts';
-import { sharedSchemas } from './schemas.ts';
+import { CURSOR_PATTERN, GUID_PATTERN, sharedSchemas } from './schemas.ts';
 
 export interface RecordsApiDeps {
   config: Config;
@@ -20,6 +21,12 @@ export interface RecordsApiDeps {
   log?: Logger;
   registry?: Registry;
 }
+
+/** What a pattern means, said instead of the regular expression. */
+const PATTERN_RULES: Record<string, string> = {
+  [GUID_PATTERN]: 'must be a GUID like 46d49cb4-8171-4abc-97f5-b88035b1da0a (CMS identifies calls and call legs by GUID)',
+  [CURSOR_PATTERN]: 'is not a cursor this endpoint issued; send the nextCursor of a previous answer unchanged',
+};
 
 /**
  * AJV's messages name the parameter ("querystring/limit must be <= 500") except for unknown ones, which
@@ -30,6 +37,12 @@ function formatSchemaErrors(errors: FastifySchemaValidationError[], dataVar: str
     if (error.keyword === 'additionalProperties' && typeof error.params.additionalProperty === 'string') {
       return `${dataVar}${error.instancePath}/${error.params.additionalProperty} is not a known parameter`;
     }
+    // AJV says "must be equal to one of the allowed values" without saying which they are.
+    if (error.keyword === 'enum' && Array.isArray(error.params.allowedValues)) {
+      return `${dataVar}${error.instancePath} must be one of: ${error.params.allowedValues.join(', ')}`;
+    }
+    const rule = error.keyword === 'pattern' ? PATTERN_RULES[String(error.params.pattern)] : undefined;
+    if (rule) return `${dataVar}${error.instancePath} ${rule}`;
     return `${dataVar}${error.instancePath} ${error.message}`;
   });
   return new Error(messages.join(', '));
@@ -45,6 +58,8 @@ export async function buildRecordsApi(deps: RecordsApiDeps): Promise<FastifyInst
   const log = deps.log ?? createLogger('records-api', config.log.level);
   const registry = deps.registry ?? createMetricsRegistry('records-api');
 
+  // Route patterns, so a path the router cannot decode can still be answered naming its parameter.
+  const routePatterns: string[] = [];
   const app = Fastify({
     // pino's Logger is Fastify's logger; the cast keeps FastifyInstance's default generic so plugins type-check.
     // Request logging stays on (Fastify's default): one line in, one out, tagged with the token name by the auth hook.
@@ -53,6 +68,17 @@ export async function buildRecordsApi(deps: RecordsApiDeps): Promise<FastifyInst
     // Query strings arrive as text, so coerce; never drop unknown parameters silently (they answer 400 instead).
     ajv: { customOptions: { coerceTypes: true, removeAdditional: false, useDefaults: true } },
     schemaErrorFormatter: formatSchemaErrors,
+    // Path parameters are limited by each route's schema (which names them in its 400), not by the router's 100.
+    routerOptions: { maxParamLength: MAX_PARAM_LENGTH },
+    // Paths the router refuses (%FF, overlong parameters) answer problem+json naming the parameter, like the rest.
+    frameworkErrors: (error, request, reply) => {
+      if (error.code === 'FST_ERR_BAD_URL') return sendProblem(reply, pathProblem(routePatterns, request.url, 'encoding'));
+      if (error.code === 'FST_ERR_MAX_PARAM_LENGTH') return sendProblem(reply, pathProblem(routePatterns, request.url, 'length'));
+      return sendProblem(reply, new HttpProblem(400, 'Bad Request', `Invalid request: ${error.message}`));
+    },
+  });
+  app.addHook('onRoute', (route) => {
+    routePatterns.push(route.url);
   });
   // Postgres down, restarting or out of connections answers 503 + Retry-After, not 500: nothing is wrong with the request.
   installProblemHandlers(app, { translate: databaseUnavailable });
@@ -67,6 +93,7 @@ export async function buildRecordsApi(deps: RecordsApiDeps): Promise<FastifyInst
   await app.register(
     async (api) => {
       installAuth(api, tokens);
+      installParameterChecks(api);
       await api.register(recordsRoutes, { db });
       await api.register(recordsCompatRoutes, { db });
       await api.register(callsRoutes, { db, policy });

@@ -29,6 +29,11 @@ export interface MeetingsCursor {
 const VERSION = 1;
 const MAX_ID_LENGTH = 256;
 
+/** An id as the cursor's query will send it: text Postgres stores (no NUL, which it refuses), as long as a path id may be. */
+function isId(value: unknown): value is string {
+  return typeof value === 'string' && value.length > 0 && value.length <= MAX_ID_LENGTH && !value.includes('\0');
+}
+
 function encode(payload: Record<string, unknown>): string {
   return Buffer.from(JSON.stringify({ v: VERSION, ...payload }), 'utf8').toString('base64url');
 }
@@ -79,7 +84,7 @@ export function encodeCallsCursor(cursor: CallsCursor): string {
 
 export function decodeCallsCursor(text: string): CallsCursor {
   const { s, id } = decode(text, 'calls');
-  if (typeof id !== 'string' || id.length === 0 || id.length > MAX_ID_LENGTH) throw invalid();
+  if (!isId(id)) throw invalid();
   if (s !== null && (typeof s !== 'string' || !isRfc3339(s))) throw invalid();
   return { startedAt: s, id };
 }
@@ -90,7 +95,7 @@ export function encodeMeetingsCursor(cursor: MeetingsCursor): string {
 
 export function decodeMeetingsCursor(text: string): MeetingsCursor {
   const { u, m } = decode(text, 'meetings');
-  if (typeof m !== 'string' || m.length === 0 || m.length > MAX_ID_LENGTH) throw invalid();
+  if (!isId(m)) throw invalid();
   if (typeof u !== 'string' || !isRfc3339(u)) throw invalid();
   return { updatedAt: u, meetingKey: m };
 }

@@ -12,11 +12,19 @@ const nullableBoolean = { type: ['boolean', 'null'] } as const;
 /** Filter values are ids and names; the cap keeps absurd inputs out of the index lookups. */
 export const filterString = { type: 'string', minLength: 1, maxLength: 256 } as const;
 
+/** CMS's ids (call, call leg, call correlator, session, Call Bridge) are GUIDs. */
+export const GUID_PATTERN = '^[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}$';
+
+/** A filter on a CMS id: anything else could never match, so it answers 400 rather than an empty page. */
+export const guidParameter = { type: 'string', pattern: GUID_PATTERN } as const;
+
+export const CURSOR_PATTERN = '^[A-Za-z0-9_-]+$';
+
 export const cursorParameter = {
   type: 'string',
   minLength: 1,
   maxLength: 1024,
-  pattern: '^[A-Za-z0-9_-]+$',
+  pattern: CURSOR_PATTERN,
   description: 'nextCursor from the previous page, unchanged.',
 } as const;
 

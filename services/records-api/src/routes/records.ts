@@ -1,10 +1,12 @@
-import { recordFields } from '@cms/cdr';
+import { RECORD_TYPES, recordFields } from '@cms/cdr';
 import { cdrRecords, type Database } from '@cms/db';
+import { HttpProblem } from '@cms/http';
 import { and, asc, desc, eq, gt, gte, lt, type SQL } from 'drizzle-orm';
 import type { FastifyInstance } from 'fastify';
 import { requireRole } from '../auth.ts';
 import { decodeRecordsCursor, encodeRecordsCursor, type SortOrder } from '../cursor.ts';
-import { bearerSecurity, cursorParameter, errorResponses, filterString } from '../schemas.ts';
+import { TIMESTAMP_RULE } from '../parameters.ts';
+import { bearerSecurity, cursorParameter, errorResponses, filterString, guidParameter } from '../schemas.ts';
 import { toRfc3339 } from '../time.ts';
 
 interface RecordsQuery {
@@ -75,16 +77,36 @@ const querystring = {
       description: 'asc: arrival order (oldest first), for consumers following new records; desc: newest first.',
     },
     cursor: cursorParameter,
-    type: { ...filterString, description: 'Record type, e.g. callLegEnd.' },
-    callId: filterString,
-    callLegId: filterString,
+    type: {
+      ...filterString,
+      description: `Record type: ${RECORD_TYPES.join(', ')}, or a type a later CMS release sent that is stored.`,
+    },
+    callId: { ...guidParameter, description: 'The call (a GUID).' },
+    callLegId: { ...guidParameter, description: 'The call leg (a GUID).' },
     callCorrelator: filterString,
     session: filterString,
     node: filterString,
-    from: { type: 'string', format: 'date-time', description: 'RFC 3339; records with time >= from.' },
-    to: { type: 'string', format: 'date-time', description: 'RFC 3339; records with time < to.' },
+    from: { type: 'string', format: 'date-time', description: `Records with time >= from; ${TIMESTAMP_RULE.replace(/^must be/, 'an')}.` },
+    to: { type: 'string', format: 'date-time', description: `Records with time < to; ${TIMESTAMP_RULE.replace(/^must be/, 'an')}.` },
   },
 } as const;
+
+const KNOWN_TYPES = new Set<string>(RECORD_TYPES);
+
+/**
+ * A type filter nothing could match says so (400 listing the types) instead of answering an empty page. Types
+ * CMS may add in later releases are stored as they come, so a stored one stays a valid filter.
+ */
+async function checkType(db: Database, type: string): Promise<void> {
+  if (KNOWN_TYPES.has(type)) return;
+  const [stored] = await db.select({ id: cdrRecords.id }).from(cdrRecords).where(eq(cdrRecords.type, type)).limit(1);
+  if (stored) return;
+  throw new HttpProblem(
+    400,
+    'Bad Request',
+    `Invalid request: querystring/type must be one of: ${RECORD_TYPES.join(', ')} (or a type a later CMS release sent; none of that name is stored)`,
+  );
+}
 
 /** GET /records: every stored CDR, keyset-paginated on arrival order, with filters. */
 export async function recordsRoutes(app: FastifyInstance, options: { db: Database }): Promise<void> {
@@ -116,6 +138,7 @@ export async function recordsRoutes(app: FastifyInstance, options: { db: Databas
     async (request) => {
       const q = request.query;
       const cursor = q.cursor === undefined ? undefined : decodeRecordsCursor(q.cursor, q.order);
+      if (q.type !== undefined) await checkType(db, q.type);
       const conditions: SQL[] = [];
       if (q.type !== undefined) conditions.push(eq(cdrRecords.type, q.type));
       if (q.callId !== undefined) conditions.push(eq(cdrRecords.callId, q.callId));
