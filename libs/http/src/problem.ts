@@ -62,10 +62,8 @@ export function installProblemHandlers(app: FastifyInstance, options: ProblemHan
     if (error instanceof HttpProblem) return sendProblem(reply, error);
     const translated = options.translate?.(error);
     if (translated) {
-      request.log.warn(
-        { status: translated.status, reason: translated.detail, err: error.message },
-        'request refused: dependency unavailable',
-      );
+      // The detail says what failed; the error itself (a driver message, often with the whole SQL) adds nothing.
+      request.log.warn({ status: translated.status, detail: translated.detail }, 'request refused');
       return sendProblem(reply, translated);
     }
     const status = error.statusCode && error.statusCode >= 400 ? error.statusCode : 500;
