@@ -49,12 +49,18 @@ test('every line a logger writes is scrubbed: fields named like credentials at a
   });
   const log = createLogger('test', 'info', {}, sink);
   log.info(
-    { headers: { 'x-api-key': 's6', Cookie: 'a=s7' }, nested: [{ client_secret: 's8' }], tokenName: 'dashboard' },
+    {
+      headers: { 'x-api-key': 's6', Cookie: 'a=s7', 'set-cookie': ['b=s12', 'c=s13'] },
+      auth: { user: 'u', pass: 's14' },
+      nested: [{ client_secret: 's8' }],
+      tokenName: 'dashboard',
+    },
     'GET /x?apikey=s9',
   );
   log.child({ component: 'c' }).error(new Error('GET https://u:s10@host/path?password=s11 failed'));
   const text = lines.join('');
-  for (const secret of ['s6', 's7', 's8', 's9', 's10', 's11']) assert.ok(!new RegExp(`\\b${secret}\\b`).test(text), `${secret} in ${text}`);
+  for (const secret of ['s6', 's7', 's8', 's9', 's10', 's11', 's12', 's13', 's14'])
+    assert.ok(!new RegExp(`\\b${secret}\\b`).test(text), `${secret} in ${text}`);
   assert.match(text, /"tokenName":"dashboard"/);
   assert.equal(lines.length, 2);
   for (const line of lines) JSON.parse(line);

@@ -97,7 +97,8 @@ function scrubValue(value: unknown, depth: number): unknown {
   if (Array.isArray(value)) return value.map((item) => scrubValue(item, depth + 1));
   const out: Record<string, unknown> = {};
   for (const [name, field] of Object.entries(value)) {
-    out[name] = isSecretName(name) && (typeof field === 'string' || typeof field === 'number') ? REDACTED : scrubValue(field, depth + 1);
+    // Whatever a credential-named field holds goes (Set-Cookie is an array, `auth` may be {user, pass}); flags stay.
+    out[name] = isSecretName(name) && field !== null && typeof field !== 'boolean' ? REDACTED : scrubValue(field, depth + 1);
   }
   return out;
 }
