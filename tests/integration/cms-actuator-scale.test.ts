@@ -31,16 +31,14 @@ const services: ActuatorService[] = [];
 const queues: Queue<CmsWriteJob>[] = [];
 const children: ChildProcess[] = [];
 
-function overrides(prefix: string) {
+function overrides(prefix: string, maxWritesPerSecond = MAX_WRITES_PER_SECOND) {
   return {
     log: { level: 'silent' },
     redis: { url: redisUrl },
     database: { url: databaseUrl },
     queue: { prefix },
     cms: {
-      nodes: [
-        { name: NODE, url: bridge.url, username: bridge.username, password: bridge.password, maxWritesPerSecond: MAX_WRITES_PER_SECOND },
-      ],
+      nodes: [{ name: NODE, url: bridge.url, username: bridge.username, password: bridge.password, maxWritesPerSecond }],
     },
   };
 }
@@ -48,10 +46,11 @@ function overrides(prefix: string) {
 async function startActuator(
   prefix: string,
   tuning: Partial<ActuatorTuning> = {},
+  maxWritesPerSecond = MAX_WRITES_PER_SECOND,
 ): Promise<{ service: ActuatorService; registry: Registry }> {
   const registry = createMetricsRegistry('cms-actuator');
   const service = await buildActuator({
-    config: loadConfig({ env: {}, overrides: overrides(prefix) }),
+    config: loadConfig({ env: {}, overrides: overrides(prefix, maxWritesPerSecond) }),
     db,
     registry,
     log: createLogger('cms-actuator', 'silent'),
@@ -143,6 +142,7 @@ before(async () => {
 });
 
 afterEach(async () => {
+  sim.setFaults({ latencyMs: 0, latencyJitterMs: 0 });
   for (const child of children.splice(0)) if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
   for (const service of services.splice(0)) await service.close();
   for (const queue of queues.splice(0)) await queue.close();
@@ -171,6 +171,39 @@ test('two actuator replicas on one node never exceed its write ceiling under a b
   const [byA, byB] = [await applied(a.registry), await applied(b.registry)];
   assert.equal(byA + byB, CALLS);
   assert.ok(byA > 0 && byB > 0, `both replicas wrote (${byA} + ${byB})`);
+});
+
+test('three replicas keep a fractional ceiling (0.5 writes/s) at the moment of sending, though CMS answers slowly and unevenly', async () => {
+  // BullMQ's limiter spaces job starts, but each job reads the call (GET) before its PUT, and a slow, jittery GET
+  // moves the PUT: only the send-time gate keeps two PUTs a whole window apart. Judged from the times CMS saw.
+  const CEILING = 0.5;
+  const WRITES = 10;
+  const windowMs = 1000 / CEILING;
+  const prefix = `${basePrefix}-${++run}`;
+  const sinceSeq = sim.writeLog().at(-1)?.seq ?? 0;
+  sim.setFaults({ latencyMs: 50, latencyJitterMs: 1500 });
+  const replicas = [];
+  for (let i = 0; i < 3; i++) replicas.push(await startActuator(prefix, { concurrency: 2 }, CEILING));
+  const wanted = await desireMany(prefix, WRITES);
+
+  await eventually(() => allApplied(wanted), { timeoutMs: 90_000, intervalMs: 250, what: 'every message applied' });
+  for (const [callId, text] of wanted) assert.equal(sim.inspectCall(callId).messageText, text);
+  const puts = sim.writeLog({ method: 'PUT', sinceSeq }).map((p) => p.atMs);
+  assert.equal(puts.length, WRITES, 'one write per call');
+  // The gate's window is the ceiling's plus a 100 ms margin; 50 ms of it may go to the client's own send jitter.
+  const gaps = puts.slice(1).map((t, i) => t - (puts[i] as number));
+  assert.ok(
+    gaps.every((gap) => gap >= windowMs - 50),
+    `PUTs closer than ${windowMs} ms (one per ${windowMs} ms allowed); gaps: ${gaps.join(' ')}`,
+  );
+  const applied = async (r: Registry) =>
+    (await r.getSingleMetric('cms_writes_total')?.get())?.values.find((v) => v.labels.outcome === 'applied')?.value ?? 0;
+  const byReplica = await Promise.all(replicas.map((r) => applied(r.registry)));
+  assert.equal(
+    byReplica.reduce((a, b) => a + b, 0),
+    WRITES,
+  );
+  assert.ok(byReplica.filter((n) => n > 0).length >= 2, `several replicas wrote (${byReplica.join(' + ')})`);
 });
 
 test('an actuator killed in the middle of a backlog loses nothing: another one applies every desired message', async () => {
