@@ -1,4 +1,4 @@
-export { createRedisConnection, type Redis } from './connection.ts';
+export { createRedisConnection, type Redis, RedisUnavailableError, redisReady } from './connection.ts';
 export { type GroupCommitOptions, GroupCommitter } from './group-commit.ts';
 export {
   CDR_BATCHES_QUEUE,
@@ -12,3 +12,4 @@ export {
   type PolicyRecomputeJob,
 } from './names.ts';
 export { CDR_BATCH_JOB_OPTIONS, cappedBackoff } from './options.ts';
+export { type ErrorEmitter, REDIS_ERROR_WINDOW_MS, type RedisErrorLogger, type WatchOptions, watchRedisErrors } from './redis-errors.ts';

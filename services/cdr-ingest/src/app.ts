@@ -9,6 +9,9 @@ import {
   createRedisConnection,
   GroupCommitter,
   type Redis,
+  RedisUnavailableError,
+  redisReady,
+  watchRedisErrors,
 } from '@cms/queue';
 import { Queue } from 'bullmq';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
@@ -21,7 +24,17 @@ export interface IngestDeps {
   config: Config;
   log?: Logger;
   registry?: Registry;
+  /** Longest a request may take from its first byte to its last, body included; default 30 s (tests shorten it). */
+  requestTimeoutMs?: number;
 }
+
+/**
+ * Longest a Redis command of ingest may take. A POST must be answered (503 at worst) within about a second even when
+ * Redis hangs without closing the connection; a group's write normally takes milliseconds.
+ */
+const REDIS_COMMAND_TIMEOUT_MS = 800;
+/** How long a POST waits for a connection attempt under way (start-up) before it is answered 503. */
+const REDIS_CONNECT_WAIT_MS = 500;
 
 export interface IngestService {
   app: FastifyInstance;
@@ -42,29 +55,54 @@ export async function buildIngest(deps: IngestDeps): Promise<IngestService> {
   const registry = deps.registry ?? createMetricsRegistry('cdr-ingest');
   const metrics = createIngestMetrics(registry);
 
-  const redis: Redis = createRedisConnection(config.redis.url, 'producer');
-  redis.on('error', (err) => log.debug({ err: err.message }, 'redis connection error'));
-  const queue = new Queue<CdrBatchesJob>(CDR_BATCHES_QUEUE, { connection: redis, prefix: config.queue.prefix });
+  const redis: Redis = watchRedisErrors(
+    log,
+    createRedisConnection(config.redis.url, 'producer', { commandTimeout: REDIS_COMMAND_TIMEOUT_MS }),
+    'redis connection',
+  );
+  const queue = watchRedisErrors(
+    log,
+    new Queue<CdrBatchesJob>(CDR_BATCHES_QUEUE, { connection: redis, prefix: config.queue.prefix }),
+    `queue ${CDR_BATCHES_QUEUE}`,
+  );
   // POSTs arriving while a Redis write is in flight are stored together as one job by the next write: far
   // fewer jobs for Redis and the workers under load, no added wait when idle.
   const store = new GroupCommitter<CdrBatchJob, unknown>({
-    commit: (batches) => queue.add('cdr-batches', { batches }, CDR_BATCH_JOB_OPTIONS),
+    commit: async (batches) => {
+      // BullMQ would wait for a connection that is not ready (for ever, if Redis is down at start-up): refuse now
+      // when Redis is known to be away, or soon if a first connection attempt does not succeed.
+      await redisReady(redis, REDIS_CONNECT_WAIT_MS);
+      try {
+        return await queue.add('cdr-batches', { batches }, CDR_BATCH_JOB_OPTIONS);
+      } catch (err) {
+        if (redis.status !== 'ready') throw new RedisUnavailableError(redis.status, { cause: err });
+        if ((err as Error).message === 'Command timed out') throw new RedisUnavailableError('timeout', { cause: err });
+        throw err;
+      }
+    },
     size: (job) => Math.max(1, job.batch.records.length),
     maxGroupSize: 2000,
     maxGroupItems: 256,
     gatherTurn: true,
   });
-  queue.on('error', (err) => log.debug({ err: err.message }, 'queue error'));
   const backlog = new BacklogGauge(queue);
   backlog.start();
 
+  const requestTimeoutMs = deps.requestTimeoutMs ?? 30_000;
   const app = Fastify({
     // pino's Logger is Fastify's logger; the cast keeps FastifyInstance's default generic so plugins type-check.
     loggerInstance: log as FastifyBaseLogger,
     bodyLimit: config.ingest.bodyLimitBytes,
     // CMS keeps connections open between batches; keep them longer than its idle interval.
     keepAliveTimeout: 65_000,
-    requestTimeout: 30_000,
+    requestTimeout: requestTimeoutMs,
+    // Node enforces requestTimeout (and headersTimeout, 60 s by default) only when it sweeps its connections, every
+    // 30 s by default: a stalled body was cut after up to a minute more than configured. Sweep often enough that
+    // the timeout applies within a few percent, and keep headersTimeout within it (Node requires that).
+    http: {
+      headersTimeout: Math.min(requestTimeoutMs, 60_000),
+      connectionsCheckingInterval: Math.max(100, Math.min(1000, Math.floor(requestTimeoutMs / 10))),
+    },
     return503OnClosing: true,
     logController: quietRequestLogging(),
   });

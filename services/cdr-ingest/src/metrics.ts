@@ -8,6 +8,12 @@ export function createIngestMetrics(registry: Registry) {
       labelNames: ['outcome'],
       registers: [registry],
     }),
+    refused: new Counter({
+      name: 'cdr_ingest_posts_refused_total',
+      help: 'CDR POSTs not acknowledged, by reason (redis_unavailable, redis_error, backlog, too_large, bad_request, unauthorized, ...)',
+      labelNames: ['reason'],
+      registers: [registry],
+    }),
     records: new Counter({
       name: 'cdr_ingest_records_total',
       help: 'Valid CDRs acknowledged to CMS',
