@@ -2,7 +2,7 @@ import type { Config } from '@cms/config';
 import { createDatabase, type Database, databaseCheck } from '@cms/db';
 import { installHealthRoutes, installProblemHandlers, pingCheck, quietRequestLogging, type ReadinessCheck } from '@cms/http';
 import { createLogger, createMetricsRegistry, type Logger, type Registry } from '@cms/observability';
-import { createRedisConnection, POLICY_RECOMPUTE_QUEUE, type PolicyRecomputeJob } from '@cms/queue';
+import { createRedisConnection, POLICY_RECOMPUTE_QUEUE, type PolicyRecomputeJob, watchRedisErrors } from '@cms/queue';
 import { Queue } from 'bullmq';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import { createActuatorMetrics } from './metrics.ts';
@@ -54,8 +54,7 @@ export async function buildActuator(deps: ActuatorDeps): Promise<ActuatorService
   const metrics = createActuatorMetrics(registry);
   const ownsDb = !deps.db;
   const db = deps.db ?? createDatabase(config.database.url, { max: 4, applicationName: 'cms-actuator' });
-  const redis = createRedisConnection(config.redis.url, 'worker');
-  redis.on('error', (err) => log.debug({ err: err.message }, 'redis connection error'));
+  const redis = watchRedisErrors(log, createRedisConnection(config.redis.url, 'worker'), 'redis connection');
 
   const writers = new Map<string, NodeWriter>();
   for (const node of config.cms.nodes) {
@@ -76,8 +75,11 @@ export async function buildActuator(deps: ActuatorDeps): Promise<ActuatorService
   ];
   installHealthRoutes(app, { registry, checks });
 
-  const recomputeQueue = new Queue<PolicyRecomputeJob>(POLICY_RECOMPUTE_QUEUE, { connection: redis, prefix: config.queue.prefix });
-  recomputeQueue.on('error', (err) => log.debug({ err: err.message }, 'recompute queue error'));
+  const recomputeQueue = watchRedisErrors(
+    log,
+    new Queue<PolicyRecomputeJob>(POLICY_RECOMPUTE_QUEUE, { connection: redis, prefix: config.queue.prefix }),
+    `queue ${POLICY_RECOMPUTE_QUEUE}`,
+  );
   const requestRecompute = createRecomputeRequester(recomputeQueue);
   const ourTexts = new Set(Object.values(config.policy.messages).map((m) => m.text));
   const reconcilers = new Map<string, NodeReconciler>();
@@ -125,6 +127,15 @@ export async function buildActuator(deps: ActuatorDeps): Promise<ActuatorService
     metrics,
     intervalMs: tuning.sweepIntervalMs,
   });
+
+  // Every queue and worker gets an `error` listener before it starts: without one BullMQ prints each Redis error as a
+  // raw stack trace on stderr. (The writers' and the reconciliation's own listeners add their context at warn/debug.)
+  for (const writer of writers.values()) {
+    watchRedisErrors(log, writer.queue, `queue ${writer.queue.name}`, { fields: { node: writer.name } });
+    watchRedisErrors(log, writer.worker, `worker ${writer.worker.name}`, { fields: { node: writer.name } });
+  }
+  watchRedisErrors(log, reconciliation.queue, `queue ${reconciliation.queue.name}`);
+  watchRedisErrors(log, reconciliation.worker, `worker ${reconciliation.worker.name}`);
 
   for (const writer of writers.values()) writer.start();
   if (writers.size === 0) log.warn('no CMS nodes configured (cms.nodes): nothing will be written to CMS');
