@@ -9,6 +9,12 @@ export interface DatabaseOptions {
   /** Pool size; each group commit of the policy worker holds one connection. */
   max?: number;
   applicationName?: string;
+  /**
+   * Told when a connection to Postgres breaks (server restart or crash, network cut), once per connection,
+   * whether it sat idle in the pool or was checked out by a query or transaction. The query in flight fails on
+   * its own (its caller retries); the pool opens a new connection on next use.
+   */
+  onConnectionLost?: (err: Error) => void;
 }
 
 export function createDatabase(url: string, options: DatabaseOptions = {}): Database {
@@ -19,7 +25,15 @@ export function createDatabase(url: string, options: DatabaseOptions = {}): Data
     connectionTimeoutMillis: 5000,
     idleTimeoutMillis: 30_000,
   });
-  // An idle client losing its connection (Postgres restart) must not crash the process: the pool replaces it.
+  const lost = options.onConnectionLost ?? (() => {});
+  // A pg client whose connection breaks emits 'error', and an 'error' event without a listener kills the process.
+  // The pool listens only while a client sits idle; a client checked out (a transaction in progress when
+  // Postgres crashes) has no listener. So every client gets one for its whole life, from the moment it connects.
+  // A broken client is not queryable any more and the pool drops it when it is released.
+  pool.on('connect', (client) => {
+    client.on('error', lost);
+  });
+  // The pool re-emits an idle client's error after removing it; the client's own listener above reported it.
   pool.on('error', () => {});
   return drizzle(pool, { schema }) as Database;
 }

@@ -34,7 +34,14 @@ export async function buildPolicyWorker(deps: PolicyWorkerDeps): Promise<PolicyW
   const registry = deps.registry ?? createMetricsRegistry('policy-worker');
   const metrics = createWorkerMetrics(registry);
   const ownsDb = !deps.db;
-  const db = deps.db ?? createDatabase(config.database.url, { max: 4, applicationName: 'policy-worker' });
+  const db =
+    deps.db ??
+    createDatabase(config.database.url, {
+      max: 4,
+      applicationName: 'policy-worker',
+      // The batch that was using the connection fails and is retried with back-off (see worker.on('failed')).
+      onConnectionLost: (err) => log.warn({ err: err.message }, 'postgres connection lost: reconnecting on next use'),
+    });
 
   // Compiled once: a malformed domain or network entry stops start-up with a message naming it.
   const compiled = compilePolicy(config.policy);
