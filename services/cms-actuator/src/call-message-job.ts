@@ -18,7 +18,15 @@ type CallMessageJob = Extract<CmsWriteJob, { kind: 'callMessage' }>;
 export async function writeCallMessage(ctx: WriteContext, job: Job<CmsWriteJob>, token: string | undefined): Promise<void> {
   const { callId } = job.data as CallMessageJob;
   const attempts = job.attemptsMade + 1;
+  // Where a write's time goes (debug log, read by bench/policy.ts): queued since the job was added, then each step.
+  const startedAt = performance.now();
+  const stamps: Record<string, number> = { queuedMs: Math.max(0, Date.now() - job.timestamp) };
+  const lap = (name: string, since: number) => {
+    stamps[name] = Math.round((performance.now() - since) * 10) / 10;
+    return performance.now();
+  };
   const desired = await loadDesired(ctx.db, callId);
+  let mark = lap('loadMs', startedAt);
   if (!desired) return; // no desired state (deleted): nothing to make CMS match
   if (desired.node !== null && desired.node !== ctx.node) {
     ctx.log.warn({ node: ctx.node, callId, desiredNode: desired.node }, 'write job on the queue of another node than its call: ignored');
@@ -49,6 +57,7 @@ export async function writeCallMessage(ctx: WriteContext, job: Job<CmsWriteJob>,
   };
   try {
     const call = await timed(() => ctx.client.getCall(callId));
+    mark = lap('getMs', mark);
     if (callShowsMessage(call, desired)) {
       ctx.busy.reset();
       await finish(ctx, desired, 'unchanged', {
@@ -60,8 +69,16 @@ export async function writeCallMessage(ctx: WriteContext, job: Job<CmsWriteJob>,
       });
       return;
     }
-    await ctx.gate.acquire();
-    await timed(() => ctx.client.updateCall(callId, callMessageUpdate(desired)));
+    const slot = await ctx.gate.acquireSlot();
+    mark = lap('gateMs', mark);
+    try {
+      await timed(() => ctx.client.updateCall(callId, callMessageUpdate(desired)));
+      lap('putMs', mark);
+    } finally {
+      // Failed or not, the PUT may have reached CMS: its place in the ceiling's window counts from now.
+      await slot.answered();
+    }
+    ctx.log.debug({ node: ctx.node, callId, version: desired.version, ...stamps }, 'cms write timing');
     ctx.busy.reset();
     await finish(ctx, desired, 'applied', {
       ...base,

@@ -20,6 +20,28 @@ local oldest = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
 return math.max(1, tonumber(oldest[2]) + window - now + 1)
 `;
 
+/**
+ * Moves a logged send to the time its request was answered (Redis's clock), logging it again if a request slower
+ * than the window had already left it: CMS received it at some moment in between, so counting the window from the
+ * answer keeps the next send a whole window after the arrival, however long the request took to get there.
+ */
+const ANSWERED = `
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+redis.call('ZADD', KEYS[1], now, ARGV[1])
+redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[2]))
+return 0
+`;
+
+/** One send the gate let through. */
+export interface GateSlot {
+  /**
+   * Call once the request has been answered (or has failed): its place in the window then counts from now. Without
+   * it the send counts from when the gate let it through. Never throws (Redis unreachable: the send-time count stays).
+   */
+  answered(): Promise<void>;
+}
+
 export interface WriteCeiling {
   /** Writes allowed per window. */
   limit: number;
@@ -39,8 +61,11 @@ export function writeCeiling(maxWritesPerSecond: number): WriteCeiling {
 /**
  * The node's write ceiling, checked right before each PUT. BullMQ's limiter paces the jobs (and so covers every
  * replica), but it counts job starts in fixed windows, and a job's PUT follows its start by a variable GET time:
- * only a check at send time guarantees what CMS sees. Both use the same ceiling, so the gate rarely has to wait.
- * Reconciliation paces its reads with the same class on a key of its own (reconcile/paced-read-client.ts).
+ * only a check at send time guarantees what CMS sees. A request also takes a variable time to reach CMS (a busy
+ * event loop, a slow network): writes that leave together may arrive apart, so a write sent a window after the
+ * first of them could arrive less than a window after the last. Hence `answered()`: the window of each write counts
+ * from its answer, by which time CMS has surely received it. Reconciliation paces its reads with the same class on a
+ * key of its own (reconcile/paced-read-client.ts), counting from the send.
  */
 export class WriteGate {
   readonly #redis: Redis;
@@ -55,9 +80,23 @@ export class WriteGate {
     this.#windowMs = ceiling.windowMs + marginMs;
   }
 
-  /** Resolves when a write may be sent now (and counts it). */
+  /** Resolves when a write may be sent now (and counts it from now). */
   async acquire(): Promise<void> {
+    await this.#take(randomUUID());
+  }
+
+  /** Like acquire(), for a request whose window should count from its answer: call `answered()` on the result. */
+  async acquireSlot(): Promise<GateSlot> {
     const member = randomUUID();
+    await this.#take(member);
+    return {
+      answered: async () => {
+        await this.#redis.eval(ANSWERED, 1, this.#key, member, this.#windowMs).catch(() => undefined);
+      },
+    };
+  }
+
+  async #take(member: string): Promise<void> {
     for (;;) {
       const waitMs = Number(await this.#redis.eval(ACQUIRE, 1, this.#key, this.#limit, this.#windowMs, member));
       if (waitMs <= 0) return;

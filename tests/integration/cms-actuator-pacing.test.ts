@@ -1,0 +1,146 @@
+import assert from 'node:assert/strict';
+import { after, afterEach, before, test } from 'node:test';
+import { enqueueCallMessageWrite } from '@cms/cms';
+import { type BridgeInfo, type Simulator, startSimulator } from '@cms/cms-sim';
+import { loadConfig } from '@cms/config';
+import { callMessages, type Database } from '@cms/db';
+import { createLogger, createMetricsRegistry } from '@cms/observability';
+import { type CmsWriteJob, cmsWritesQueueName, createRedisConnection, type Redis } from '@cms/queue';
+import { Queue } from 'bullmq';
+import { inArray } from 'drizzle-orm';
+import { type ActuatorService, buildActuator } from '../../services/cms-actuator/src/app.ts';
+import type { ActuatorTuning } from '../../services/cms-actuator/src/tuning.ts';
+import { eventually, onTestFileEnd, testDatabase, testRedis } from '../helpers/infra.ts';
+
+// How the actuator spends a node's write ceiling: changes that come together go out together when the ceiling has
+// room for them, and the ceiling holds at CMS however long CMS takes to answer.
+const NODE = 'cms-1';
+
+let sim: Simulator;
+let bridge: BridgeInfo;
+let db: Database;
+let databaseUrl: string;
+let redisUrl: string;
+let basePrefix: string;
+let producer: Redis;
+let run = 0;
+const services: ActuatorService[] = [];
+const queues: Queue<CmsWriteJob>[] = [];
+
+async function startActuator(prefix: string, maxWritesPerSecond: number, tuning: Partial<ActuatorTuning>): Promise<void> {
+  const config = loadConfig({
+    env: {},
+    overrides: {
+      log: { level: 'silent' },
+      redis: { url: redisUrl },
+      database: { url: databaseUrl },
+      queue: { prefix },
+      cms: {
+        nodes: [{ name: NODE, url: bridge.url, username: bridge.username, password: bridge.password, maxWritesPerSecond }],
+      },
+    },
+  });
+  services.push(
+    await buildActuator({
+      config,
+      db,
+      registry: createMetricsRegistry('cms-actuator'),
+      log: createLogger('cms-actuator', 'silent'),
+      tuning,
+    }),
+  );
+}
+
+/** Desired messages for `count` new calls, stored first and then queued all at once (as one policy commit does). */
+async function desireTogether(prefix: string, count: number): Promise<Map<string, string>> {
+  const queue = new Queue<CmsWriteJob>(cmsWritesQueueName(NODE), { connection: producer, prefix });
+  queues.push(queue);
+  const wanted = new Map<string, string>();
+  for (let i = 0; i < count; i++) {
+    const callId = sim.startCall({ name: `pacing ${run}.${i}` }).callId();
+    const text = `Security Level ${(i % 3) + 1}`;
+    wanted.set(callId, text);
+    await db.insert(callMessages).values({
+      callId,
+      node: NODE,
+      meetingKey: callId,
+      level: (i % 3) + 1,
+      messageText: text,
+      messagePosition: 'bottom',
+      messageDuration: 'permanent',
+    });
+  }
+  await Promise.all([...wanted.keys()].map((callId) => enqueueCallMessageWrite(queue, callId)));
+  return wanted;
+}
+
+async function allApplied(wanted: Map<string, string>): Promise<boolean> {
+  const rows = await db
+    .select()
+    .from(callMessages)
+    .where(inArray(callMessages.callId, [...wanted.keys()]));
+  return rows.length === wanted.size && rows.every((r) => r.appliedVersion === r.version && r.status === 'applied');
+}
+
+function violations(): number {
+  return sim.inspect().bridges[0]!.counters.writeViolations;
+}
+
+before(async () => {
+  sim = await startSimulator({ controlPort: null });
+  bridge = sim.bridge(NODE);
+  const database = await testDatabase();
+  db = database.db;
+  databaseUrl = database.url;
+  const redis = await testRedis();
+  redisUrl = redis.url;
+  basePrefix = redis.prefix;
+  producer = createRedisConnection(redisUrl, 'producer');
+  onTestFileEnd(() => producer.disconnect());
+});
+
+afterEach(async () => {
+  sim.setFaults({ latencyMs: 0, latencyJitterMs: 0, maxWritesPerSecond: null });
+  for (const service of services.splice(0)) await service.close();
+  for (const queue of queues.splice(0)) await queue.close();
+});
+
+after(async () => {
+  await sim.stop();
+});
+
+test('changes for several calls that come together below the ceiling are written together, not spread over its second', async () => {
+  // A meeting's first joins on a bridge come together. With room for 5 writes a second, 5 changes need no waiting:
+  // starting one job per 1/5 s would put the last write at least 4 x 220 ms after the first.
+  const CEILING = 5;
+  const prefix = `${basePrefix}-${++run}`;
+  sim.setFaults({ maxWritesPerSecond: CEILING });
+  const before = violations();
+  const sinceSeq = sim.writeLog().at(-1)?.seq ?? 0;
+  await startActuator(prefix, CEILING, { concurrency: CEILING });
+  const wanted = await desireTogether(prefix, CEILING);
+
+  await eventually(() => allApplied(wanted), { timeoutMs: 30_000, what: 'every message applied' });
+  const arrivals = sim.writeLog({ method: 'PUT', sinceSeq }).map((p) => p.atMs);
+  assert.equal(arrivals.length, CEILING, 'one write per call');
+  const spreadMs = Math.max(...arrivals) - Math.min(...arrivals);
+  assert.ok(spreadMs < 700, `the ${CEILING} writes arrived over ${spreadMs} ms`);
+  assert.equal(violations() - before, 0, 'CMS refused no write for the ceiling');
+});
+
+test('the ceiling holds at CMS when its answers take longer than the gate allows for, with writes going out together', async () => {
+  // CMS handles each request up to 900 ms after it was sent (and counts it then). Two writes sent together may be
+  // handled 900 ms apart; a write sent one window (1.1 s) after them would then be handled within a second of the
+  // later one. Counting each write's window from its answer keeps them apart.
+  const CEILING = 2;
+  const WRITES = 10;
+  const prefix = `${basePrefix}-${++run}`;
+  sim.setFaults({ maxWritesPerSecond: CEILING, latencyJitterMs: 900 });
+  const before = violations();
+  await startActuator(prefix, CEILING, { concurrency: 4 });
+  const wanted = await desireTogether(prefix, WRITES);
+
+  await eventually(() => allApplied(wanted), { timeoutMs: 60_000, intervalMs: 250, what: 'every message applied' });
+  for (const [callId, text] of wanted) assert.equal(sim.inspectCall(callId).messageText, text);
+  assert.equal(violations() - before, 0, 'CMS refused no write for the ceiling');
+});
