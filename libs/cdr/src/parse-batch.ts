@@ -3,6 +3,7 @@ import { CdrParseError } from './errors.ts';
 import { rejectHostileInput } from './hostile-input.ts';
 import { toCdrRecord } from './record.ts';
 import { readRecordsDocument } from './records-document.ts';
+import { unstorableId } from './storable.ts';
 import type { CdrBatch, CdrRecord, RejectedRecord } from './types.ts';
 
 /** Limits that keep one hostile or broken POST from taking unbounded time and memory. */
@@ -25,6 +26,9 @@ export function parseCdrBatch(body: string | Uint8Array, options: ParseCdrOption
   const document = readRecordsDocument(text);
   const session = attributeText(document.attributes, 'session');
   if (session === null) throw new CdrParseError('<records> has no session attribute');
+  // The session is the key of every record in the batch (and indexed), so a session that cannot be stored refuses the batch.
+  const sessionProblem = unstorableId(session);
+  if (sessionProblem !== null) throw new CdrParseError(`<records> session attribute ${sessionProblem}`);
 
   const records: CdrRecord[] = [];
   const rejected: RejectedRecord[] = [];

@@ -1,5 +1,6 @@
 import { findRecordObject, textField } from './record-object.ts';
 import { isRfc3339 } from './rfc3339.ts';
+import { nulCharacterAt, unstorableId, unstorableTime } from './storable.ts';
 import type { CdrRecord, XmlObject, XmlValue } from './types.ts';
 
 export type RecordResult = { record: CdrRecord; reason?: undefined } | { record?: undefined; reason: string };
@@ -17,6 +18,8 @@ export function toCdrRecord(raw: XmlValue): RecordResult {
   const time = attribute(raw, 'time');
   if (time === null) return { reason: `${type} record has no time attribute` };
   if (!isRfc3339(time)) return { reason: `${type} record time "${time}" is not an RFC 3339 timestamp` };
+  const timeProblem = unstorableTime(time);
+  if (timeProblem !== null) return { reason: `${type} record time "${time}" ${timeProblem}` };
   const recordIndex = indexAttribute(raw, type, 'recordIndex');
   if (typeof recordIndex === 'string') return { reason: recordIndex };
   const correlatorIndex = indexAttribute(raw, type, 'correlatorIndex');
@@ -40,6 +43,17 @@ export function toCdrRecord(raw: XmlValue): RecordResult {
     callLegId = object.kind === 'callLeg' ? object.id : textField(object.element, 'callLeg');
     callCorrelator = textField(object.element, 'callCorrelator');
   }
+  for (const [name, id] of [
+    ['call id', callId],
+    ['callLeg id', callLegId],
+    ['callCorrelator', callCorrelator],
+  ] as const) {
+    const problem = id === null ? null : unstorableId(id);
+    if (problem !== null) return { reason: `${type} record ${name} ${problem}` };
+  }
+  // The body check already refuses U+0000 anywhere; this keeps records from other sources storable too.
+  const nul = nulCharacterAt(raw);
+  if (nul !== null) return { reason: `${type} record has a U+0000 (NUL) character in ${nul}, which cannot be stored` };
   return {
     record: {
       type,
