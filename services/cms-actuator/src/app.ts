@@ -58,7 +58,9 @@ export async function buildActuator(deps: ActuatorDeps): Promise<ActuatorService
 
   const writers = new Map<string, NodeWriter>();
   for (const node of config.cms.nodes) {
-    writers.set(node.name, new NodeWriter({ node, db, redis, prefix: config.queue.prefix, log, metrics, tuning }));
+    const writer = new NodeWriter({ node, db, redis, prefix: config.queue.prefix, log, metrics, tuning });
+    writer.health.onContact((contact) => metrics.nodeReachable.set({ node: node.name }, contact.reachable ? 1 : 0));
+    writers.set(node.name, writer);
   }
 
   const app = Fastify({ loggerInstance: log as FastifyBaseLogger, logController: quietRequestLogging() });
@@ -66,12 +68,9 @@ export async function buildActuator(deps: ActuatorDeps): Promise<ActuatorService
   const checks: ReadinessCheck[] = [
     pingCheck('redis', redis),
     databaseCheck(db),
-    ...[...writers.values()].map((writer) => ({
-      name: `cms:${writer.name}`,
-      check: async () => {
-        if (!writer.health.healthy) throw new Error(writer.health.reason ?? 'writes are held');
-      },
-    })),
+    // A node that refuses our credentials (writes held) or cannot be reached at all fails readiness with the reason:
+    // this replica cannot do its work for that node, and an operator should see why.
+    ...[...writers.values()].map((writer) => ({ name: `cms:${writer.name}`, check: () => writer.health.assertReady() })),
   ];
   installHealthRoutes(app, { registry, checks });
 

@@ -27,6 +27,12 @@ export function createActuatorMetrics(registry: Registry) {
       labelNames: ['node'],
       registers: [registry],
     }),
+    nodeReachable: new Gauge({
+      name: 'cms_node_reachable',
+      help: '1 when the last request of the health checks reached the node (any HTTP answer), 0 when it did not (refused, timed out)',
+      labelNames: ['node'],
+      registers: [registry],
+    }),
     reconcilePasses: new Counter({
       name: 'cms_reconcile_passes_total',
       help: 'Reconciliation passes by node and outcome (ok, held = node refuses us, failed, aborted = shutdown, unknownNode)',
