@@ -14,12 +14,26 @@ import { createRedisConnection } from '@cms/queue';
  * would run as soon as that hook ends, so helpers register here instead.)
  */
 const cleanups: (() => Promise<void> | void)[] = [];
+/**
+ * How long one cleanup may take. A cleanup that hangs (a service whose close waits for a server a test stopped) must
+ * not keep the ones after it, such as deleting the file's Redis keys and dropping its database, from running.
+ * (TEST_CLEANUP_TIMEOUT_MS shortens it for the test of this.)
+ */
+const CLEANUP_TIMEOUT_MS = Number(process.env.TEST_CLEANUP_TIMEOUT_MS) || 60_000;
 after(async () => {
   for (const cleanup of cleanups.reverse()) {
+    let timer: NodeJS.Timeout | undefined;
     try {
-      await cleanup();
+      const timedOut = new Promise<'timedOut'>((resolve) => {
+        timer = setTimeout(() => resolve('timedOut'), CLEANUP_TIMEOUT_MS);
+      });
+      const outcome = await Promise.race([Promise.resolve().then(cleanup), timedOut]);
+      if (outcome === 'timedOut')
+        process.stderr.write(`a cleanup did not finish in ${CLEANUP_TIMEOUT_MS / 1000} s: going on with the next\n`);
     } catch (err) {
       process.stderr.write(`cleanup failed: ${(err as Error).message}\n`);
+    } finally {
+      clearTimeout(timer);
     }
   }
   // Every test of the file has reported. If a failed test leaked a connection, the process would never exit and the

@@ -45,10 +45,14 @@ if (childOut) {
       await queue.close();
     }
     await connection.set(`${prefix}:cms-placement:some-call`, '{}');
+    // Registered last, so run first: a cleanup that never finishes (a service whose close waits for a server that
+    // is gone) must not keep the key deletion from running.
+    if (process.env.REDIS_CLEANUP_CHILD_HANG) onTestFileEnd(() => new Promise<void>(() => {}));
     writeFileSync(childOut, JSON.stringify({ prefix, keys: await countKeys(url, prefix) }));
   });
 } else {
-  test('the keys of a testRedis() prefix are deleted when its test file ends', async () => {
+  /** Runs this file as a child test file and checks that none of the keys it left under its prefix remain. */
+  async function childLeavesNoKeys(extraEnv: Record<string, string>): Promise<void> {
     const { redisUrl, postgresUrl } = await infraUrls();
     const dir = mkdtempSync(join(tmpdir(), 'redis-cleanup-'));
     const out = join(dir, 'child.json');
@@ -57,8 +61,11 @@ if (childOut) {
       // Without the runner's NODE_TEST_CONTEXT the child is a test file of its own, with its own file end.
       const { NODE_TEST_CONTEXT: _, ...env } = process.env;
       await promisify(execFile)(process.execPath, [import.meta.filename], {
-        env: { ...env, REDIS_URL: redisUrl, DATABASE_URL: postgresUrl, REDIS_CLEANUP_CHILD_OUT: out },
-        timeout: 60_000,
+        env: { ...env, REDIS_URL: redisUrl, DATABASE_URL: postgresUrl, REDIS_CLEANUP_CHILD_OUT: out, ...extraEnv },
+        timeout: 30_000,
+      }).catch((err: Error) => {
+        // A child that hangs is killed: its keys are then judged like those of any other child.
+        process.stderr.write(`child test file: ${err.message.split('\n')[0]}\n`);
       });
       const child = JSON.parse(readFileSync(out, 'utf8')) as { prefix: string; keys: number };
       prefix = child.prefix;
@@ -70,5 +77,13 @@ if (childOut) {
       if (prefix) await deleteRedisKeys(redisUrl, prefix);
       rmSync(dir, { recursive: true, force: true });
     }
+  }
+
+  test('the keys of a testRedis() prefix are deleted when its test file ends', async () => {
+    await childLeavesNoKeys({});
+  });
+
+  test('they are deleted even when a cleanup before theirs never finishes', async () => {
+    await childLeavesNoKeys({ REDIS_CLEANUP_CHILD_HANG: '1', TEST_CLEANUP_TIMEOUT_MS: '1000' });
   });
 }
