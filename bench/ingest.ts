@@ -1,9 +1,12 @@
 /**
- * npm run bench:ingest -- [--posts N] [--concurrency C] [--records-per-post R] [--url URL --token T --database-url U]
+ * npm run bench:ingest -- [--posts N] [--concurrency C] [--records-per-post R] [--redis-url URL]
+ *   [--url URL --token T --database-url U]
  *
  * Posts N CMS-like CDR batches at concurrency C (C keep-alive connections, one POST at a time on each, as Call
  * Bridges send) and reports POSTs/s acknowledged, ack latency p50/p99, and records/s durably visible in Postgres.
- * Without --url it starts cdr-ingest and policy-worker itself on a fresh database and queue prefix.
+ * Without --url it starts cdr-ingest and policy-worker itself on a fresh database and queue prefix, with a private
+ * redis-server persisting as deployed (AOF, appendfsync everysec) unless --redis-url names one. Each results block
+ * records the commit, the command, the Redis and Postgres settings and the load average at start and end.
  * Figures go to bench/results/ingest.md. This is a benchmark, not a test: it asserts nothing.
  */
 import { randomUUID } from 'node:crypto';
@@ -14,7 +17,9 @@ import * as hdr from 'hdr-histogram-js';
 import { Pool } from 'undici';
 import { cpuPerUnit, type ProcessGroup, readCpu } from './lib/cpu-usage.ts';
 import { machineDescription } from './lib/machine.ts';
+import { type PrivateRedis, startPrivateRedis } from './lib/private-redis.ts';
 import { type Child, freePort, freshDatabase, startService } from './lib/processes.ts';
+import { codeVersion, commandLine, loadAverage, postgresSettings, redisSettings } from './lib/run-metadata.ts';
 
 const { values: args } = parseArgs({
   options: {
@@ -24,6 +29,8 @@ const { values: args } = parseArgs({
     url: { type: 'string' },
     token: { type: 'string' },
     'database-url': { type: 'string' },
+    /** Use this Redis instead of a private one with AOF everysec (its persistence settings are reported). */
+    'redis-url': { type: 'string' },
     warmup: { type: 'string', default: '2000' },
     /** Measure acknowledgements only (no worker, no Postgres): isolates ingest + Redis. */
     'ack-only': { type: 'boolean', default: false },
@@ -40,6 +47,10 @@ let token = args.token ?? process.env.INGEST_TOKEN ?? '';
 let databaseUrl = args['database-url'] ?? process.env.DATABASE_URL ?? '';
 const children: Child[] = [];
 let dropDatabase: (() => Promise<void>) | undefined;
+let privateRedis: PrivateRedis | null = null;
+let redisUrl = args['redis-url'];
+const startedAt = new Date();
+const loadAtStart = loadAverage();
 
 if (!ingestUrl) {
   const base = process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
@@ -48,9 +59,13 @@ if (!ingestUrl) {
   dropDatabase = db.drop;
   token = 'bench-ingest-token-0123456789';
   const [ingestPort, workerPort] = [await freePort(), await freePort()];
+  if (!redisUrl) {
+    privateRedis = await startPrivateRedis();
+    redisUrl = privateRedis.url;
+  }
   const env = {
     DATABASE_URL: databaseUrl,
-    REDIS_URL: process.env.REDIS_URL ?? 'redis://127.0.0.1:6379',
+    REDIS_URL: redisUrl,
     QUEUE_PREFIX: `bench_${Date.now().toString(36)}`,
     INGEST_TOKEN: token,
     INGEST_PORT: String(ingestPort),
@@ -216,10 +231,18 @@ if (!existsSync(file)) {
     '# Ingest benchmark results\n\n`npm run bench:ingest`: CMS-like CDR POSTs against cdr-ingest + policy-worker (real Redis and Postgres on the same machine as the load generator).\nGoal: >= 4,000 single-record POSTs/s acknowledged with p99 <= 25 ms, and the same rate sustained into Postgres.\n',
   );
 }
-appendFileSync(file, `\n### ${new Date().toISOString()}\n\nMachine: ${machineDescription()}\n\n${table}\n`);
+const about = [
+  `Machine: ${machineDescription()}; load average (1 / 5 / 15 min) at start ${loadAtStart}, at end ${loadAverage()}`,
+  `Code: ${codeVersion()}`,
+  `Command: \`${commandLine('bench:ingest')}\``,
+  `Redis: ${redisUrl ? `${await redisSettings(redisUrl)}${privateRedis ? " (the benchmark's own redis-server, persisting as deployed)" : ''}` : 'not known (the services under test were started elsewhere; give --redis-url)'}`,
+  `Postgres: ${databaseUrl ? await postgresSettings(databaseUrl) : 'not used (--ack-only)'}`,
+];
+appendFileSync(file, `\n### ${startedAt.toISOString()}\n\n${about.map((line) => `- ${line}`).join('\n')}\n\n${table}\n`);
 console.log(`\nwritten to ${file}`);
 
 await pool.close();
 await client?.end();
 for (const child of children.reverse()) await child.stop();
 await dropDatabase?.();
+await privateRedis?.stop();

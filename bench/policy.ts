@@ -1,21 +1,26 @@
 /**
  * npm run bench:policy -- [--meetings 200] [--participants 20] [--window 60] [--stay 60] [--stop-at 100] [--bridges 3]
- *   [--bridges-per-meeting 2] [--max-writes-per-second 10] [--guests 0.1] [--app 0.2] [--seed 1] [--warmup 5]
- *   [--settle-timeout 60] [--note TEXT] [--dump FILE] [--keep-database]
+ *   [--bridges-per-meeting 2] [--max-writes-per-second 10] [--message-min-interval MS] [--cms-latency 0]
+ *   [--cms-jitter 0] [--guests 0.1] [--app 0.2] [--seed 1] [--warmup 5] [--settle-timeout 60] [--redis-url URL]
+ *   [--note TEXT] [--dump FILE] [--keep-database]
  *
  * The security level on screen under load: the CMS simulator (in this process) runs its load plan in real time —
  * meetings x participants joining over the window across the bridges, each participant leaving after about `stay`
  * seconds — and POSTs its CDRs to cdr-ingest; policy-worker and cms-actuator run as child processes on a fresh
- * database and queue prefix and write the messages back to the simulated bridges. The run stops at `stop-at` seconds
+ * database and queue prefix and write the messages back to the simulated bridges. Redis is a private redis-server
+ * persisting as deployed (AOF, appendfsync everysec) unless --redis-url names one. The run stops at `stop-at` seconds
  * (meetings still running: joins over the window, departures from about `stay` on), waits for the system to settle,
  * and reports:
- * - latency from the CDR that changes what a call should show to the CMS write that shows it (p50/p90/p99/max),
+ * - whether the load stayed below the write ceiling (the most message changes one bridge needed in any second),
+ * - latency from the CDR that changes what a call should show to the moment the simulated call shows it, over every
+ *   change written (p50/p90/p99/max), and where it went (CDR -> level decided -> CMS write; the actuator's steps),
  * - CMS writes per change (coalescing) and writes that were already stale when they arrived,
  * - write-ceiling violations and the most writes a bridge accepted in one second,
- * - the share of meetings (and call instances) whose final on-screen message is right.
+ * - the share of meetings (and call instances) whose final on-screen message is right,
+ * with the commit, the command line, the Redis and Postgres settings and the machine's load average.
  * Figures go to bench/results/policy.md. This is a benchmark, not a test: it asserts nothing.
  */
-import { appendFileSync, existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { appendFileSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
@@ -28,8 +33,10 @@ import { stringify } from 'yaml';
 import { ExpectedMessages, meetingText } from './lib/expected-messages.ts';
 import { driveLoad } from './lib/load-driver.ts';
 import { machineDescription } from './lib/machine.ts';
-import { analyseLatency, maxWritesInOneSecond, percentile, type Sample } from './lib/message-latency.ts';
+import { analyseLatency, maxInOneSecond, maxWritesInOneSecond, percentile, type Sample } from './lib/message-latency.ts';
+import { startPrivateRedis } from './lib/private-redis.ts';
 import { type Child, freePort, freshDatabase, startService } from './lib/processes.ts';
+import { codeVersion, commandLine, loadAverage, postgresSettings, redisSettings } from './lib/run-metadata.ts';
 
 const { values: args } = parseArgs({
   options: {
@@ -41,6 +48,13 @@ const { values: args } = parseArgs({
     bridges: { type: 'string', default: '3' },
     'bridges-per-meeting': { type: 'string', default: '2' },
     'max-writes-per-second': { type: 'string', default: '10' },
+    /** Sets actuator.messageMinIntervalMs in the services' config; by default the configured value (default 200 ms). */
+    'message-min-interval': { type: 'string' },
+    /** Simulated CMS API response time and extra random jitter, ms. */
+    'cms-latency': { type: 'string', default: '0' },
+    'cms-jitter': { type: 'string', default: '0' },
+    /** Use this Redis instead of a private one with AOF everysec (its persistence settings are reported). */
+    'redis-url': { type: 'string' },
     guests: { type: 'string', default: '0.1' },
     app: { type: 'string', default: '0.2' },
     seed: { type: 'string', default: '1' },
@@ -74,8 +88,12 @@ const INTERNAL = 'corp.example';
 const EXTERNAL = 'partner.example.org';
 
 const log = (line: string) => process.stderr.write(`${line}\n`);
+const startedAt = new Date();
+const loadAtStart = loadAverage();
 const children: Child[] = [];
 const dir = mkdtempSync(path.join(tmpdir(), 'bench-policy-'));
+const privateRedis = args['redis-url'] ? null : await startPrivateRedis();
+const redisUrl = args['redis-url'] ?? (privateRedis as { url: string }).url;
 const base = process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
 const database = await freshDatabase(base, 'cms_bench_policy');
 const token = 'bench-ingest-token-0123456789';
@@ -89,7 +107,7 @@ const sim = await startSimulator({
   })),
   seed,
   cdrReceivers: [`http://127.0.0.1:${ports.ingest}/cdr/{bridge}?token=${token}`],
-  faults: { maxWritesPerSecond },
+  faults: { maxWritesPerSecond, latencyMs: Number(args['cms-latency']), latencyJitterMs: Number(args['cms-jitter']) },
   controlPort: null,
 });
 
@@ -102,15 +120,14 @@ writeFileSync(
       nodes: sim.bridges.map((b) => ({ name: b.name, url: b.url, username: b.username, password: b.password, maxWritesPerSecond })),
     },
     policy: policyConfig,
+    ...(args['message-min-interval'] === undefined ? {} : { actuator: { messageMinIntervalMs: Number(args['message-min-interval']) } }),
   }),
 );
-// The expectation uses the policy exactly as the services load it (defaults for messages included).
-const policy = compilePolicy(loadConfig({ env: { CONFIG_FILE: configFile } }).policy);
 
 const env = {
   CONFIG_FILE: configFile,
   DATABASE_URL: database.url,
-  REDIS_URL: process.env.REDIS_URL ?? 'redis://127.0.0.1:6379',
+  REDIS_URL: redisUrl,
   QUEUE_PREFIX: `bench_policy_${Date.now().toString(36)}`,
   INGEST_TOKEN: token,
   INGEST_PORT: String(ports.ingest),
@@ -121,9 +138,20 @@ const env = {
   ACTUATOR_HOST: '127.0.0.1',
   LOG_LEVEL: 'warn',
 };
+// The configuration exactly as the services load it (same file, same environment): the expectation uses its policy
+// (defaults for messages included), and the figures its least interval between two writes to one call.
+const serviceConfig = loadConfig({ env: { ...process.env, ...env } });
+const policy = compilePolicy(serviceConfig.policy);
+const minIntervalMs = serviceConfig.actuator.messageMinIntervalMs;
+const actuatorLog = path.join(dir, 'cms-actuator.log');
 children.push(await startService('cdr-ingest', env, `http://127.0.0.1:${ports.ingest}/readyz`));
 children.push(await startService('policy-worker', env, `http://127.0.0.1:${ports.worker}/readyz`));
-children.push(await startService('cms-actuator', env, `http://127.0.0.1:${ports.actuator}/readyz`));
+// At debug level the actuator logs where each write's time went ('cms write timing'); read after the run.
+children.push(
+  await startService('cms-actuator', { ...env, LOG_LEVEL: 'debug' }, `http://127.0.0.1:${ports.actuator}/readyz`, {
+    stdoutFile: actuatorLog,
+  }),
+);
 
 // Warm-up, not measured: every service connects and compiles its hot paths on a few meetings per bridge.
 {
@@ -141,6 +169,7 @@ children.push(await startService('cms-actuator', env, `http://127.0.0.1:${ports.
   await sim.waitForCdrsDelivered({ timeoutMs: 30_000 });
 }
 const warmupWrites = sim.writeLog().at(-1)?.seq ?? 0;
+const measuredFrom = Date.now();
 
 const expected = new ExpectedMessages(sim, policy);
 expected.start();
@@ -230,17 +259,32 @@ const refused503 = inspection.bridges.reduce((n, b) => n + b.counters.fault503 +
 const maxPerSecond = Math.max(...sim.bridges.map((b) => maxWritesInOneSecond(writes.filter((w) => w.bridge === b.name))));
 const records = sim.cdrRecords().length;
 const needed = analysis.written + analysis.neverWritten;
-// The actuator spaces two writes to one call by at least a second (no flicker): a change that soon waits by design.
-const MIN_INTERVAL_MS = 1000;
-// Held: when the change came, the call's previous write (possibly one still under way) was less than that ago.
-const notHeld = (sample: Sample) => sample.previousWriteAt === null || sample.previousWriteAt + MIN_INTERVAL_MS <= sample.at;
+// Whether the load needed fewer writes than the ceiling allows: the most changes of what calls of one bridge should
+// show within any one second (every one of them needs a write unless coalesced away).
+const neededPeak = Math.max(
+  ...sim.bridges.map((b) =>
+    maxInOneSecond([...expected.calls.values()].filter((c) => c.bridge === b.name).flatMap((c) => c.transitions.map((t) => t.at))),
+  ),
+);
+const belowCeiling = neededPeak <= Math.floor(maxWritesPerSecond);
+// The actuator spaces two writes to one call by at least the configured interval (no flicker): a change that comes
+// sooner after its call's previous write (or while that write is still under way) waits by design.
+const held = (sample: Sample) => sample.previousWriteAt !== null && sample.previousWriteAt + minIntervalMs > sample.at;
 const latencyOf = (sample: Sample) => sample.writtenAt - sample.at;
-const held = analysis.samples.filter((sample) => !notHeld(sample)).length;
-const allNotHeld = analysis.samples.filter(notHeld).map(latencyOf);
-const unqueued = analysis.unqueued.map(latencyOf);
-const unqueuedNotHeld = analysis.unqueued.filter(notHeld).map(latencyOf);
+const heldLatencies = analysis.samples.filter(held).map(latencyOf);
+
+// The actuator's own account of each write that reached CMS (debug log 'cms write timing'), from its start on.
+const timing = readFileSync(actuatorLog, 'utf8')
+  .split('\n')
+  .filter((line) => line.includes('"cms write timing"'))
+  .map((line) => JSON.parse(line) as { time: string; queuedMs: number; loadMs: number; getMs?: number; gateMs?: number; putMs?: number })
+  .filter((t) => Date.parse(t.time) >= measuredFrom);
+const steps = (key: 'queuedMs' | 'loadMs' | 'getMs' | 'gateMs' | 'putMs') => timing.map((t) => t[key] ?? 0);
+
 const ms = (v: number) => (Number.isNaN(v) ? 'n/a' : `${Math.round(v)} ms`);
+const p50p99 = (values: readonly number[]) => `${ms(percentile(values, 50))} / ${ms(percentile(values, 99))}`;
 const pct = (a: number, b: number) => (b === 0 ? 'n/a' : `${((100 * a) / b).toFixed(1)} %`);
+const cmsLatency = `${args['cms-latency']} ms + up to ${args['cms-jitter']} ms jitter`;
 
 const rows: [string, string, string][] = [
   [
@@ -249,39 +293,43 @@ const rows: [string, string, string][] = [
     '',
   ],
   ['bridges (per meeting), maxWritesPerSecond per bridge', `${bridgeCount} (${bridgesPerMeeting}), ${maxWritesPerSecond}`, ''],
+  ['CMS API response time (simulated)', cmsLatency, ''],
+  ['least interval between two writes to one call (actuator.messageMinIntervalMs, as configured)', `${minIntervalMs} ms`, ''],
   ['joins / leaves driven (max driver lag)', `${run.joins} / ${run.leaves} (${Math.round(run.maxLagMs)} ms)`, ''],
   ['CDRs generated', String(records), ''],
+  [
+    'most message changes one bridge needed in any 1 s',
+    `${neededPeak} (${belowCeiling ? 'below' : 'ABOVE'} the ceiling of ${maxWritesPerSecond})`,
+    '',
+  ],
   ['expected message changes (call instances)', `${analysis.transitions} (${expected.calls.size} calls)`, ''],
   ['  written while current (latency samples)', String(analysis.written), ''],
   ['  superseded before written (coalesced)', String(analysis.superseded), ''],
   ['  already shown, no write needed', String(analysis.alreadyShown), ''],
   ['  final change never written', String(analysis.neverWritten), '0'],
-  ['latency CDR -> CMS write p50', ms(percentile(analysis.latenciesMs, 50)), ''],
-  ['latency CDR -> CMS write p90', ms(percentile(analysis.latenciesMs, 90)), ''],
-  ['latency CDR -> CMS write p99', ms(percentile(analysis.latenciesMs, 99)), ''],
-  ['latency CDR -> CMS write max', ms(analysis.latenciesMs.length ? Math.max(...analysis.latenciesMs) : Number.NaN), ''],
-  [`  changes within 1 s of their call's previous write (held by the actuator's minimum interval)`, String(held), ''],
   [
-    `  latency without those, p50 / p90 / p99`,
-    `${ms(percentile(allNotHeld, 50))} / ${ms(percentile(allNotHeld, 90))} / ${ms(percentile(allNotHeld, 99))}`,
+    `latency CDR -> call shows the message, every change written (${analysis.written}), p50 / p90`,
+    `${ms(percentile(analysis.latenciesMs, 50))} / ${ms(percentile(analysis.latenciesMs, 90))}`,
     '',
   ],
   [
-    `latency with no other call's change waiting on its bridge (below the ceiling), p50 / p99 (${unqueued.length} samples)`,
-    `${ms(percentile(unqueued, 50))} / ${ms(percentile(unqueued, 99))}`,
-    '<= 250 ms (p99)',
+    'latency CDR -> call shows the message, p99',
+    ms(percentile(analysis.latenciesMs, 99)),
+    belowCeiling ? '<= 250 ms (below the ceiling)' : '',
   ],
+  ['latency CDR -> call shows the message, max', ms(analysis.latenciesMs.length ? Math.max(...analysis.latenciesMs) : Number.NaN), ''],
   [
-    `  the same, without changes held by the minimum interval (${unqueuedNotHeld.length} samples)`,
-    `${ms(percentile(unqueuedNotHeld, 50))} / ${ms(percentile(unqueuedNotHeld, 99))}`,
+    `  changes sooner than ${minIntervalMs} ms after their call's previous write (held by design): count, p50 / max`,
+    `${heldLatencies.length}, ${ms(percentile(heldLatencies, 50))} / ${ms(heldLatencies.length ? Math.max(...heldLatencies) : Number.NaN)}`,
     '',
   ],
-  [
-    `  of which CDR -> level decided, p50 / p99 (${decideMs.length} matched)`,
-    `${ms(percentile(decideMs, 50))} / ${ms(percentile(decideMs, 99))}`,
-    '',
-  ],
-  ['  of which level decided -> CMS write, p50 / p99', `${ms(percentile(applyMs, 50))} / ${ms(percentile(applyMs, 99))}`, ''],
+  [`  CDR -> level decided, p50 / p99 (${decideMs.length} changes of a meeting's level)`, p50p99(decideMs), ''],
+  ['  level decided -> call shows the message, p50 / p99', p50p99(applyMs), ''],
+  [`  actuator, per write (${timing.length}): job added -> started, p50 / p99`, p50p99(steps('queuedMs')), ''],
+  ['  actuator: desired state read (Postgres), p50 / p99', p50p99(steps('loadMs')), ''],
+  ['  actuator: GET of the call (CMS), p50 / p99', p50p99(steps('getMs')), ''],
+  ['  actuator: write gate (ceiling), p50 / p99', p50p99(steps('gateMs')), ''],
+  ['  actuator: PUT (CMS, to its answer), p50 / p99', p50p99(steps('putMs')), ''],
   ['CMS message writes accepted', String(analysis.acceptedWrites), ''],
   ['  stale on arrival (text no longer expected)', String(analysis.staleWrites), ''],
   [
@@ -308,57 +356,24 @@ const rows: [string, string, string][] = [
 const table = ['| measure | value | goal |', '|---|---|---|', ...rows.map(([k, v, g]) => `| ${k} | ${v} | ${g} |`)].join('\n');
 console.log(table);
 if (args.dump) {
-  const unqueuedSet = new Set(analysis.unqueued);
-  const dump = analysis.samples.map((s) => ({
-    ...s,
-    latencyMs: s.writtenAt - s.at,
-    decidedAt: decidedAt.get(s) ?? null,
-    unqueued: unqueuedSet.has(s),
-  }));
-  writeFileSync(args.dump, JSON.stringify(dump, null, 1));
+  const dump = analysis.samples.map((s) => ({ ...s, latencyMs: s.writtenAt - s.at, decidedAt: decidedAt.get(s) ?? null, held: held(s) }));
+  writeFileSync(args.dump, JSON.stringify({ samples: dump, timing }, null, 1));
 }
 if (run.errors.length) log(`driver errors (${run.errors.length}): ${run.errors.slice(0, 5).join('; ')}`);
 if (analysis.unknownCallWrites) log(`${analysis.unknownCallWrites} writes to calls the tracker never saw`);
 
+const about = [
+  `Machine: ${machineDescription()}; load average (1 / 5 / 15 min) at start ${loadAtStart}, at end ${loadAverage()}`,
+  `Code: ${codeVersion()}`,
+  `Command: \`${commandLine('bench:policy')}\``,
+  `Redis: ${await redisSettings(redisUrl)}${privateRedis ? " (the benchmark's own redis-server, persisting as deployed)" : ''}`,
+  `Postgres: ${await postgresSettings(database.url)}`,
+];
 const file = new URL('./results/policy.md', import.meta.url).pathname;
-if (!existsSync(file)) {
-  writeFileSync(
-    file,
-    [
-      '# Security-level benchmark results',
-      '',
-      '`npm run bench:policy`: the CMS simulator (in the benchmark process) runs its load plan in real time and POSTs CDRs to',
-      'cdr-ingest; policy-worker and cms-actuator run as child processes (real Redis and Postgres, same machine) and write',
-      '`PUT /api/v1/calls/<id>` back to the simulated Call Bridges.',
-      '',
-      'Goals: p99 <= 250 ms from CDR to CMS write below the write ceiling, 0 ceiling violations, 100 % right final messages,',
-      'no more than 1.1 writes per needed change.',
-      '',
-      "**Method.** The benchmark subscribes to the simulator model's change bus, where each change generates its CDR",
-      'synchronously, and after every driver action recomputes with `@cms/policy` (the configuration the services load) what',
-      'each call instance should show; each change of that text is stamped with the generation time of its causing CDR.',
-      "The simulator's write log stamps every PUT on arrival (same process, same clock). A change to text T at time t,",
-      "standing until the next change or the call's end, is *written* when a PUT of T arrives inside that interval (one",
-      'latency sample: arrival - t), *superseded* when the interval closes first (coalesced away), *already shown* when the',
-      'last accepted PUT before t had set T. Needed changes = written + final changes never written. A PUT whose text is not',
-      'what the call should show on arrival is *stale*. Final messages: after the run stops (`--stop-at`, meetings still running)',
-      "and every CDR is delivered, each live call's messageText/visibility is compared with the level of its meeting's",
-      "remaining participants (`@cms/policy` on the simulator's final roster).",
-      '',
-      '*Below the ceiling*: the latency of the samples whose change found no change of another call of the same bridge',
-      'waiting for its write, i.e. when the write ceiling held nothing back. The split at *level decided* uses',
-      "`meeting_level_changes.at` (the deciding transaction's start, Postgres `now()`, same host clock); only changes of a",
-      "meeting's level match (not the first write to a meeting's later instance on another bridge). The cms-actuator",
-      "spaces two writes to one call by at least 1 s (no flicker): a change that comes less than 1 s after its call's",
-      'previous write (or while that write is still under way) waits by design; figures without those are shown too.',
-      'A warm-up (`--warmup` meetings per bridge join, get their message and leave) runs before the measured load.',
-      '',
-    ].join('\n'),
-  );
-}
+if (!existsSync(file)) writeFileSync(file, '# Security-level benchmark results\n\nMethod: see the header of bench/policy.ts.\n');
 appendFileSync(
   file,
-  `\n## ${new Date().toISOString()}\n\nMachine: ${machineDescription()}\n\n${table}\n${args.note ? `\nNote: ${args.note}\n` : ''}`,
+  `\n## ${startedAt.toISOString()}\n\n${about.map((line) => `- ${line}`).join('\n')}\n\n${table}\n${args.note ? `\nNote: ${args.note}\n` : ''}`,
 );
 console.log(`\nwritten to ${file}`);
 
@@ -366,13 +381,16 @@ for (const child of children.reverse()) await child.stop();
 await sim.stop();
 if (args['keep-database']) log(`database kept: ${database.url}`);
 else await database.drop();
-// The run's queues are of no further use: remove its keys from the shared Redis.
-const redis = createRedisConnection(env.REDIS_URL, 'worker');
-for (let cursor = '0'; ; ) {
-  const [next, keys] = await redis.scan(cursor, 'MATCH', `${env.QUEUE_PREFIX}:*`, 'COUNT', 1000);
-  if (keys.length) await redis.del(...keys);
-  cursor = next;
-  if (cursor === '0') break;
+if (privateRedis) await privateRedis.stop();
+else {
+  // The run's queues are of no further use: remove its keys from the shared Redis.
+  const redis = createRedisConnection(redisUrl, 'worker');
+  for (let cursor = '0'; ; ) {
+    const [next, keys] = await redis.scan(cursor, 'MATCH', `${env.QUEUE_PREFIX}:*`, 'COUNT', 1000);
+    if (keys.length) await redis.del(...keys);
+    cursor = next;
+    if (cursor === '0') break;
+  }
+  redis.disconnect();
 }
-redis.disconnect();
 rmSync(dir, { recursive: true, force: true });

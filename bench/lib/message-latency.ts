@@ -33,11 +33,6 @@ export interface LatencyAnalysis {
   latenciesMs: number[];
   /** The `written` changes themselves, for breakdowns. */
   samples: Sample[];
-  /**
-   * The samples that found no change of another call of their bridge waiting for its write: what the pipeline takes
-   * when the write ceiling is not holding anything back.
-   */
-  unqueued: Sample[];
   acceptedWrites: number;
   staleWrites: number;
   /** Accepted writes to calls the tracker never saw (should be 0). */
@@ -61,7 +56,6 @@ export function analyseLatency(calls: ReadonlyMap<string, TrackedCall>, writes: 
     neverWritten: 0,
     latenciesMs: [],
     samples: [],
-    unqueued: [],
     acceptedWrites: 0,
     staleWrites: 0,
     unknownCallWrites: 0,
@@ -83,8 +77,6 @@ export function analyseLatency(calls: ReadonlyMap<string, TrackedCall>, writes: 
     list.push({ at: entry.atMs, text: entry.params.messageText });
   }
 
-  // Changes waiting for a write, per bridge: [from, to) from the change to its write (or to whatever ended its wait).
-  const waiting: { bridge: string; callId: string; from: number; to: number }[] = [];
   for (const call of calls.values()) {
     const accepted = (byCall.get(call.callId) ?? []).sort((a, b) => a.at - b.at);
     const { transitions } = call;
@@ -109,13 +101,10 @@ export function analyseLatency(calls: ReadonlyMap<string, TrackedCall>, writes: 
           writtenAt: write.at,
           previousWriteAt: accepted.filter((w) => w.at < write.at).at(-1)?.at ?? null,
         });
-        waiting.push({ bridge: call.bridge, callId: call.callId, from: transition.at, to: write.at });
       } else if (until === Number.POSITIVE_INFINITY) {
         result.neverWritten++;
-        waiting.push({ bridge: call.bridge, callId: call.callId, from: transition.at, to: until });
       } else {
         result.superseded++;
-        waiting.push({ bridge: call.bridge, callId: call.callId, from: transition.at, to: until });
       }
     });
     for (const write of accepted) {
@@ -123,29 +112,21 @@ export function analyseLatency(calls: ReadonlyMap<string, TrackedCall>, writes: 
       if (expected !== write.text) result.staleWrites++;
     }
   }
-  const byBridge = new Map<string, typeof waiting>();
-  for (const w of waiting) {
-    const list = byBridge.get(w.bridge) ?? [];
-    list.push(w);
-    byBridge.set(w.bridge, list);
-  }
-  for (const sample of result.samples) {
-    const queued = (byBridge.get(sample.bridge) ?? []).some((w) => w.callId !== sample.callId && w.from < sample.at && w.to > sample.at);
-    if (!queued) result.unqueued.push(sample);
-  }
   return result;
 }
 
 /** The most writes a bridge accepted within any one second. */
 export function maxWritesInOneSecond(writes: readonly WriteLogEntry[]): number {
-  const times = writes
-    .filter((w) => w.outcome === 'applied' && w.method !== 'GET')
-    .map((w) => w.atMs)
-    .sort((a, b) => a - b);
+  return maxInOneSecond(writes.filter((w) => w.outcome === 'applied' && w.method !== 'GET').map((w) => w.atMs));
+}
+
+/** The most of `times` (ms) within any one second. */
+export function maxInOneSecond(times: readonly number[]): number {
+  const sorted = [...times].sort((a, b) => a - b);
   let max = 0;
   let start = 0;
-  for (let end = 0; end < times.length; end++) {
-    while ((times[end] as number) - (times[start] as number) >= 1000) start++;
+  for (let end = 0; end < sorted.length; end++) {
+    while ((sorted[end] as number) - (sorted[start] as number) >= 1000) start++;
     max = Math.max(max, end - start + 1);
   }
   return max;

@@ -1,6 +1,7 @@
 /** Starts our services as child processes for a benchmark, on a fresh database and queue prefix. */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { closeSync, openSync } from 'node:fs';
 import net from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { ensureDatabase, pg, runMigrations } from '@cms/db';
@@ -39,12 +40,20 @@ export interface Child {
   stop(): Promise<void>;
 }
 
-export async function startService(name: string, env: Record<string, string>, readyUrl: string): Promise<Child> {
+/** `stdoutFile`: where the service's stdout (its JSON log) goes; by default it is dropped. */
+export async function startService(
+  name: string,
+  env: Record<string, string>,
+  readyUrl: string,
+  options: { stdoutFile?: string } = {},
+): Promise<Child> {
+  const out = options.stdoutFile === undefined ? 'ignore' : openSync(options.stdoutFile, 'a');
   const child = spawn(process.execPath, [`services/${name}/src/main.ts`], {
     cwd: ROOT,
     env: { ...process.env, ...env },
-    stdio: ['ignore', 'ignore', 'inherit'],
+    stdio: ['ignore', out, 'inherit'],
   });
+  if (typeof out === 'number') closeSync(out);
   const exited = new Promise<void>((resolve) => child.on('exit', () => resolve()));
   const deadline = Date.now() + 20_000;
   for (;;) {
