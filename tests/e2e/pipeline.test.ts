@@ -49,9 +49,20 @@ async function countSession(stack: Stack, session: string): Promise<{ total: num
   }
 }
 
+/** A counter from a service's /metrics (0 when it has no sample yet). */
+async function metric(stack: Stack, service: 'policy-worker' | 'cdr-ingest', name: string): Promise<number> {
+  const text = await (await fetch(`${stack.url(service)}/metrics`)).text();
+  const line = text.split('\n').find((l) => l.startsWith(`${name} `) || l.startsWith(`${name}{`));
+  return line ? Number(line.split(' ').at(-1)) : 0;
+}
+
 /** A run of `total` records in batches of `perBatch`, as one Call Bridge session would send them. */
 function run(session: string, total: number, perBatch: number): string[] {
-  const bodies: string[] = [];
+  return runBatches(session, total, perBatch).map((records) => recordsXml({ session, records }));
+}
+
+function runBatches(session: string, total: number, perBatch: number): TestRecord[][] {
+  const batches: TestRecord[][] = [];
   for (let start = 0; start < total; start += perBatch) {
     const records: TestRecord[] = [];
     for (let i = start; i < Math.min(start + perBatch, total); i++) {
@@ -61,9 +72,9 @@ function run(session: string, total: number, perBatch: number): string[] {
         body: `<callLeg id="leg-${session}-${i % 500}"><state>connected</state><call>call-${session}-${i % 50}</call></callLeg>`,
       });
     }
-    bodies.push(recordsXml({ session, records }));
+    batches.push(records);
   }
-  return bodies;
+  return batches;
 }
 
 async function postAll(stack: Stack, bodies: string[], concurrency = 8): Promise<void> {
@@ -108,18 +119,37 @@ describe('the CDR pipeline as separate processes', () => {
   test('the same batch posted twice is stored once', async () => {
     const session = randomUUID();
     const body = recordsXml({ session, records: simpleCallRecords() });
+    // The unique index alone keeps the table free of copies; what is checked here is that the second copy went
+    // all the way through and was recognised as one (not refused, lost, or failing the group it landed in).
+    const duplicatesBefore = await metric(stack, 'policy-worker', 'cdr_records_duplicate_total');
     assert.equal(await postCdr(stack, body), 200);
     assert.equal(await postCdr(stack, body), 200);
     // A marker batch posted after both is stored after them (FIFO), so when it is visible both were processed.
     const marker = randomUUID();
     assert.equal(await postCdr(stack, recordsXml({ session: marker, records: simpleCallRecords() })), 200);
     await eventually(async () => (await countSession(stack, marker)).total === 5, { what: 'the marker batch' });
+    await eventually(async () => (await metric(stack, 'policy-worker', 'cdr_records_duplicate_total')) - duplicatesBefore === 5, {
+      what: 'the 5 records sent twice counted as duplicates',
+    });
     assert.deepEqual(await countSession(stack, session), { total: 5, distinct: 5 });
   });
 
   test('kill -9 of the worker in the middle of a 10,000-record run loses and duplicates nothing', async () => {
     const session = randomUUID();
-    const bodies = run(session, 10_000, 10);
+    // As CMS re-sends records whose POST it saw no answer to: every 20th POST carries 10 records already sent
+    // (7 batches earlier) together with the next 10 new ones, which are sent in no other POST. 490 records reach
+    // the worker twice, before and after the kill, and a POST holding copies must still store its new records.
+    const batches = runBatches(session, 10_000, 10);
+    const bodies: string[] = [];
+    let resent = 0;
+    for (let i = 0; i < batches.length; i++) {
+      bodies.push(recordsXml({ session, records: batches[i] as TestRecord[] }));
+      if (i % 20 === 19 && i + 1 < batches.length) {
+        bodies.push(recordsXml({ session, records: [...(batches[i - 7] as TestRecord[]), ...(batches[++i] as TestRecord[])] }));
+        resent += 10;
+      }
+    }
+    assert.equal(resent, 490);
     const posting = postAll(stack, bodies);
     const worker = stack.services['policy-worker'];
     assert.ok(worker);
