@@ -8,10 +8,10 @@
  */
 import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
-import { chmodSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { chmodSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
@@ -50,6 +50,8 @@ interface Run {
   startLines(): StartLine[];
   /** Current pid of each child, from the supervisor's "started (pid N)" lines. */
   pids(): Record<string, number>;
+  /** The pid of each service's node process, found among the run's descendants. */
+  servicePids(): Record<string, number>;
   /** Whether the process has exited. */
   gone(): boolean;
 }
@@ -64,6 +66,32 @@ function alive(pid: number): boolean {
   } catch {
     return false;
   }
+}
+
+/** The processes below `root`, from /proc: pid and command line. */
+function descendants(root: number): { pid: number; args: string[] }[] {
+  const children = new Map<number, number[]>();
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const parent = parentOf(Number(entry));
+      children.set(parent, [...(children.get(parent) ?? []), Number(entry)]);
+    } catch {
+      // gone meanwhile
+    }
+  }
+  const found: { pid: number; args: string[] }[] = [];
+  const queue = [...(children.get(root) ?? [])];
+  while (queue.length > 0) {
+    const pid = queue.shift() as number;
+    try {
+      found.push({ pid, args: readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0') });
+    } catch {
+      continue;
+    }
+    queue.push(...(children.get(pid) ?? []));
+  }
+  return found;
 }
 
 function run(command: string, args: string[], env: Record<string, string>): Run {
@@ -103,10 +131,20 @@ function run(command: string, args: string[], env: Record<string, string>): Run 
       }
       return pids;
     },
+    servicePids() {
+      const pids: Record<string, number> = {};
+      for (const { pid, args } of descendants(proc.pid as number)) {
+        seenPids.add(pid);
+        const service = SERVICES.find((s) => args[1] === `services/${s}/src/main.ts`);
+        if (service && basename(args[0] ?? '') === 'node') pids[service] = pid;
+      }
+      return pids;
+    },
     gone: () => exitedFlag,
   };
   onTestFileEnd(async () => {
     if (!r.gone()) {
+      r.servicePids();
       proc.kill('SIGTERM');
       await Promise.race([exited, new Promise((res) => setTimeout(res, 40_000))]);
     }
@@ -185,16 +223,18 @@ async function ready(port: number): Promise<boolean> {
 }
 
 async function allReady(r: Run, ports: Record<Service, number>, timeoutMs: number): Promise<Record<string, number>> {
-  await eventually(
+  const outcome = await eventually(
     async () => {
-      if (r.gone()) throw new Error(`npm start exited while starting${output(r)}`);
+      // (eventually retries on a throw: an exit is returned, to fail at once.)
+      if (r.gone()) return 'exited';
       const states = await Promise.all(SERVICES.map((s) => ready(ports[s])));
-      return states.every(Boolean);
+      return states.every(Boolean) && 'ready';
     },
-    { timeoutMs, intervalMs: 250, what: 'all four services to be ready' },
+    { timeoutMs, intervalMs: 250, what: `all four services to be ready${output(r)}` },
   );
-  const pids = r.pids();
-  for (const s of SERVICES) assert.ok(pids[s], `no "started" line for ${s}${output(r)}`);
+  assert.equal(outcome, 'ready', `npm start exited while starting${output(r)}`);
+  const pids = { ...r.pids(), ...r.servicePids() };
+  for (const s of SERVICES) assert.ok(pids[s], `no process found for ${s}${output(r)}`);
   return pids;
 }
 
@@ -233,19 +273,19 @@ describe('npm start', () => {
     const supervisorPid = parentOf(before['cdr-ingest'] as number);
 
     process.kill(before['cdr-ingest'] as number, 'SIGKILL');
+    const restartedPid = await eventually(
+      () => {
+        const pid = r.servicePids()['cdr-ingest'];
+        return pid !== undefined && pid !== before['cdr-ingest'] ? pid : undefined;
+      },
+      { timeoutMs: 30_000, what: 'cdr-ingest to be started again' },
+    );
     const exitLine = await eventually(
       () => r.startLines().find((l) => l.child === 'cdr-ingest' && l.signal === 'SIGKILL' && l.restartInMs !== undefined),
       { timeoutMs: 20_000, what: `the supervisor's line about cdr-ingest's exit${output(r)}` },
     );
     assert.equal(exitLine.msg, 'cdr-ingest exited (signal SIGKILL); restarting in 1 s');
     assert.equal(exitLine.pid, before['cdr-ingest']);
-    const restartedPid = await eventually(
-      () => {
-        const pid = r.pids()['cdr-ingest'];
-        return pid !== before['cdr-ingest'] ? pid : undefined;
-      },
-      { timeoutMs: 30_000, what: 'cdr-ingest to be started again' },
-    );
     await eventually(() => ready(ports['cdr-ingest']), {
       timeoutMs: 60_000,
       intervalMs: 250,
@@ -253,7 +293,7 @@ describe('npm start', () => {
     });
     assert.ok(alive(restartedPid));
     for (const s of ['policy-worker', 'cms-actuator', 'records-api'] as const) {
-      assert.equal(r.pids()[s], before[s], `${s} was not restarted`);
+      assert.equal(r.servicePids()[s], before[s], `${s} was not restarted${output(r)}`);
       assert.ok(alive(before[s] as number), `${s} kept running`);
       assert.ok(await ready(ports[s]), `${s} is still ready`);
     }
@@ -309,7 +349,9 @@ describe('npm start', () => {
         return server;
       }),
     );
-    onTestFileEnd(() => Promise.all(holders.map((h) => new Promise<void>((resolve) => h.close(() => resolve())))));
+    onTestFileEnd(async () => {
+      await Promise.all(holders.map((h) => new Promise<void>((resolve) => h.close(() => resolve()))));
+    });
     const env = { ...baseEnv(ports, tempDir()), DATABASE_URL: database.url, REDIS_URL: redis.url, QUEUE_PREFIX: redis.prefix };
     const runs = SERVICES.map((s) => ({ s, r: run(process.execPath, [`services/${s}/src/main.ts`], env) }));
     for (const { s, r } of runs) {

@@ -15,7 +15,7 @@ import {
   Supervisor,
   type SupervisorOptions,
 } from '../../scripts/lib/supervisor.ts';
-import { eventually } from '../helpers/infra.ts';
+import { eventually, onTestFileEnd } from '../helpers/infra.ts';
 
 interface LogLine {
   level: number;
@@ -54,6 +54,16 @@ function alive(pid: number): boolean {
 
 const node = (script: string) => ({ command: process.execPath, args: ['-e', script] });
 
+/** Every child any supervisor here started, killed at the end should a failed test leave one running. */
+const spawned = new Set<number>();
+function track(supervisor: Supervisor): Supervisor {
+  supervisor.on('spawn', (e: SpawnEvent) => spawned.add(e.pid));
+  return supervisor;
+}
+onTestFileEnd(() => {
+  for (const pid of spawned) if (alive(pid)) process.kill(pid, 'SIGKILL');
+});
+
 describe('restartDelayMs', () => {
   test('doubles from the first delay up to the ceiling, and stays there', () => {
     const backoff: Backoff = { initialMs: 1_000, maxMs: 30_000, resetAfterMs: 60_000 };
@@ -68,7 +78,7 @@ describe('Supervisor', () => {
   test('restarts a child that keeps exiting, waiting longer each time up to the ceiling, and logs each exit in one line', async () => {
     const { lines, options } = capture();
     const backoff: Backoff = { initialMs: 100, maxMs: 400, resetAfterMs: 60_000 };
-    const supervisor = new Supervisor([{ name: 'crasher', ...node('process.exit(3)') }], { ...options, backoff });
+    const supervisor = track(new Supervisor([{ name: 'crasher', ...node('process.exit(3)') }], { ...options, backoff }));
     const exits: (ExitEvent & { at: number })[] = [];
     const spawns: (SpawnEvent & { at: number })[] = [];
     supervisor.on('exit', (e: ExitEvent) => exits.push({ ...e, at: Date.now() }));
@@ -107,7 +117,9 @@ describe('Supervisor', () => {
     const { lines, options } = capture();
     // Up 300 ms each time, longer than resetAfterMs: every exit counts as the first.
     const backoff: Backoff = { initialMs: 50, maxMs: 10_000, resetAfterMs: 200 };
-    const supervisor = new Supervisor([{ name: 'steady', ...node('setTimeout(() => process.exit(1), 300)') }], { ...options, backoff });
+    const supervisor = track(
+      new Supervisor([{ name: 'steady', ...node('setTimeout(() => process.exit(1), 300)') }], { ...options, backoff }),
+    );
     const exits: ExitEvent[] = [];
     supervisor.on('exit', (e: ExitEvent) => exits.push(e));
     const firstPid = await new Promise<number>((resolve) => {
@@ -127,10 +139,12 @@ describe('Supervisor', () => {
 
     // kill -9 is reported as such.
     const { lines: lines2, options: options2 } = capture();
-    const victim = new Supervisor([{ name: 'victim', ...node('setInterval(() => {}, 1000)') }], {
-      ...options2,
-      backoff: { initialMs: 100, maxMs: 1_000, resetAfterMs: 60_000 },
-    });
+    const victim = track(
+      new Supervisor([{ name: 'victim', ...node('setInterval(() => {}, 1000)') }], {
+        ...options2,
+        backoff: { initialMs: 100, maxMs: 1_000, resetAfterMs: 60_000 },
+      }),
+    );
     const pid = await new Promise<number>((resolve) => {
       victim.once('spawn', (e: SpawnEvent) => resolve(e.pid));
       victim.start();
@@ -147,22 +161,24 @@ describe('Supervisor', () => {
 
   test('stop() sends the stop signal, kills a child that ignores it after the deadline, and cancels pending restarts', async () => {
     const { lines, output, options } = capture();
-    const supervisor = new Supervisor(
-      [
-        {
-          name: 'polite',
-          ...node(
-            "process.on('SIGTERM', () => { console.log('draining'); setTimeout(() => process.exit(0), 100); }); console.log('ready'); setInterval(() => {}, 1000)",
-          ),
-        },
-        {
-          name: 'stubborn',
-          ...node("process.on('SIGTERM', () => console.log('ignoring SIGTERM')); console.log('ready'); setInterval(() => {}, 1000)"),
-        },
-        // Exits at once; by the time stop() is called it is waiting for its restart, which must then never happen.
-        { name: 'crasher', ...node('process.exit(2)') },
-      ],
-      { ...options, stopTimeoutMs: 1_000, backoff: { initialMs: 60_000, maxMs: 60_000, resetAfterMs: 60_000 } },
+    const supervisor = track(
+      new Supervisor(
+        [
+          {
+            name: 'polite',
+            ...node(
+              "process.on('SIGTERM', () => { console.log('draining'); setTimeout(() => process.exit(0), 100); }); console.log('ready'); setInterval(() => {}, 1000)",
+            ),
+          },
+          {
+            name: 'stubborn',
+            ...node("process.on('SIGTERM', () => console.log('ignoring SIGTERM')); console.log('ready'); setInterval(() => {}, 1000)"),
+          },
+          // Exits at once and is restarted every 500 ms; stop() comes while it waits, and no restart may follow.
+          { name: 'crasher', ...node('process.exit(2)') },
+        ],
+        { ...options, stopTimeoutMs: 1_000, backoff: { initialMs: 500, maxMs: 500, resetAfterMs: 60_000 } },
+      ),
     );
     const spawns: SpawnEvent[] = [];
     supervisor.on('spawn', (e: SpawnEvent) => spawns.push(e));
@@ -172,6 +188,7 @@ describe('Supervisor', () => {
       what: 'both children ready and the crasher waiting for its restart',
     });
     const pids = { polite: supervisor.pid('polite') as number, stubborn: supervisor.pid('stubborn') as number };
+    const crasherRuns = spawns.filter((s) => s.name === 'crasher').length;
     const started = Date.now();
     const { forced } = await supervisor.stop();
     const tookMs = Date.now() - started;
@@ -183,9 +200,10 @@ describe('Supervisor', () => {
     assert.ok(output.includes('stubborn: ignoring SIGTERM'));
     assert.ok(lines.some((l) => l.child === 'stubborn' && l.msg === 'stubborn did not stop within 1 s: killing it'));
     assert.ok(lines.some((l) => l.child === 'polite' && l.msg === 'polite stopped (code 0)'));
-    // No restart after stop, and start() does nothing any more.
+    // No restart after stop, and start() does nothing any more. (Waiting is the point: stop() took a second, three restart delays more pass.)
     supervisor.start();
-    assert.equal(spawns.filter((s) => s.name === 'crasher').length, 1);
+    await new Promise((resolve) => setTimeout(resolve, 1_500));
+    assert.equal(spawns.filter((s) => s.name === 'crasher').length, crasherRuns, 'the crasher was not started again');
     assert.equal(supervisor.pid('crasher'), undefined);
   });
 });
