@@ -11,6 +11,9 @@ import type { PolicyOutcome } from './security/apply-policy.ts';
 import { createWriteEnqueuer } from './security/enqueue-writes.ts';
 import { startRecomputeWorker } from './security/recompute-worker.ts';
 import { createReconcileRequester } from './security/reconcile-requests.ts';
+import { createOutageGuard } from './storage/outage.ts';
+import { classifyFailure, describeFailure } from './storage/pg-failure.ts';
+import { storeRecordByRecord } from './storage/refused-records.ts';
 import { type StoreResult, storeBatches } from './storage/store-batches.ts';
 
 export interface PolicyWorkerDeps {
@@ -39,7 +42,7 @@ export async function buildPolicyWorker(deps: PolicyWorkerDeps): Promise<PolicyW
     createDatabase(config.database.url, {
       max: 4,
       applicationName: 'policy-worker',
-      // The batch that was using the connection fails and is retried with back-off (see worker.on('failed')).
+      // The transaction that was using the connection fails; the outage guard holds its batches until Postgres is back.
       onConnectionLost: (err) => log.warn({ err: err.message }, 'postgres connection lost: reconnecting on next use'),
     });
 
@@ -67,9 +70,22 @@ export async function buildPolicyWorker(deps: PolicyWorkerDeps): Promise<PolicyW
     }
   };
 
+  const outage = createOutageGuard(log);
+  const security = { compiled, managedNodes };
+  const store = async (jobs: CdrBatchJob[]): Promise<StoreResult> => {
+    try {
+      return await outage.run(() => storeBatches(db, jobs, security));
+    } catch (err) {
+      // A value Postgres refuses would fail this batch on every retry, and its valid records with it. In a group,
+      // the committer first retries each batch alone (isolateFailures); alone, it is stored record by record.
+      if (jobs.length !== 1 || classifyFailure(err) !== 'refused') throw err;
+      return storeRecordByRecord(db, jobs[0]!, security, outage.run);
+    }
+  };
+
   const committer = new GroupCommitter<CdrBatchJob, StoreResult>({
     commit: async (jobs) => {
-      const result = await storeBatches(db, jobs, { compiled, managedNodes });
+      const result = await store(jobs);
       // After the commit: the actuator must never read a desired state older than the job that points at it.
       await enqueueWrites(result.policy.writes);
       for (const gap of result.gaps) await requestReconcile(gap.node, 'cdrGap');
@@ -90,6 +106,8 @@ export async function buildPolicyWorker(deps: PolicyWorkerDeps): Promise<PolicyW
       metrics.commitSeconds.observe(ms / 1000);
       metrics.groupBatches.observe(jobs.length);
       logDecisions(result.policy);
+      for (const refused of result.refused ?? [])
+        log.warn(refused, 'record refused by Postgres: quarantined, the rest of its batch stored');
       for (const gap of result.gaps) {
         metrics.gaps.inc({ node: gap.node ?? 'unknown' }, gap.missing);
         log.warn(gap, 'CMS discarded CDRs before this record (numPreceedingRecordsMissing): they are lost');
@@ -121,9 +139,10 @@ export async function buildPolicyWorker(deps: PolicyWorkerDeps): Promise<PolicyW
   );
   worker.on('failed', (job, err) => {
     metrics.batchFailures.inc();
-    // drizzle wraps the driver's error; its cause says what Postgres answered.
-    const cause = (err as Error & { cause?: Error }).cause?.message;
-    log.warn({ jobId: job?.id, attempt: job?.attemptsMade, err: cause ?? err.message.split('\n')[0] }, 'batch not stored: will retry');
+    log.warn(
+      { jobId: job?.id, attempt: job?.attemptsMade, failure: classifyFailure(err), err: describeFailure(err) },
+      'batch not stored: will retry',
+    );
   });
   worker.on('error', (err) => log.warn({ err: err.message }, 'worker error'));
 
@@ -143,6 +162,7 @@ export async function buildPolicyWorker(deps: PolicyWorkerDeps): Promise<PolicyW
     compiled,
     managedNodes,
     log,
+    whilePostgresUnavailable: outage.run,
     onDecided: async (outcome) => {
       logDecisions(outcome);
       await enqueueWrites(outcome.writes);
@@ -156,6 +176,8 @@ export async function buildPolicyWorker(deps: PolicyWorkerDeps): Promise<PolicyW
     worker,
     db,
     async close() {
+      // Batches held through a Postgres outage fail now (the queue keeps them) instead of holding up the close.
+      outage.stop();
       await app.close();
       await Promise.all([worker.close(), recompute.close()]);
       connection.disconnect();

@@ -16,14 +16,16 @@ export function startRecomputeWorker(options: {
   compiled: CompiledPolicy;
   managedNodes: ReadonlySet<string>;
   log: Logger;
+  /** Waits while Postgres is unavailable and runs the transaction again (the worker's outage guard). */
+  whilePostgresUnavailable: <T>(work: () => Promise<T>) => Promise<T>;
   onDecided: (outcome: PolicyOutcome) => Promise<void>;
 }): Worker<PolicyRecomputeJob> {
   const worker = new Worker<PolicyRecomputeJob>(
     POLICY_RECOMPUTE_QUEUE,
     async (job) => {
       const callIds = [...new Set(job.data.callIds)].sort();
-      const outcome = await options.db.transaction((tx) =>
-        applySecurityPolicy(tx, { legIds: [], callIds }, options.compiled, options.managedNodes),
+      const outcome = await options.whilePostgresUnavailable(() =>
+        options.db.transaction((tx) => applySecurityPolicy(tx, { legIds: [], callIds }, options.compiled, options.managedNodes)),
       );
       await options.onDecided(outcome);
       options.log.debug({ calls: callIds.length, reason: job.data.reason, writes: outcome.writes.length }, 'meetings recomputed');
