@@ -1,4 +1,4 @@
-import { Redis, type RedisOptions } from 'ioredis';
+import { Redis, type RedisOptions, ReplyError } from 'ioredis';
 
 /**
  * A Redis connection for a given role:
@@ -30,6 +30,16 @@ export class RedisUnavailableError extends Error {
     this.name = 'RedisUnavailableError';
     this.status = status;
   }
+}
+
+/**
+ * What a failed Redis command means for its caller: a ReplyError (Redis answered with an error: out of memory, a
+ * script error) is returned as it is; anything else (connection lost mid-command, command timed out) means Redis
+ * could not be reached and becomes RedisUnavailableError.
+ */
+export function classifyRedisError(redis: Redis, err: unknown): Error {
+  if (err instanceof ReplyError) return err as Error;
+  return new RedisUnavailableError(redis.status === 'ready' ? 'ready, but the command failed' : redis.status, { cause: err });
 }
 
 /** Connection states in which ioredis is still trying a connection that has not failed yet. */

@@ -1,4 +1,4 @@
-export { createRedisConnection, type Redis, RedisUnavailableError, redisReady } from './connection.ts';
+export { classifyRedisError, createRedisConnection, type Redis, RedisUnavailableError, redisReady } from './connection.ts';
 export { type GroupCommitOptions, GroupCommitter } from './group-commit.ts';
 export {
   CDR_BATCHES_QUEUE,

@@ -6,10 +6,10 @@ import {
   CDR_BATCHES_QUEUE,
   type CdrBatchesJob,
   type CdrBatchJob,
+  classifyRedisError,
   createRedisConnection,
   GroupCommitter,
   type Redis,
-  RedisUnavailableError,
   redisReady,
   watchRedisErrors,
 } from '@cms/queue';
@@ -75,9 +75,7 @@ export async function buildIngest(deps: IngestDeps): Promise<IngestService> {
       try {
         return await queue.add('cdr-batches', { batches }, CDR_BATCH_JOB_OPTIONS);
       } catch (err) {
-        if (redis.status !== 'ready') throw new RedisUnavailableError(redis.status, { cause: err });
-        if ((err as Error).message === 'Command timed out') throw new RedisUnavailableError('timeout', { cause: err });
-        throw err;
+        throw classifyRedisError(redis, err);
       }
     },
     size: (job) => Math.max(1, job.batch.records.length),
