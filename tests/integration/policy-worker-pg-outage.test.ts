@@ -233,3 +233,24 @@ test('a createDatabase pool (every service uses one) survives a Postgres crash w
   assert.deepEqual(rows, [{ n: 1 }]);
   assert.equal(lost.length, 2);
 });
+
+test('migrations interrupted by a Postgres crash fail with an error instead of killing the process', async () => {
+  const server = await startPrivatePostgres();
+  // Another process is migrating: ours waits on the migration lock with its connection open when Postgres crashes.
+  const other = new pg.Client({ connectionString: server.url });
+  other.on('error', () => {});
+  await other.connect();
+  await other.query('SELECT pg_advisory_lock(727001)');
+  const migrating = runMigrations(server.url).then(
+    () => 'migrated',
+    (err: Error) => err.message,
+  );
+  await eventually(
+    async () =>
+      (await other.query(`SELECT 1 FROM pg_stat_activity WHERE application_name = 'cms-cdr-migrate' AND wait_event_type = 'Lock'`))
+        .rowCount === 1,
+    { what: 'the migration to wait on its lock' },
+  );
+  await server.stop('immediate');
+  assert.match(await migrating, /terminat|connection/i);
+});

@@ -11,6 +11,9 @@ const MIGRATION_LOCK_KEY = 727_001;
 /** Applies the committed SQL migrations, serialised across processes by a Postgres advisory lock. */
 export async function runMigrations(url: string): Promise<void> {
   const client = new pg.Client({ connectionString: url, application_name: 'cms-cdr-migrate' });
+  // A connection lost mid-migration (Postgres restart) fails the query in flight, which the caller reports; without a
+  // listener the client's 'error' event would kill the process with a stack trace instead.
+  client.on('error', () => {});
   await client.connect();
   try {
     await client.query('SELECT pg_advisory_lock($1)', [MIGRATION_LOCK_KEY]);
@@ -32,6 +35,7 @@ export async function ensureDatabase(url: string): Promise<{ created: boolean }>
   const admin = new URL(url);
   admin.pathname = '/postgres';
   const client = new pg.Client({ connectionString: admin.toString() });
+  client.on('error', () => {}); // as in runMigrations: the query in flight fails with the error
   await client.connect();
   try {
     const { rowCount } = await client.query('SELECT 1 FROM pg_database WHERE datname = $1', [name]);
