@@ -31,7 +31,9 @@ import {
 import { type ExitEvent, Supervisor } from './lib/supervisor.ts';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
-const log = createLogger('start');
+// Straight to process.stdout (synchronous for files and pipes): the supervisor's lines stay in order with the
+// services' output it relays, and none is lost when it exits right after its last line.
+const log = createLogger('start', 'info', {}, process.stdout);
 
 const env: Record<string, string> = { ...(process.env as Record<string, string>) };
 const localDir = env.LOCAL_DIR ? resolve(env.LOCAL_DIR) : join(root, '.local');

@@ -269,7 +269,7 @@ describe('npm start', () => {
       QUEUE_PREFIX: redis.prefix,
     };
     const r = run('npm', ['start'], env);
-    const before = await allReady(r, ports, 120_000);
+    const before = await allReady(r, ports, 90_000);
     const supervisorPid = parentOf(before['cdr-ingest'] as number);
 
     process.kill(before['cdr-ingest'] as number, 'SIGKILL');
@@ -383,7 +383,7 @@ describe('npm start', () => {
       LOCAL_POSTGRES_PORT: String(pgPort),
       LOCAL_REDIS_PORT: String(redisPort),
     });
-    const pids = await allReady(r, ports, 180_000);
+    const pids = await allReady(r, ports, 100_000);
     assert.ok(pids.postgres && pids.redis, `npm start started postgres and redis${output(r)}`);
     assert.ok(
       r.lines.includes(
