@@ -93,7 +93,8 @@ async function readyz(worker: WorkerProcess): Promise<number> {
   }
 }
 
-test('the policy worker rides out a Postgres crash with a transaction open, then stores every batch exactly once', async () => {
+/** A private Postgres with a migrated database, a queue prefix of the test's own, and a way to send batches. */
+async function setup() {
   const server = await startPrivatePostgres();
   const databaseUrl = new URL(server.url);
   databaseUrl.pathname = '/cms_outage';
@@ -111,8 +112,13 @@ test('the policy worker rides out a Postgres crash with a transaction open, then
     const batch = parseCdrBatch(recordsXml({ session, records }));
     await queue.add('cdr-batches', { batches: [{ node: 'cms1', receivedAt: new Date().toISOString(), batch }] }, CDR_BATCH_JOB_OPTIONS);
   };
+  const env = { DATABASE_URL: databaseUrl.toString(), REDIS_URL: redis.url, QUEUE_PREFIX: redis.prefix };
+  return { server, databaseUrl, queue, send, env };
+}
 
-  const worker = await startWorker({ DATABASE_URL: databaseUrl.toString(), REDIS_URL: redis.url, QUEUE_PREFIX: redis.prefix });
+test('the policy worker rides out a Postgres crash with a transaction open, then stores every batch exactly once', async () => {
+  const { server, databaseUrl, queue, send, env } = await setup();
+  const worker = await startWorker(env);
   await whileAlive(worker, async () => (await readyz(worker)) === 200, 'the policy worker to be ready');
 
   // Hold the advisory lock the worker takes per call leg, so its transaction for this batch stops half-way
@@ -200,6 +206,39 @@ test('the policy worker rides out a Postgres crash with a transaction open, then
   assert.equal(said('postgres unavailable: holding batches'), 1, 'the outage is logged once, not once per batch and attempt');
   assert.equal(said('postgres answers again'), 1);
   assert.equal(said('batch not stored'), 0, 'no batch failed: they were held, not retried by the queue');
+});
+
+test('stopped (SIGTERM) while Postgres is down, the worker exits at once and its held batch waits in the queue', async () => {
+  const { server, databaseUrl, queue, send, env } = await setup();
+  const first = await startWorker(env);
+  await whileAlive(first, async () => (await readyz(first)) === 200, 'the policy worker to be ready');
+  await server.stop('immediate');
+  const session = randomUUID();
+  await send(session, simpleCallRecords());
+  await whileAlive(
+    first,
+    () => first.output.some((line) => line.includes('postgres unavailable: holding batches')),
+    'the batch to be held',
+  );
+
+  first.child.kill('SIGTERM');
+  await eventually(() => first.exit ?? undefined, { what: 'the worker to exit', timeoutMs: 20_000 });
+  // 0, not the exit code of the 25 s shutdown deadline: holding the batch did not hold up the shutdown.
+  assert.deepEqual(first.exit, { code: 0, signal: null });
+  const counts = await queue.getJobCounts('wait', 'delayed', 'active', 'failed', 'completed');
+  assert.equal((counts.wait ?? 0) + (counts.delayed ?? 0), 1, `the batch is back in the queue: ${JSON.stringify(counts)}`);
+
+  await server.start();
+  const second = await startWorker(env);
+  const check = new pg.Client({ connectionString: databaseUrl.toString() });
+  await check.connect();
+  onTestFileEnd(() => check.end());
+  await whileAlive(
+    second,
+    async () => (await check.query('SELECT 1 FROM cdr_records WHERE session = $1', [session])).rowCount === 5,
+    'the batch to be stored by the next worker',
+    90_000,
+  );
 });
 
 test('a createDatabase pool (every service uses one) survives a Postgres crash with clients checked out and idle, and reconnects', async () => {
