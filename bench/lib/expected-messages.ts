@@ -12,7 +12,7 @@ type Meeting = Cluster['meetings'] extends Map<string, infer M> ? M : never;
 type SimLeg = ReturnType<Cluster['legsOf']>[number];
 
 /** The message one call instance should show from `at` (ms since epoch) on; '' = none. */
-export interface Transition {
+interface Transition {
   text: string;
   at: number;
 }
@@ -27,7 +27,7 @@ export interface TrackedCall {
 }
 
 /** The policy's view of a simulated leg: the same facts our services read from its CDRs. */
-export function legFacts(leg: SimLeg): LegFacts {
+function legFacts(leg: SimLeg): LegFacts {
   return {
     id: leg.id,
     callId: leg.callId,

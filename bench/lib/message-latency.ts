@@ -42,7 +42,7 @@ export interface LatencyAnalysis {
 const CALL_PATH = /^\/api\/v1\/calls\/([^/?]+)$/i;
 
 /** The call id of a `PUT /api/v1/calls/<id>` (not its legs or participants), or null. */
-export function callIdOfWrite(entry: WriteLogEntry): string | null {
+function callIdOfWrite(entry: WriteLogEntry): string | null {
   if (entry.method !== 'PUT') return null;
   return CALL_PATH.exec(entry.url.split('?')[0] ?? '')?.[1] ?? null;
 }

@@ -35,7 +35,7 @@ export interface Backoff {
 }
 
 /** 1 s doubling to 30 s; a minute of uptime resets it. */
-export const DEFAULT_BACKOFF: Backoff = { initialMs: 1_000, maxMs: 30_000, resetAfterMs: 60_000 };
+const DEFAULT_BACKOFF: Backoff = { initialMs: 1_000, maxMs: 30_000, resetAfterMs: 60_000 };
 
 /** Delay before restarting a child that has exited `failures` times in a row without staying up (1 for the first). */
 export function restartDelayMs(failures: number, backoff: Backoff = DEFAULT_BACKOFF): number {
@@ -44,7 +44,7 @@ export function restartDelayMs(failures: number, backoff: Backoff = DEFAULT_BACK
   return Math.min(backoff.maxMs, backoff.initialMs * 2 ** (n - 1));
 }
 
-export function formatDelay(ms: number): string {
+function formatDelay(ms: number): string {
   return ms >= 1000 && ms % 1000 === 0 ? `${ms / 1000} s` : ms >= 1000 ? `${(ms / 1000).toFixed(1)} s` : `${ms} ms`;
 }
 

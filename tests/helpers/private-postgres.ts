@@ -15,7 +15,7 @@ import { freePort } from './stack.ts';
  * the crash case: every server process quits at once, open connections just drop, and the next start runs
  * crash recovery from the WAL.
  */
-export type StopMode = 'fast' | 'immediate';
+type StopMode = 'fast' | 'immediate';
 
 export interface PrivatePostgres {
   /** `postgres://postgres@127.0.0.1:<port>/postgres` (trust authentication). */

@@ -15,7 +15,7 @@ export { eventually };
 export const FAST_CDR: CdrOptions = { flushDelayMs: 5, resendInitialMs: 20, resendMaxMs: 200, requestTimeoutMs: 2000 };
 
 // biome-ignore lint/suspicious/noExplicitAny: parsed XML is dynamic by nature
-export type Xml = any;
+type Xml = any;
 
 const COLLECTIONS = new Set([
   'records.record',
@@ -35,7 +35,7 @@ const parser = new XMLParser({
   isArray: (_name, jpath) => COLLECTIONS.has(String(jpath)) || String(jpath).endsWith('.callLeg.alarm'),
 });
 
-export function parseXml(text: string): Xml {
+function parseXml(text: string): Xml {
   return parser.parse(text);
 }
 
@@ -60,7 +60,7 @@ export interface ParsedBatch {
 
 const KINDS = ['call', 'callLeg', 'recording', 'streaming'];
 
-export function parseBatch(xml: string): ParsedBatch {
+function parseBatch(xml: string): ParsedBatch {
   const doc = parseXml(xml).records;
   return {
     session: doc['@session'],

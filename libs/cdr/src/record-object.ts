@@ -15,7 +15,7 @@ export const OBJECT_KIND_BY_TYPE: ReadonlyMap<string, CdrObjectKind> = new Map<s
 
 const OBJECT_KINDS: readonly CdrObjectKind[] = ['call', 'callLeg', 'recording', 'streaming'];
 
-export interface RecordObject {
+interface RecordObject {
   kind: CdrObjectKind;
   id: string;
   /** The child element in xmltodict form (always an object: it has at least the "@id" attribute). */

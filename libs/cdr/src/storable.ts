@@ -13,7 +13,7 @@ const TIME = /^\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:(\d{2})(?:\.(\d+))?(?:[Zz]|([+-]
  */
 export const MAX_OFFSET_HOURS = 15;
 /** Fractional digits kept: Postgres rounds to microseconds and refuses very long inputs; RFC 3339 producers send at most nanoseconds. */
-export const MAX_FRACTION_DIGITS = 9;
+const MAX_FRACTION_DIGITS = 9;
 /**
  * Longest id (call, callLeg, callCorrelator) in bytes. Ids are indexed, and a btree index entry holds at most
  * about 2.7 kB ("index row size exceeds maximum"); CMS sends 36-character UUIDs.

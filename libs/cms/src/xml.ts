@@ -79,8 +79,3 @@ export function failureDetails(xml: string): { reason: string; parameter?: strin
     inner && typeof inner === 'object' && !Array.isArray(inner) && typeof inner.parameter === 'string' ? inner.parameter : undefined;
   return parameter ? { reason, parameter } : { reason };
 }
-
-/** A value as text ('' when absent or not text). */
-export function text(value: CmsValue | undefined): string {
-  return typeof value === 'string' ? value : '';
-}

@@ -2,7 +2,7 @@
  * Environment overrides: each variable sets one config key. Secrets can also come from `<NAME>_FILE`
  * (Docker/Kubernetes secrets), which wins over the plain variable so a file mount is never shadowed by a stale value.
  */
-export type EnvKind = 'string' | 'int' | 'list';
+type EnvKind = 'string' | 'int' | 'list';
 
 export interface EnvBinding {
   env: string;

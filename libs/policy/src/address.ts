@@ -49,7 +49,7 @@ export function sipHost(address: string | null | undefined): string | null {
 }
 
 /** Lower-cases, drops one trailing dot and checks the labels; null when it is not a host name. */
-export function normaliseDomain(name: string): string | null {
+function normaliseDomain(name: string): string | null {
   let host = name.toLowerCase();
   if (host.endsWith('.')) host = host.slice(0, -1);
   if (host === '' || host.length > 253) return null;

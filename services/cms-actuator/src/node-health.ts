@@ -33,7 +33,7 @@ export interface NodeContact {
  * How old the last contact may be before /readyz asks the node again. Readiness is polled every few seconds by an
  * orchestrator; this keeps it to one cheap GET per node per interval however often it is polled.
  */
-export const CONTACT_MAX_AGE_MS = 5000;
+const CONTACT_MAX_AGE_MS = 5000;
 
 /**
  * Whether a node accepts our credentials and certificate, and whether it can be reached at all.

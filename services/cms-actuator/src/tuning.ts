@@ -53,7 +53,7 @@ export interface ActuatorTuning {
   readRetries: number;
 }
 
-export const DEFAULT_TUNING: ActuatorTuning = {
+const DEFAULT_TUNING: ActuatorTuning = {
   concurrency: 4,
   connectTimeoutMs: 5000,
   requestTimeoutMs: 10_000,

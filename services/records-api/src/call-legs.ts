@@ -9,7 +9,7 @@ const legId = qualified(callLegs, callLegs.id);
 const recordLegId = qualified(cdrRecords, cdrRecords.callLegId);
 const recordType = qualified(cdrRecords, cdrRecords.type);
 
-export const legColumns = {
+const legColumns = {
   id: callLegs.id,
   callId: callLegs.callId,
   node: callLegs.node,
@@ -51,7 +51,7 @@ type LegRow = Pick<typeof callLegs.$inferSelect, Exclude<keyof typeof legColumns
 };
 
 /** A leg's classification as the API shows it: the fields every rule has, null where a rule has none. */
-export interface ClassificationView {
+interface ClassificationView {
   counts: boolean;
   why: string;
   level: 1 | 2 | 3;
@@ -65,7 +65,7 @@ export interface ClassificationView {
  * Classified here with the policy this service is configured with, not read from what the policy worker
  * stored, so the operator sees the rule and list entry behind every participant (ended ones included).
  */
-export function classificationView(leg: LegFacts, policy: CompiledPolicy): ClassificationView {
+function classificationView(leg: LegFacts, policy: CompiledPolicy): ClassificationView {
   const { counts, why } = countsAsParticipant(leg, policy);
   const classification = classifyLeg(leg, policy);
   return {

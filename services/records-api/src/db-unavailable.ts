@@ -6,7 +6,7 @@ import { HttpProblem } from '@cms/http';
  */
 
 /** Seconds a client is told to wait; about as long as a Postgres restart or a failover takes. */
-export const RETRY_AFTER_SECONDS = 5;
+const RETRY_AFTER_SECONDS = 5;
 
 const NETWORK_CODES: Record<string, string> = {
   ECONNREFUSED: 'connection refused',
@@ -61,7 +61,7 @@ function reasonOf(error: unknown, depth: number): string | undefined {
 }
 
 /** Why Postgres is unavailable, when `error` says it is; undefined for every other error. */
-export function databaseUnavailableReason(error: unknown): string | undefined {
+function databaseUnavailableReason(error: unknown): string | undefined {
   return reasonOf(error, 0);
 }
 

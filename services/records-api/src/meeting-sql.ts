@@ -42,7 +42,7 @@ export async function levelHistory(db: Database, key: string) {
 }
 
 /** The short form of a call's desired message for lists: null when the policy has not decided one. */
-export function messageSummary(row: { messageText: string | null; messageStatus: string | null }): { text: string; status: string } | null {
+function messageSummary(row: { messageText: string | null; messageStatus: string | null }): { text: string; status: string } | null {
   return row.messageText === null || row.messageStatus === null ? null : { text: row.messageText, status: row.messageStatus };
 }
 

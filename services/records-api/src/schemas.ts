@@ -28,7 +28,7 @@ export const cursorParameter = {
   description: 'nextCursor from the previous page, unchanged.',
 } as const;
 
-export const problemSchema = {
+const problemSchema = {
   $id: 'problem',
   type: 'object',
   description: 'RFC 9457 problem details',
@@ -62,7 +62,7 @@ const objectFields = {
   additionalProperties: true,
 } as const;
 
-export const recordSchema = {
+const recordSchema = {
   $id: 'record',
   type: 'object',
   description:
@@ -120,7 +120,7 @@ const callMessageSummary = {
   additionalProperties: false,
 } as const;
 
-export const callMessageSchema = {
+const callMessageSchema = {
   $id: 'callMessage',
   type: ['object', 'null'],
   description:
@@ -163,7 +163,7 @@ const callProperties = {
   level: { ...levelSchema, description: `The meeting's security level. ${levelSchema.description}` },
 } as const;
 
-export const callSummarySchema = {
+const callSummarySchema = {
   $id: 'callSummary',
   type: 'object',
   description:
@@ -178,7 +178,7 @@ export const callSummarySchema = {
   additionalProperties: false,
 } as const;
 
-export const classificationSchema = {
+const classificationSchema = {
   $id: 'classification',
   type: 'object',
   description:
@@ -203,7 +203,7 @@ export const classificationSchema = {
   additionalProperties: false,
 } as const;
 
-export const callInstanceSchema = {
+const callInstanceSchema = {
   $id: 'callInstance',
   type: 'object',
   description: 'One call instance of a meeting, on one Call Bridge.',
@@ -221,7 +221,7 @@ export const callInstanceSchema = {
   additionalProperties: false,
 } as const;
 
-export const levelChangeSchema = {
+const levelChangeSchema = {
   $id: 'levelChange',
   type: 'object',
   description: "A change of a meeting's security level.",
@@ -241,7 +241,7 @@ export const levelChangeSchema = {
   additionalProperties: false,
 } as const;
 
-export const cmsWriteSchema = {
+const cmsWriteSchema = {
   $id: 'cmsWrite',
   type: 'object',
   description: 'The outcome of one CMS API write (with its retries) made for this call.',
@@ -263,7 +263,7 @@ export const cmsWriteSchema = {
   additionalProperties: false,
 } as const;
 
-export const callLegSchema = {
+const callLegSchema = {
   $id: 'callLeg',
   type: 'object',
   required: ['id'],
@@ -315,7 +315,7 @@ const levelHistory = {
   description: "The meeting's level changes, newest first (at most 50).",
 } as const;
 
-export const callDetailSchema = {
+const callDetailSchema = {
   $id: 'callDetail',
   type: 'object',
   required: ['id', 'legs', 'meetingKey', 'level', 'decisiveLegId', 'message', 'instances', 'levelHistory', 'writes'],
@@ -349,7 +349,7 @@ const meetingProperties = {
   active: { type: 'boolean', description: 'At least one call instance has no callEnd yet.' },
 } as const;
 
-export const meetingSummarySchema = {
+const meetingSummarySchema = {
   $id: 'meetingSummary',
   type: 'object',
   description: 'A meeting: every call instance sharing a callCorrelator, across Call Bridges, with its security level.',
@@ -363,7 +363,7 @@ export const meetingSummarySchema = {
   additionalProperties: false,
 } as const;
 
-export const meetingDetailSchema = {
+const meetingDetailSchema = {
   $id: 'meetingDetail',
   type: 'object',
   required: ['meetingKey', 'level', 'decisiveLegId', 'updatedAt', 'active', 'instances', 'participants', 'levelHistory'],

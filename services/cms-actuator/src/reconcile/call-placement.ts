@@ -9,9 +9,9 @@ import type { NodeReconciler, RecomputeRequest } from './node-reconciler.ts';
 import { ReadsAbortedError } from './paced-read-client.ts';
 
 /** How long a node's answer about a call is remembered: longer than any meeting lasts. */
-export const PLACEMENT_MEMORY_SECONDS = 24 * 3600;
+const PLACEMENT_MEMORY_SECONDS = 24 * 3600;
 
-export type PlacementAnswer = 'found' | 'absent';
+type PlacementAnswer = 'found' | 'absent';
 
 export interface PlacementDeps {
   db: Database;

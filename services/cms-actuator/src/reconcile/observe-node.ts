@@ -11,7 +11,7 @@ export interface ObservedCall {
 }
 
 /** A call leg CMS lists; the detail fields are null for legs we hold CDRs for (not read: CDR facts win). */
-export interface ObservedLeg {
+interface ObservedLeg {
   id: string;
   callId: string;
   remoteParty: string | null;

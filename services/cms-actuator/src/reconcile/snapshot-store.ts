@@ -103,7 +103,7 @@ export async function storeSnapshot(db: Database, node: string, snapshot: NodeSn
 }
 
 /** Deadlock (40P01) or serialization failure (40001) against a concurrent CDR commit: the transaction is simply run again. */
-export async function retryOnConflict<T>(run: () => Promise<T>, attempts = 3): Promise<T> {
+async function retryOnConflict<T>(run: () => Promise<T>, attempts = 3): Promise<T> {
   for (let attempt = 1; ; attempt++) {
     try {
       return await run();

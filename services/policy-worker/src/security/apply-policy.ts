@@ -12,7 +12,7 @@ import { sql } from 'drizzle-orm';
 
 type Tx = Parameters<Parameters<Database['transaction']>[0]>[0];
 
-export interface LevelChange {
+interface LevelChange {
   meetingKey: string;
   oldLevel: number | null;
   newLevel: number | null;

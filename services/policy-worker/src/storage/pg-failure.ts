@@ -38,7 +38,7 @@ const CONNECTION_MESSAGES = [
 ];
 
 /** The error Postgres answered with, found through the causes drizzle and others wrap it in. */
-export function postgresError(err: unknown): pg.DatabaseError | undefined {
+function postgresError(err: unknown): pg.DatabaseError | undefined {
   for (const e of causes(err)) if (e instanceof pg.DatabaseError) return e;
   return undefined;
 }

@@ -18,7 +18,7 @@ import { applySecurityPolicy, type PolicyOutcome } from '../security/apply-polic
 import { type CallRow, callPatch, mergeCallPatches } from './call-patch.ts';
 import { extendsLeg, foldLeg, foldOnto, type LegRecord, type LegRow } from './leg-fold.ts';
 
-export interface StoredGap {
+interface StoredGap {
   session: string;
   callBridge: string | null;
   node: string | null;

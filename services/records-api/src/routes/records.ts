@@ -50,7 +50,7 @@ const ENVELOPE = new Set<string>(Object.keys(recordColumns));
  * `recording`, `streaming`) with Cisco field names. A record type from a later CMS release without any of those
  * shows its child elements under their own names; any that would clash with the envelope go under `elements`.
  */
-export function recordView(row: RecordRow): Record<string, unknown> {
+function recordView(row: RecordRow): Record<string, unknown> {
   const { raw, ...columns } = row;
   const view: Record<string, unknown> = { ...columns, time: toRfc3339(row.time), receivedAt: toRfc3339(row.receivedAt) };
   const { objectKind, objectId, fields } = recordFields(raw);

@@ -2,7 +2,7 @@ import { XMLBuilder } from 'fast-xml-parser';
 import type { FastifyReply } from 'fastify';
 
 /** Element content for API responses; undefined/null values are left out, booleans and numbers become text. */
-export type XmlValue = string | number | boolean | null | undefined | XmlNode | XmlNode[];
+type XmlValue = string | number | boolean | null | undefined | XmlNode | XmlNode[];
 export interface XmlNode {
   [key: string]: XmlValue;
 }
@@ -20,7 +20,7 @@ function normalise(node: XmlNode): Record<string, unknown> {
   return out;
 }
 
-export function renderXml(root: string, body: XmlNode): string {
+function renderXml(root: string, body: XmlNode): string {
   return `<?xml version="1.0"?>\n${builder.build({ [root]: normalise(body) }) as string}`;
 }
 

@@ -1,7 +1,7 @@
 import type { Change, LegQuality } from '../model/changes.ts';
 import { type CallLeg, isPersonLeg } from '../model/types.ts';
 
-export type RecordObjectKind = 'call' | 'callLeg' | 'recording' | 'streaming';
+type RecordObjectKind = 'call' | 'callLeg' | 'recording' | 'streaming';
 
 /** An XML element body in fast-xml-parser builder form: "@_x" attributes, nested objects, arrays for repeats. */
 export type XmlBody = { [key: string]: string | XmlBody | XmlBody[] };

@@ -4,8 +4,8 @@ import type { Cluster } from '../model/cluster.ts';
 import type { Call } from '../model/types.ts';
 import { callElementValues, rosterElementValues } from './elements.ts';
 
-export type SubscriptionType = 'calls' | 'callInfo' | 'callRoster';
-export type SubscriptionState = 'pending' | 'active' | 'deactivated';
+type SubscriptionType = 'calls' | 'callInfo' | 'callRoster';
+type SubscriptionState = 'pending' | 'active' | 'deactivated';
 type UpdateType = 'add' | 'update' | 'remove';
 
 interface Subscription {

@@ -1,41 +1,9 @@
 import type { Cluster } from '../model/cluster.ts';
 import type { Call, Participant } from '../model/types.ts';
 
-/** Elements a `calls` subscription may ask for; callInfo also knows joinAudioMuteOverride. */
-export const CALL_ELEMENTS = [
-  'name',
-  'participants',
-  'distributedInstances',
-  'recording',
-  'endpointRecording',
-  'streaming',
-  'lockState',
-  'callType',
-  'callCorrelator',
-] as const;
-
-export const CALL_INFO_ELEMENTS = [...CALL_ELEMENTS, 'joinAudioMuteOverride'] as const;
-
-export const ROSTER_ELEMENTS = [
-  'name',
-  'uri',
-  'state',
-  'direction',
-  'audioMuted',
-  'videoMuted',
-  'importance',
-  'layout',
-  'activeSpeaker',
-  'presenter',
-  'endpointRecording',
-  'canMove',
-  'canMoveToLobby',
-  'movedParticipant',
-  'movedParticipantCallBridge',
-] as const;
-
 type Json = string | number | boolean;
 
+/** The asked-for elements of a `calls` or `callInfo` subscription; `all` holds every element Cisco lists for them. */
 export function callElementValues(call: Call, elements: readonly string[]): Record<string, Json> {
   const m = call.meeting;
   const all: Record<string, Json> = {
@@ -53,6 +21,7 @@ export function callElementValues(call: Call, elements: readonly string[]): Reco
   return pick(all, elements);
 }
 
+/** The asked-for elements of a `callRoster` subscription; `all` holds every element Cisco lists, and one of ours. */
 export function rosterElementValues(cluster: Cluster, participant: Participant, elements: readonly string[]): Record<string, Json> {
   const host = cluster.bridges.get(participant.bridge);
   const leg = participant.legIds.map((id) => host?.legs.get(id)).find((l) => l !== undefined);

@@ -754,7 +754,7 @@ export class Cluster {
   }
 }
 
-export function domainOf(uri: string): string {
+function domainOf(uri: string): string {
   const at = uri.lastIndexOf('@');
   const rest = at >= 0 ? uri.slice(at + 1) : '';
   return rest.replace(/^sip:/, '').split(/[;>]/)[0] ?? '';

@@ -3,7 +3,7 @@
 /** How a leg reached the call. `app` = signed-in web app user, `guest` = WebRTC guest. */
 export type LegKind = 'sip' | 'app' | 'guest' | 'distributionLink' | 'recorder' | 'streamer';
 export type Direction = 'incoming' | 'outgoing';
-export type LegState = 'initial' | 'ringing' | 'connected' | 'onHold';
+type LegState = 'initial' | 'ringing' | 'connected' | 'onHold';
 export type CallType = 'coSpace' | 'adHoc' | 'lyncConferencing' | 'forwarding';
 
 export const LAYOUTS = [
@@ -135,7 +135,7 @@ export interface Call {
   joinAudioMuteOverride: boolean;
 }
 
-export interface DistributionLink {
+interface DistributionLink {
   /** [hub bridge, other bridge] */
   bridges: [string, string];
   /** [leg on the hub, leg on the other bridge] */

@@ -142,7 +142,7 @@ export function validateScenario(value: unknown): Scenario {
   return s;
 }
 
-export function validateLoad(load: unknown): LoadSpec {
+function validateLoad(load: unknown): LoadSpec {
   if (!isObject(load)) throw new ScenarioError('load: must be an object');
   const l = load as unknown as LoadSpec;
   requireCount(l.meetings, 'load.meetings');

@@ -6,7 +6,7 @@ import type { FaultOptions } from '../options.ts';
  */
 export type TimeSpec = number | string;
 
-export interface ParticipantsSpec {
+interface ParticipantsSpec {
   count: number;
   /** Join window: joins spread over this long after the meeting start; default 0 (all at once). */
   over?: TimeSpec;
@@ -18,7 +18,7 @@ export interface ParticipantsSpec {
   viaIvr?: number;
 }
 
-export interface LobbySpec {
+interface LobbySpec {
   /** Guests who wait in the lobby (needsActivation). */
   count: number;
   /** When they arrive; default the meeting start. */

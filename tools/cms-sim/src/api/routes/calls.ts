@@ -43,7 +43,7 @@ export function callRoutes(app: FastifyInstance, ctx: ApiContext): void {
   });
 }
 
-export function parseCallUpdate(request: FastifyRequest): CallUpdate {
+function parseCallUpdate(request: FastifyRequest): CallUpdate {
   const p = formParams(request);
   const update: CallUpdate = {};
   if (p.messageText !== undefined) update.messageText = p.messageText;

@@ -10,7 +10,7 @@ import { sendOk, sendXml } from '../xml.ts';
 type WithId = { Params: { id: string } };
 
 /** Reported as the Call Bridge software version. */
-export const SOFTWARE_VERSION = '3.8.0';
+const SOFTWARE_VERSION = '3.8.0';
 
 export function systemRoutes(app: FastifyInstance, ctx: ApiContext): void {
   const { cluster, cdr } = ctx;
