@@ -41,12 +41,25 @@ export function unstorableTime(value: string): string | null {
 }
 
 /** Where in a record's xmltodict value a U+0000 appears (Postgres text and jsonb cannot hold it), or null. */
-export function nulCharacterAt(value: XmlValue, path = ''): string | null {
+export function nulCharacterAt(value: XmlValue): string | null {
+  // Every record passes through here, and almost none has one: look first, and build the path only when found.
+  return hasNul(value) ? pathToNul(value, '') : null;
+}
+
+function hasNul(value: XmlValue): boolean {
+  if (value === null) return false;
+  if (typeof value === 'string') return value.includes('\u0000');
+  if (Array.isArray(value)) return value.some(hasNul);
+  for (const key in value) if (key.includes('\u0000') || hasNul(value[key]!)) return true;
+  return false;
+}
+
+function pathToNul(value: XmlValue, path: string): string | null {
   if (value === null) return null;
   if (typeof value === 'string') return value.includes('\u0000') ? path || 'the record' : null;
   if (Array.isArray(value)) {
     for (let i = 0; i < value.length; i++) {
-      const found = nulCharacterAt(value[i]!, `${path}[${i}]`);
+      const found = pathToNul(value[i]!, `${path}[${i}]`);
       if (found !== null) return found;
     }
     return null;
@@ -54,7 +67,7 @@ export function nulCharacterAt(value: XmlValue, path = ''): string | null {
   for (const key in value) {
     const at = path ? `${path}.${key}` : key;
     if (key.includes('\u0000')) return `the name of ${JSON.stringify(at)}`;
-    const found = nulCharacterAt(value[key]!, at);
+    const found = pathToNul(value[key]!, at);
     if (found !== null) return found;
   }
   return null;
