@@ -1,8 +1,9 @@
 /**
  * The policy worker as a real process against a PostgreSQL of the test's own, which the test crashes
  * (`pg_ctl stop -m immediate`) while the worker holds a connection in the middle of a transaction. The worker
- * must stay up, say what happened in JSON log lines, retry with back-off and, once Postgres is back, store
- * every batch exactly once and be ready again.
+ * must stay up, say what happened in JSON log lines, hold its batches (retrying with back-off) and, once Postgres
+ * is back, store every batch exactly once and be ready again. Also: a shutdown during the outage, the pool every
+ * service uses, and migrations, each through a crash.
  */
 import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
@@ -202,7 +203,7 @@ test('the policy worker rides out a Postgres crash with a transaction open, then
     return entry;
   });
   const said = (text: string) => log.filter((entry) => entry.msg?.includes(text)).length;
-  assert.equal(said('postgres connection lost'), 1, 'the connection in use when Postgres crashed');
+  assert.ok(said('postgres connection lost') >= 1, 'the connection in use when Postgres crashed (and any idle one) is logged');
   assert.equal(said('postgres unavailable: holding batches'), 1, 'the outage is logged once, not once per batch and attempt');
   assert.equal(said('postgres answers again'), 1);
   assert.equal(said('batch not stored'), 0, 'no batch failed: they were held, not retried by the queue');
