@@ -1,4 +1,4 @@
-import type { Registry } from '@cms/observability';
+import { Gauge, type Registry } from '@cms/observability';
 import type { FastifyInstance } from 'fastify';
 
 /** A named dependency check for /readyz; resolves when reachable, throws (with a reason) when not. */
@@ -44,7 +44,28 @@ export function installHealthRoutes(app: FastifyInstance, options: { registry: R
     const ready = results.every((r) => r.ok);
     return reply.code(ready ? 200 : 503).send({ status: ready ? 'ready' : 'not ready', checks: results });
   });
+  // Readiness as metrics, evaluated at each scrape (the same checks as /readyz): Prometheus alerts on a service that
+  // answers but cannot work, which `up` alone does not show. A registry shared by in-process instances (tests)
+  // already holds the gauges.
+  const ready =
+    (options.registry.getSingleMetric('service_ready') as Gauge | undefined) ??
+    new Gauge({
+      name: 'service_ready',
+      help: '1 when every readiness check passes (as GET /readyz answers 200), else 0',
+      registers: [options.registry],
+    });
+  const checkOk =
+    (options.registry.getSingleMetric('readiness_check_ok') as Gauge<'check'> | undefined) ??
+    new Gauge({
+      name: 'readiness_check_ok',
+      help: '1 when the named readiness check (redis, postgres, cms:<node>, ...) passed at the last scrape, else 0',
+      labelNames: ['check'],
+      registers: [options.registry],
+    });
   app.get('/metrics', { logLevel: 'warn' }, async (_req, reply) => {
+    const results = await Promise.all(options.checks.map(runCheck));
+    for (const result of results) checkOk.set({ check: result.name }, result.ok ? 1 : 0);
+    ready.set(results.every((r) => r.ok) ? 1 : 0);
     return reply.type(options.registry.contentType).send(await options.registry.metrics());
   });
 }

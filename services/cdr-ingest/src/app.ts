@@ -53,7 +53,6 @@ export async function buildIngest(deps: IngestDeps): Promise<IngestService> {
   );
   const log = deps.log ?? createLogger('cdr-ingest', config.log.level);
   const registry = deps.registry ?? createMetricsRegistry('cdr-ingest');
-  const metrics = createIngestMetrics(registry);
 
   const redis: Redis = watchRedisErrors(
     log,
@@ -82,6 +81,12 @@ export async function buildIngest(deps: IngestDeps): Promise<IngestService> {
     maxGroupSize: 2000,
     maxGroupItems: 256,
     gatherTurn: true,
+  });
+  const metrics = createIngestMetrics(registry, {
+    nodes: config.cms.nodes.map((node) => node.name),
+    queue,
+    redis,
+    maxBacklog: config.ingest.maxBacklog,
   });
   const backlog = new BacklogGauge(queue);
   backlog.start();

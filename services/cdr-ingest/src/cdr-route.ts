@@ -156,7 +156,10 @@ export async function cdrRoutes(app: FastifyInstance, options: CdrRouteOptions):
           : `The batch could not be stored: Redis refused the write (${(err as Error).message}). CMS will re-send it.`,
       );
     }
-    if (batch.records.length) metrics.records.inc({ node: resolved ?? 'unknown' }, batch.records.length);
+    if (batch.records.length) {
+      metrics.records.inc({ node: resolved ?? 'unknown' }, batch.records.length);
+      metrics.lastRecord.set({ node: resolved ?? 'unknown' }, Date.now() / 1000);
+    }
     if (batch.rejected.length) {
       metrics.rejected.inc(batch.rejected.length);
       app.log.warn(

@@ -51,7 +51,7 @@ export async function buildActuator(deps: ActuatorDeps): Promise<ActuatorService
     stalledIntervalMs: config.actuator.lockDurationMs,
     ...deps.tuning,
   });
-  const metrics = createActuatorMetrics(registry);
+  const metrics = createActuatorMetrics(registry, config.cms.nodes);
   const ownsDb = !deps.db;
   const db = deps.db ?? createDatabase(config.database.url, { max: 4, applicationName: 'cms-actuator' });
   const redis = watchRedisErrors(log, createRedisConnection(config.redis.url, 'worker'), 'redis connection');

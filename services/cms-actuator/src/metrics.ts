@@ -1,7 +1,14 @@
 import { Counter, Gauge, Histogram, type Registry } from '@cms/observability';
 
-export function createActuatorMetrics(registry: Registry) {
-  return {
+/** Write outcomes that alerts count with increase(): a series must exist at 0 before its first event, or that event is missed. */
+const ALERTED_OUTCOMES = ['applied', 'held', 'deadLettered'];
+
+/**
+ * The actuator's metrics. With `nodes` (the configured CMS nodes), each node's write ceiling is published and the
+ * series alerts rely on start at 0.
+ */
+export function createActuatorMetrics(registry: Registry, nodes: readonly { name: string; maxWritesPerSecond: number }[] = []) {
+  const metrics = {
     writes: new Counter({
       name: 'cms_writes_total',
       help: 'CMS write jobs by node and outcome (applied, unchanged, callEnded, retrying, busy, held, deadLettered)',
@@ -87,7 +94,18 @@ export function createActuatorMetrics(registry: Registry) {
       labelNames: ['node', 'outcome'],
       registers: [registry],
     }),
+    writeCeiling: new Gauge({
+      name: 'cms_write_ceiling_per_second',
+      help: "The node's configured maxWritesPerSecond: applied writes per second divided by this is the share of the ceiling in use",
+      labelNames: ['node'],
+      registers: [registry],
+    }),
   };
+  for (const node of nodes) {
+    metrics.writeCeiling.set({ node: node.name }, node.maxWritesPerSecond);
+    for (const outcome of ALERTED_OUTCOMES) metrics.writes.inc({ node: node.name, outcome }, 0);
+  }
+  return metrics;
 }
 
 export type ActuatorMetrics = ReturnType<typeof createActuatorMetrics>;

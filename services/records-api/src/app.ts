@@ -7,7 +7,7 @@ import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifySche
 import { apiTokens, installAuth } from './auth.ts';
 import { databaseUnavailable } from './db-unavailable.ts';
 import { registerDocs } from './docs.ts';
-import { installRequestMetrics } from './metrics.ts';
+import { installLevelMetrics, installRequestMetrics } from './metrics.ts';
 import { installParameterChecks, MAX_PARAM_LENGTH, pathProblem } from './parameters.ts';
 import { callsRoutes } from './routes/calls.ts';
 import { meetingsRoutes } from './routes/meetings.ts';
@@ -83,6 +83,7 @@ export async function buildRecordsApi(deps: RecordsApiDeps): Promise<FastifyInst
   // Postgres down, restarting or out of connections answers 503 + Retry-After, not 500: nothing is wrong with the request.
   installProblemHandlers(app, { translate: databaseUnavailable });
   installRequestMetrics(app, registry);
+  installLevelMetrics(registry, db, log);
   for (const schema of sharedSchemas) app.addSchema(schema);
   await registerDocs(app);
   installHealthRoutes(app, {
