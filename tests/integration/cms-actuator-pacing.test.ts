@@ -13,11 +13,11 @@ import type { ActuatorTuning } from '../../services/cms-actuator/src/tuning.ts';
 import { eventually, onTestFileEnd, testDatabase, testRedis } from '../helpers/infra.ts';
 
 // How the actuator spends a node's write ceiling: changes that come together go out together when the ceiling has
-// room for them, and the ceiling holds at CMS however long CMS takes to answer.
-const NODE = 'cms-1';
+// room for them, and the ceiling holds at CMS however long CMS takes to answer. Each test writes to a bridge of its
+// own: the simulator judges its ceiling over the last second, which must not hold the writes of another test.
+const NODES = ['cms-1', 'cms-2'];
 
 let sim: Simulator;
-let bridge: BridgeInfo;
 let db: Database;
 let databaseUrl: string;
 let redisUrl: string;
@@ -27,7 +27,8 @@ let run = 0;
 const services: ActuatorService[] = [];
 const queues: Queue<CmsWriteJob>[] = [];
 
-async function startActuator(prefix: string, maxWritesPerSecond: number, tuning: Partial<ActuatorTuning>): Promise<void> {
+async function startActuator(node: string, prefix: string, maxWritesPerSecond: number, tuning: Partial<ActuatorTuning>): Promise<void> {
+  const bridge: BridgeInfo = sim.bridge(node);
   const config = loadConfig({
     env: {},
     overrides: {
@@ -36,7 +37,7 @@ async function startActuator(prefix: string, maxWritesPerSecond: number, tuning:
       database: { url: databaseUrl },
       queue: { prefix },
       cms: {
-        nodes: [{ name: NODE, url: bridge.url, username: bridge.username, password: bridge.password, maxWritesPerSecond }],
+        nodes: [{ name: node, url: bridge.url, username: bridge.username, password: bridge.password, maxWritesPerSecond }],
       },
     },
   });
@@ -52,17 +53,17 @@ async function startActuator(prefix: string, maxWritesPerSecond: number, tuning:
 }
 
 /** Desired messages for `count` new calls, stored first and then queued all at once (as one policy commit does). */
-async function desireTogether(prefix: string, count: number): Promise<Map<string, string>> {
-  const queue = new Queue<CmsWriteJob>(cmsWritesQueueName(NODE), { connection: producer, prefix });
+async function desireTogether(node: string, prefix: string, count: number): Promise<Map<string, string>> {
+  const queue = new Queue<CmsWriteJob>(cmsWritesQueueName(node), { connection: producer, prefix });
   queues.push(queue);
   const wanted = new Map<string, string>();
   for (let i = 0; i < count; i++) {
-    const callId = sim.startCall({ name: `pacing ${run}.${i}` }).callId();
+    const callId = sim.startCall({ name: `pacing ${run}.${i}`, bridge: node }).callId(node);
     const text = `Security Level ${(i % 3) + 1}`;
     wanted.set(callId, text);
     await db.insert(callMessages).values({
       callId,
-      node: NODE,
+      node,
       meetingKey: callId,
       level: (i % 3) + 1,
       messageText: text,
@@ -82,13 +83,12 @@ async function allApplied(wanted: Map<string, string>): Promise<boolean> {
   return rows.length === wanted.size && rows.every((r) => r.appliedVersion === r.version && r.status === 'applied');
 }
 
-function violations(): number {
-  return sim.inspect().bridges[0]!.counters.writeViolations;
+function violations(node: string): number {
+  return sim.inspect().bridges.find((b) => b.name === node)!.counters.writeViolations;
 }
 
 before(async () => {
-  sim = await startSimulator({ controlPort: null });
-  bridge = sim.bridge(NODE);
+  sim = await startSimulator({ controlPort: null, bridges: NODES.map((name) => ({ name })) });
   const database = await testDatabase();
   db = database.db;
   databaseUrl = database.url;
@@ -113,19 +113,20 @@ test('changes for several calls that come together below the ceiling are written
   // A meeting's first joins on a bridge come together. With room for 5 writes a second, 5 changes need no waiting:
   // starting one job per 1/5 s would put the last write at least 4 x 220 ms after the first.
   const CEILING = 5;
+  const node = 'cms-1';
   const prefix = `${basePrefix}-${++run}`;
-  sim.setFaults({ maxWritesPerSecond: CEILING });
-  const before = violations();
+  sim.setFaults({ maxWritesPerSecond: CEILING }, { bridge: node });
+  const before = violations(node);
   const sinceSeq = sim.writeLog().at(-1)?.seq ?? 0;
-  await startActuator(prefix, CEILING, { concurrency: CEILING });
-  const wanted = await desireTogether(prefix, CEILING);
+  await startActuator(node, prefix, CEILING, { concurrency: CEILING });
+  const wanted = await desireTogether(node, prefix, CEILING);
 
   await eventually(() => allApplied(wanted), { timeoutMs: 30_000, what: 'every message applied' });
-  const arrivals = sim.writeLog({ method: 'PUT', sinceSeq }).map((p) => p.atMs);
+  const arrivals = sim.writeLog({ method: 'PUT', sinceSeq, bridge: node }).map((p) => p.atMs);
   assert.equal(arrivals.length, CEILING, 'one write per call');
   const spreadMs = Math.max(...arrivals) - Math.min(...arrivals);
   assert.ok(spreadMs < 700, `the ${CEILING} writes arrived over ${spreadMs} ms`);
-  assert.equal(violations() - before, 0, 'CMS refused no write for the ceiling');
+  assert.equal(violations(node) - before, 0, 'CMS refused no write for the ceiling');
 });
 
 test('the ceiling holds at CMS when its answers take longer than the gate allows for, with writes going out together', async () => {
@@ -134,13 +135,14 @@ test('the ceiling holds at CMS when its answers take longer than the gate allows
   // later one. Counting each write's window from its answer keeps them apart.
   const CEILING = 2;
   const WRITES = 10;
+  const node = 'cms-2';
   const prefix = `${basePrefix}-${++run}`;
-  sim.setFaults({ maxWritesPerSecond: CEILING, latencyJitterMs: 900 });
-  const before = violations();
-  await startActuator(prefix, CEILING, { concurrency: 4 });
-  const wanted = await desireTogether(prefix, WRITES);
+  sim.setFaults({ maxWritesPerSecond: CEILING, latencyJitterMs: 900 }, { bridge: node });
+  const before = violations(node);
+  await startActuator(node, prefix, CEILING, { concurrency: 4 });
+  const wanted = await desireTogether(node, prefix, WRITES);
 
   await eventually(() => allApplied(wanted), { timeoutMs: 60_000, intervalMs: 250, what: 'every message applied' });
   for (const [callId, text] of wanted) assert.equal(sim.inspectCall(callId).messageText, text);
-  assert.equal(violations() - before, 0, 'CMS refused no write for the ceiling');
+  assert.equal(violations(node) - before, 0, 'CMS refused no write for the ceiling');
 });

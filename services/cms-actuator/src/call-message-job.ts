@@ -39,10 +39,11 @@ export async function writeCallMessage(ctx: WriteContext, job: Job<CmsWriteJob>,
     await markCallEnded(ctx.db, callId);
     return;
   }
-  if (desired.sinceLastWriteMs !== null && desired.sinceLastWriteMs < ctx.callMessageMinIntervalMs) {
+  const sinceLastWriteMs = sinceLastWrite(ctx, desired);
+  if (sinceLastWriteMs !== null && sinceLastWriteMs < ctx.callMessageMinIntervalMs) {
     // Written a moment ago: come back when the interval is over. While this job is delayed, further changes are
     // folded into it, so it then writes whatever is latest. Not an attempt.
-    await job.moveToDelayed(Date.now() + Math.ceil(ctx.callMessageMinIntervalMs - desired.sinceLastWriteMs), token);
+    await job.moveToDelayed(Date.now() + Math.ceil(ctx.callMessageMinIntervalMs - sinceLastWriteMs), token);
     throw new DelayedError();
   }
 
@@ -74,6 +75,7 @@ export async function writeCallMessage(ctx: WriteContext, job: Job<CmsWriteJob>,
     try {
       await timed(() => ctx.client.updateCall(callId, callMessageUpdate(desired)));
       lap('putMs', mark);
+      rememberAnswer(ctx, callId, desired.version);
     } finally {
       // Failed or not, the PUT may have reached CMS: its place in the ceiling's window counts from now.
       await slot.answered();
@@ -90,6 +92,28 @@ export async function writeCallMessage(ctx: WriteContext, job: Job<CmsWriteJob>,
   } catch (err) {
     if (!(err instanceof CmsApiError)) throw err;
     await handleFailure(ctx, job, desired, err, { ...base, latencyMs: Math.round(cmsMs) });
+  }
+}
+
+/**
+ * Milliseconds since the call's last message write. When that write was this replica's (same version), from CMS's
+ * answer to it; otherwise (another replica's, or before a restart) from its stored row, a little later than the
+ * answer, so the interval is never cut short.
+ */
+function sinceLastWrite(ctx: WriteContext, desired: DesiredRow): number | null {
+  const mine = ctx.lastAnswers.get(desired.callId);
+  if (mine && mine.version === desired.lastWriteVersion) return Date.now() - mine.at;
+  return desired.sinceLastWriteMs;
+}
+
+function rememberAnswer(ctx: WriteContext, callId: string, version: number): void {
+  const now = Date.now();
+  ctx.lastAnswers.delete(callId); // re-inserted last: the map stays in answer order
+  ctx.lastAnswers.set(callId, { version, at: now });
+  // Only answers younger than the interval matter: drop older ones from the front.
+  for (const [id, answer] of ctx.lastAnswers) {
+    if (now - answer.at < ctx.callMessageMinIntervalMs) break;
+    ctx.lastAnswers.delete(id);
   }
 }
 

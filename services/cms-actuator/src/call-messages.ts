@@ -12,8 +12,10 @@ export interface DesiredRow {
   appliedVersion: number | null;
   status: string;
   callEndedAt: string | null;
-  /** Milliseconds since the last PUT that CMS accepted for this call's message; null if none. */
+  /** Milliseconds since the last PUT that CMS accepted for this call's message was recorded; null if none. */
   sinceLastWriteMs: number | null;
+  /** The version that PUT wrote; null if none. */
+  lastWriteVersion: number | null;
 }
 
 export async function loadDesired(db: Database, callId: string): Promise<DesiredRow | undefined> {
@@ -29,15 +31,27 @@ export async function loadDesired(db: Database, callId: string): Promise<Desired
       status: callMessages.status,
       callEndedAt: calls.endedAt,
       sinceLastWriteMs: sql<string | null>`(
-        SELECT extract(epoch FROM now() - max(w.at)) * 1000 FROM ${cmsWrites} w
+        SELECT extract(epoch FROM now() - w.at) * 1000 FROM ${cmsWrites} w
         WHERE w.call_id = ${callMessages.callId} AND w.kind = 'callMessage' AND w.status = 'applied'
+        ORDER BY w.id DESC LIMIT 1
+      )`,
+      lastWriteVersion: sql<number | null>`(
+        SELECT w.version FROM ${cmsWrites} w
+        WHERE w.call_id = ${callMessages.callId} AND w.kind = 'callMessage' AND w.status = 'applied'
+        ORDER BY w.id DESC LIMIT 1
       )`,
     })
     .from(callMessages)
     .leftJoin(calls, eq(calls.id, callMessages.callId))
     .where(eq(callMessages.callId, callId));
   const row = rows[0];
-  return row && { ...row, sinceLastWriteMs: row.sinceLastWriteMs === null ? null : Number(row.sinceLastWriteMs) };
+  return (
+    row && {
+      ...row,
+      sinceLastWriteMs: row.sinceLastWriteMs === null ? null : Number(row.sinceLastWriteMs),
+      lastWriteVersion: row.lastWriteVersion === null ? null : Number(row.lastWriteVersion),
+    }
+  );
 }
 
 /**

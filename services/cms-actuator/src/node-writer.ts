@@ -61,19 +61,27 @@ export class NodeWriter {
     const queueName = cmsWritesQueueName(node.name);
     this.queue = new Queue<CmsWriteJob>(queueName, { connection: redis, prefix });
     const ceiling = writeCeiling(node.maxWritesPerSecond);
-    const gate = new WriteGate(redis, `${prefix}:cms-write-gate:${node.name}`, ceiling, tuning.writeWindowMarginMs);
+    const gate = new WriteGate(
+      redis,
+      `${prefix}:cms-write-gate:${node.name}`,
+      ceiling,
+      tuning.writeWindowMarginMs,
+      tuning.requestTimeoutMs,
+    );
     this.worker = new Worker<CmsWriteJob>(queueName, (job, token) => this.#process(job, token), {
       connection: redis,
       prefix,
       concurrency: tuning.concurrency,
       autorun: false,
-      // BullMQ's limiter is kept in Redis per queue, so it paces every replica together: N job starts per window
-      // keeps a backlog from starting jobs (and reading their desired state) long before the ceiling lets them
-      // write. It is a fixed window, so 2N starts can meet across its edge; the write gate, a sliding window checked
-      // right before each PUT, is what keeps CMS below the ceiling. It is not one start per 1/N s: that spacing
-      // held back changes that came together (a meeting's first joins on a bridge) although the ceiling allowed
-      // them at once, adding up to a second of latency below the ceiling (measured, bench/results/policy.md).
-      limiter: { max: ceiling.limit, duration: ceiling.windowMs + tuning.writeWindowMarginMs },
+      // BullMQ's limiter is kept in Redis per queue, so it paces every replica together, and it is what a 503
+      // pauses (rateLimit). It keeps a backlog from starting jobs (and reading their desired state) long before the
+      // ceiling lets them write; the write gate, a sliding window checked right before each PUT, is what keeps CMS
+      // below the ceiling. A job start is not always a write — a re-run after the interval's delay, a follow-up with
+      // nothing left to do, a call that already shows its message or has ended — so 2N starts per window: with N,
+      // those used up the window while the ceiling still had room (a second's wait, measured). Nor one start per
+      // 1/N s: that spacing held back changes that came together (a meeting's first joins on a bridge) although
+      // the ceiling allowed them at once (measured, bench/results/policy.md).
+      limiter: { max: 2 * ceiling.limit, duration: ceiling.windowMs + tuning.writeWindowMarginMs },
       lockDuration: tuning.lockDurationMs,
       stalledInterval: tuning.stalledIntervalMs,
       // A replica dying mid-write is not the write's fault: let others take the job over several times.
@@ -108,6 +116,7 @@ export class NodeWriter {
       queue: this.queue,
       log,
       callMessageMinIntervalMs: tuning.callMessageMinIntervalMs,
+      lastAnswers: new Map(),
       rateLimit: (ms) => this.worker.rateLimit(ms),
       record: (kind, outcome) => this.#record(kind, outcome),
     };

@@ -23,6 +23,11 @@ export interface WriteContext {
   log: Logger;
   /** Least time between two message writes to one call. */
   callMessageMinIntervalMs: number;
+  /**
+   * When CMS answered this replica's latest message PUT of a call (Date.now()), and the version it wrote. The
+   * interval counts from there: the cms_writes row of that PUT is stored after the answer, later still under load.
+   */
+  lastAnswers: Map<string, { version: number; at: number }>;
   /** Pauses the node's whole queue (every replica) for `ms`. */
   rateLimit(ms: number): Promise<void>;
   /** Stores, counts and logs one outcome (one cms_writes row and one log line per write job attempt). */

@@ -4,34 +4,41 @@ import type { Redis } from '@cms/queue';
 /**
  * Sliding-log ceiling shared by every replica: at most `limit` sends per `windowMs`, timed by Redis's clock so
  * replicas on different hosts agree. Returns 0 when the caller may send now (its send is logged), otherwise how
- * many ms until the oldest send leaves the window.
+ * many ms to wait before asking again: until the oldest send leaves the window, or a short poll while every logged
+ * send is still waiting for its answer. ARGV[4] > 0 logs the send as pending that long (its answer moves it, see
+ * ANSWERED): a request still on its way never leaves the window, however slow.
  */
 const ACQUIRE = `
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local window = tonumber(ARGV[2])
+local pending = tonumber(ARGV[4])
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window)
 if redis.call('ZCARD', KEYS[1]) < tonumber(ARGV[1]) then
-  redis.call('ZADD', KEYS[1], now, ARGV[3])
-  redis.call('PEXPIRE', KEYS[1], window)
+  redis.call('ZADD', KEYS[1], now + pending, ARGV[3])
+  if redis.call('PTTL', KEYS[1]) < pending + window then redis.call('PEXPIRE', KEYS[1], pending + window) end
   return 0
 end
-local oldest = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
-return math.max(1, tonumber(oldest[2]) + window - now + 1)
+local oldest = tonumber(redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')[2])
+if oldest > now then return tonumber(ARGV[5]) end
+return math.max(1, oldest + window - now + 1)
 `;
 
 /**
- * Moves a logged send to the time its request was answered (Redis's clock), logging it again if a request slower
- * than the window had already left it: CMS received it at some moment in between, so counting the window from the
- * answer keeps the next send a whole window after the arrival, however long the request took to get there.
+ * Moves a logged send to the time its request was answered (Redis's clock), logging it again if it had left: CMS
+ * received it at some moment in between, so counting the window from the answer keeps the next send a whole
+ * window after the arrival, however long the request took to get there.
  */
 const ANSWERED = `
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 redis.call('ZADD', KEYS[1], now, ARGV[1])
-redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[2]))
+if redis.call('PTTL', KEYS[1]) < tonumber(ARGV[2]) then redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[2])) end
 return 0
 `;
+
+/** How often a caller asks again while every send in the window is still waiting for its answer. */
+const PENDING_POLL_MS = 25;
 
 /** One send the gate let through. */
 export interface GateSlot {
@@ -73,22 +80,32 @@ export class WriteGate {
   readonly #limit: number;
   readonly #windowMs: number;
 
-  constructor(redis: Redis, key: string, ceiling: WriteCeiling, marginMs: number) {
+  readonly #pendingMs: number;
+
+  /**
+   * `pendingMs`: how long a send taken with acquireSlot() counts as still on its way when no answer is reported
+   * (a replica that died mid-request); the request deadline. Default 10 s.
+   */
+  constructor(redis: Redis, key: string, ceiling: WriteCeiling, marginMs: number, pendingMs = 10_000) {
     this.#redis = redis;
     this.#key = key;
     this.#limit = ceiling.limit;
     this.#windowMs = ceiling.windowMs + marginMs;
+    this.#pendingMs = pendingMs;
   }
 
   /** Resolves when a write may be sent now (and counts it from now). */
   async acquire(): Promise<void> {
-    await this.#take(randomUUID());
+    await this.#take(randomUUID(), 0);
   }
 
-  /** Like acquire(), for a request whose window should count from its answer: call `answered()` on the result. */
+  /**
+   * Like acquire(), for a request whose window should count from its answer: the send counts as on its way (it
+   * never leaves the window) until `answered()` is called on the result.
+   */
   async acquireSlot(): Promise<GateSlot> {
     const member = randomUUID();
-    await this.#take(member);
+    await this.#take(member, this.#pendingMs);
     return {
       answered: async () => {
         await this.#redis.eval(ANSWERED, 1, this.#key, member, this.#windowMs).catch(() => undefined);
@@ -96,9 +113,9 @@ export class WriteGate {
     };
   }
 
-  async #take(member: string): Promise<void> {
+  async #take(member: string, pendingMs: number): Promise<void> {
     for (;;) {
-      const waitMs = Number(await this.#redis.eval(ACQUIRE, 1, this.#key, this.#limit, this.#windowMs, member));
+      const waitMs = Number(await this.#redis.eval(ACQUIRE, 1, this.#key, this.#limit, this.#windowMs, member, pendingMs, PENDING_POLL_MS));
       if (waitMs <= 0) return;
       await new Promise((resolve) => setTimeout(resolve, waitMs));
     }
