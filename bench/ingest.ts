@@ -19,7 +19,7 @@ import { cpuPerUnit, type ProcessGroup, readCpu } from './lib/cpu-usage.ts';
 import { machineDescription } from './lib/machine.ts';
 import { type PrivateRedis, startPrivateRedis } from './lib/private-redis.ts';
 import { type Child, freePort, freshDatabase, startService } from './lib/processes.ts';
-import { codeVersion, commandLine, loadAverage, postgresSettings, redisSettings } from './lib/run-metadata.ts';
+import { codeVersion, commandLine, loadAverage, niceness, postgresSettings, redisSettings } from './lib/run-metadata.ts';
 
 const { values: args } = parseArgs({
   options: {
@@ -232,7 +232,7 @@ if (!existsSync(file)) {
   );
 }
 const about = [
-  `Machine: ${machineDescription()}; load average (1 / 5 / 15 min) at start ${loadAtStart}, at end ${loadAverage()}`,
+  `Machine: ${machineDescription()}; load average (1 / 5 / 15 min) at start ${loadAtStart}, at end ${loadAverage()}; ${niceness()}`,
   `Code: ${codeVersion()}`,
   `Command: \`${commandLine('bench:ingest')}\``,
   `Redis: ${redisUrl ? `${await redisSettings(redisUrl)}${privateRedis ? " (the benchmark's own redis-server, persisting as deployed)" : ''}` : 'not known (the services under test were started elsewhere; give --redis-url)'}`,

@@ -2,13 +2,14 @@
  * npm run bench:policy -- [--meetings 200] [--participants 20] [--window 60] [--stay 60] [--stop-at 100] [--bridges 3]
  *   [--bridges-per-meeting 2] [--max-writes-per-second 10] [--message-min-interval MS] [--cms-latency 0]
  *   [--cms-jitter 0] [--guests 0.1] [--app 0.2] [--seed 1] [--warmup 5] [--settle-timeout 60] [--redis-url URL]
- *   [--note TEXT] [--dump FILE] [--keep-database]
+ *   [--no-private-postgres] [--note TEXT] [--dump FILE] [--keep-database]
  *
  * The security level on screen under load: the CMS simulator (in this process) runs its load plan in real time —
  * meetings x participants joining over the window across the bridges, each participant leaving after about `stay`
  * seconds — and POSTs its CDRs to cdr-ingest; policy-worker and cms-actuator run as child processes on a fresh
  * database and queue prefix and write the messages back to the simulated bridges. Redis is a private redis-server
- * persisting as deployed (AOF, appendfsync everysec) unless --redis-url names one. The run stops at `stop-at` seconds
+ * persisting as deployed (AOF, appendfsync everysec) unless --redis-url names one; Postgres a private server with
+ * default settings unless --no-private-postgres (then DATABASE_URL's). The run stops at `stop-at` seconds
  * (meetings still running: joins over the window, departures from about `stay` on), waits for the system to settle,
  * and reports:
  * - whether the load stayed below the write ceiling (the most message changes one bridge needed in any second),
@@ -30,15 +31,18 @@ import { pg } from '@cms/db';
 import { compilePolicy, desiredMessage, type Level } from '@cms/policy';
 import { createRedisConnection } from '@cms/queue';
 import { stringify } from 'yaml';
+import { readCpu } from './lib/cpu-usage.ts';
 import { ExpectedMessages, meetingText } from './lib/expected-messages.ts';
 import { driveLoad } from './lib/load-driver.ts';
 import { machineDescription } from './lib/machine.ts';
 import { analyseLatency, maxInOneSecond, maxWritesInOneSecond, percentile, type Sample } from './lib/message-latency.ts';
+import { startPrivatePostgres } from './lib/private-postgres.ts';
 import { startPrivateRedis } from './lib/private-redis.ts';
 import { type Child, freePort, freshDatabase, startService } from './lib/processes.ts';
-import { codeVersion, commandLine, loadAverage, postgresSettings, redisSettings } from './lib/run-metadata.ts';
+import { codeVersion, commandLine, loadAverage, niceness, postgresSettings, redisSettings } from './lib/run-metadata.ts';
 
 const { values: args } = parseArgs({
+  allowNegative: true,
   options: {
     meetings: { type: 'string', default: '200' },
     participants: { type: 'string', default: '20' },
@@ -55,6 +59,11 @@ const { values: args } = parseArgs({
     'cms-jitter': { type: 'string', default: '0' },
     /** Use this Redis instead of a private one with AOF everysec (its persistence settings are reported). */
     'redis-url': { type: 'string' },
+    /**
+     * A private PostgreSQL server with default settings (as compose runs it) for the run; --no-private-postgres
+     * uses DATABASE_URL's server (the machine's shared one) instead.
+     */
+    'private-postgres': { type: 'boolean', default: true },
     guests: { type: 'string', default: '0.1' },
     app: { type: 'string', default: '0.2' },
     seed: { type: 'string', default: '1' },
@@ -63,7 +72,7 @@ const { values: args } = parseArgs({
     warmup: { type: 'string', default: '5' },
     /** Writes every latency sample (with its decision time) as JSON to this file, for a closer look. */
     dump: { type: 'string' },
-    /** Leaves the run's database in place (its URL is printed) instead of dropping it. */
+    /** Leaves the run's database in place (its URL is printed) instead of dropping it; with --no-private-postgres only. */
     'keep-database': { type: 'boolean', default: false },
     /** A line written under the figures (e.g. what else the machine was doing). */
     note: { type: 'string' },
@@ -94,7 +103,8 @@ const children: Child[] = [];
 const dir = mkdtempSync(path.join(tmpdir(), 'bench-policy-'));
 const privateRedis = args['redis-url'] ? null : await startPrivateRedis();
 const redisUrl = args['redis-url'] ?? (privateRedis as { url: string }).url;
-const base = process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
+const privatePostgres = args['private-postgres'] ? await startPrivatePostgres() : null;
+const base = privatePostgres?.url ?? process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
 const database = await freshDatabase(base, 'cms_bench_policy');
 const token = 'bench-ingest-token-0123456789';
 const ports = { ingest: await freePort(), worker: await freePort(), actuator: await freePort() };
@@ -171,6 +181,14 @@ children.push(
 const warmupWrites = sim.writeLog().at(-1)?.seq ?? 0;
 const measuredFrom = Date.now();
 
+// CPU each of our processes used over the measured run (from /proc): what the code costs, whatever else the machine
+// runs. Postgres is the machine's shared server (other work uses it too), so it is left out.
+const cpuGroups = [
+  ...children.map((child) => ({ name: child.name, match: [child.process.pid ?? -1] })),
+  ...(privateRedis ? [{ name: 'Redis', match: [privateRedis.pid] }] : []),
+  { name: 'benchmark (simulator, driver)', match: [process.pid] },
+];
+const cpuBefore = readCpu(cpuGroups);
 const expected = new ExpectedMessages(sim, policy);
 expected.start();
 log(`running ${meetings} meetings x ${participants} participants over ${windowSeconds} s on ${bridgeCount} bridges (seed ${seed})`);
@@ -217,6 +235,8 @@ for (;;) {
   await new Promise((r) => setTimeout(r, 250));
 }
 const settleMs = Date.now() - loadEndedAt;
+const cpuAfter = readCpu(cpuGroups);
+const measuredSeconds = (Date.now() - measuredFrom) / 1000;
 expected.stop();
 const final = finalMessages();
 
@@ -330,6 +350,18 @@ const rows: [string, string, string][] = [
   ['  actuator: GET of the call (CMS), p50 / p99', p50p99(steps('getMs')), ''],
   ['  actuator: write gate (ceiling), p50 / p99', p50p99(steps('gateMs')), ''],
   ['  actuator: PUT (CMS, to its answer), p50 / p99', p50p99(steps('putMs')), ''],
+  [
+    `CPU our processes used over the ${Math.round(measuredSeconds)} s measured (share of one core)`,
+    cpuBefore && cpuAfter
+      ? [...cpuAfter]
+          .map(([name, seconds]) => {
+            const used = seconds - (cpuBefore.get(name) ?? 0);
+            return `${name} ${used.toFixed(1)} s (${Math.round((100 * used) / measuredSeconds)} %)`;
+          })
+          .join(', ')
+      : 'n/a (no /proc)',
+    '',
+  ],
   ['CMS message writes accepted', String(analysis.acceptedWrites), ''],
   ['  stale on arrival (text no longer expected)', String(analysis.staleWrites), ''],
   [
@@ -363,11 +395,11 @@ if (run.errors.length) log(`driver errors (${run.errors.length}): ${run.errors.s
 if (analysis.unknownCallWrites) log(`${analysis.unknownCallWrites} writes to calls the tracker never saw`);
 
 const about = [
-  `Machine: ${machineDescription()}; load average (1 / 5 / 15 min) at start ${loadAtStart}, at end ${loadAverage()}`,
+  `Machine: ${machineDescription()}; load average (1 / 5 / 15 min) at start ${loadAtStart}, at end ${loadAverage()}; ${niceness()}`,
   `Code: ${codeVersion()}`,
   `Command: \`${commandLine('bench:policy')}\``,
   `Redis: ${await redisSettings(redisUrl)}${privateRedis ? " (the benchmark's own redis-server, persisting as deployed)" : ''}`,
-  `Postgres: ${await postgresSettings(database.url)}`,
+  `Postgres: ${await postgresSettings(database.url)}${privatePostgres ? " (the benchmark's own server, default settings as compose runs it)" : " (the machine's shared server)"}`,
 ];
 const file = new URL('./results/policy.md', import.meta.url).pathname;
 if (!existsSync(file)) writeFileSync(file, '# Security-level benchmark results\n\nMethod: see the header of bench/policy.ts.\n');
@@ -379,8 +411,9 @@ console.log(`\nwritten to ${file}`);
 
 for (const child of children.reverse()) await child.stop();
 await sim.stop();
-if (args['keep-database']) log(`database kept: ${database.url}`);
+if (args['keep-database'] && !privatePostgres) log(`database kept: ${database.url}`);
 else await database.drop();
+await privatePostgres?.stop();
 if (privateRedis) await privateRedis.stop();
 else {
   // The run's queues are of no further use: remove its keys from the shared Redis.

@@ -12,6 +12,7 @@ import { freePort } from './processes.ts';
 
 export interface PrivateRedis {
   url: string;
+  pid: number;
   stop(): Promise<void>;
 }
 
@@ -42,6 +43,7 @@ export async function startPrivateRedis(binary = 'redis-server'): Promise<Privat
   }
   return {
     url,
+    pid: child.pid ?? -1,
     async stop() {
       if (child.exitCode === null) child.kill('SIGTERM');
       await exited;

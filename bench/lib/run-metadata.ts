@@ -42,6 +42,12 @@ export function commandLine(script: string): string {
   return [...env, command, ...args].join(' ');
 }
 
+/** The scheduling priority the benchmark and the services it starts (its children inherit it) ran at. */
+export function niceness(): string {
+  const nice = os.getPriority();
+  return nice === 0 ? 'nice 0 (default priority)' : `nice ${nice} (${nice < 0 ? 'ahead of' : 'behind'} other work on the machine)`;
+}
+
 export function loadAverage(): string {
   return os
     .loadavg()
