@@ -13,8 +13,8 @@ import { buildIngest } from '../../services/cdr-ingest/src/app.ts';
 import { type ActuatorService, buildActuator } from '../../services/cms-actuator/src/app.ts';
 import { placementKey } from '../../services/cms-actuator/src/reconcile/call-placement.ts';
 import type { ActuatorTuning } from '../../services/cms-actuator/src/tuning.ts';
+import { buildPolicyWorker } from '../../services/policy-worker/src/app.ts';
 import { createReconcileRequester } from '../../services/policy-worker/src/security/reconcile-requests.ts';
-import { buildPolicyWorker } from '../../services/policy-worker/src/worker.ts';
 import { eventually, onTestFileEnd, testDatabase, testRedis } from '../helpers/infra.ts';
 import { startTcpProxy } from '../helpers/tcp-proxy.ts';
 

@@ -19,7 +19,7 @@ import {
 } from '@cms/queue';
 import { Queue } from 'bullmq';
 import { asc, eq } from 'drizzle-orm';
-import { buildPolicyWorker } from '../../services/policy-worker/src/worker.ts';
+import { buildPolicyWorker } from '../../services/policy-worker/src/app.ts';
 import { callStart, participantAdmitted, participantJoin, participantLeaves, recordsXml, type TestRecord } from '../helpers/cdr-xml.ts';
 import { eventually, onTestFileEnd, testDatabase, testRedis } from '../helpers/infra.ts';
 

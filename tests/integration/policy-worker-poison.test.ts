@@ -14,7 +14,7 @@ import { createLogger } from '@cms/observability';
 import { CDR_BATCH_JOB_OPTIONS, CDR_BATCHES_QUEUE, type CdrBatchesJob, createRedisConnection } from '@cms/queue';
 import { Queue } from 'bullmq';
 import { eq } from 'drizzle-orm';
-import { buildPolicyWorker } from '../../services/policy-worker/src/worker.ts';
+import { buildPolicyWorker } from '../../services/policy-worker/src/app.ts';
 import { recordsXml, simpleCallRecords, type TestRecord } from '../helpers/cdr-xml.ts';
 import { eventually, onTestFileEnd, testDatabase, testRedis } from '../helpers/infra.ts';
 

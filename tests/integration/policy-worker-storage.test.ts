@@ -9,7 +9,7 @@ import { CDR_BATCH_JOB_OPTIONS, CDR_BATCHES_QUEUE, type CdrBatchesJob, createRed
 import { Queue } from 'bullmq';
 import { eq, sql } from 'drizzle-orm';
 import { storeSnapshot } from '../../services/cms-actuator/src/reconcile/snapshot-store.ts';
-import { buildPolicyWorker } from '../../services/policy-worker/src/worker.ts';
+import { buildPolicyWorker } from '../../services/policy-worker/src/app.ts';
 import { legLifecycleRecords, recordsXml, simpleCallRecords, type TestRecord } from '../helpers/cdr-xml.ts';
 import { eventually, onTestFileEnd, testDatabase, testRedis } from '../helpers/infra.ts';
 import { hostPort, startTcpProxy } from '../helpers/tcp-proxy.ts';

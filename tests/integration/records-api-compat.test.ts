@@ -5,7 +5,7 @@ import { cdrRecords } from '@cms/db';
 import { createLogger } from '@cms/observability';
 import { sql } from 'drizzle-orm';
 import { buildIngest } from '../../services/cdr-ingest/src/app.ts';
-import { buildPolicyWorker } from '../../services/policy-worker/src/worker.ts';
+import { buildPolicyWorker } from '../../services/policy-worker/src/app.ts';
 import { cdrFixture, jsonFixture } from '../fixtures/cdr/index.ts';
 import { eventually, onTestFileEnd, testDatabase, testRedis } from '../helpers/infra.ts';
 import {

@@ -1,6 +1,22 @@
 export { type ParsedAddress, parseAddress, sipHost } from './address.ts';
 export { classifyLeg } from './classify.ts';
 export { type CompiledPolicy, compilePolicy } from './compile.ts';
+export {
+  type CallInstance,
+  type DecideInput,
+  type DesiredMessageRow,
+  type DesiredMessageStatus,
+  decideMeetings,
+  type LevelChange,
+  type MeetingState,
+  type MeetingsDecision,
+  type MessageWrite,
+  meetingsTouched,
+  type ProvisionalMove,
+  provisionalMoves,
+  type StoredMeeting,
+  type StoredMessage,
+} from './decide.ts';
 export { compileDomainList, type DomainList, matchesDomainList } from './domain-list.ts';
 export { type MeetingLevel, meetingKey, meetingLevel } from './meeting.ts';
 export { type CallMessage, type ClearMessage, clearMessage, desiredMessage, type ShowMessage } from './message.ts';

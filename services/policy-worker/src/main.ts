@@ -1,7 +1,7 @@
 import { loadConfig } from '@cms/config';
 import { listenOrExit, onShutdown } from '@cms/http';
 import { createLogger } from '@cms/observability';
-import { buildPolicyWorker } from './worker.ts';
+import { buildPolicyWorker } from './app.ts';
 
 const config = loadConfig();
 const log = createLogger('policy-worker', config.log.level);

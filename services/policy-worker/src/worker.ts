@@ -1,77 +1,40 @@
 import type { Config } from '@cms/config';
-import { createDatabase, type Database, databaseCheck } from '@cms/db';
-import { installHealthRoutes, installProblemHandlers, pingCheck, quietRequestLogging } from '@cms/http';
-import { createLogger, createMetricsRegistry, type Logger, type Registry } from '@cms/observability';
-import { compilePolicy } from '@cms/policy';
-import { CDR_BATCHES_QUEUE, type CdrBatchesJob, type CdrBatchJob, cappedBackoff, createRedisConnection, GroupCommitter } from '@cms/queue';
+import type { Database } from '@cms/db';
+import type { Logger } from '@cms/observability';
+import { CDR_BATCHES_QUEUE, type CdrBatchesJob, type CdrBatchJob, cappedBackoff, GroupCommitter, type Redis } from '@cms/queue';
 import { Worker } from 'bullmq';
-import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
-import { createWorkerMetrics } from './metrics.ts';
+import type { WorkerMetrics } from './metrics.ts';
+import { storeRecordByRecord } from './refused-records.ts';
 import type { PolicyOutcome } from './security/apply-policy.ts';
-import { createWriteEnqueuer } from './security/enqueue-writes.ts';
-import { startRecomputeWorker } from './security/recompute-worker.ts';
-import { createReconcileRequester } from './security/reconcile-requests.ts';
-import { createOutageGuard } from './storage/outage.ts';
+import type { createWriteEnqueuer } from './security/enqueue-writes.ts';
+import type { createReconcileRequester } from './security/reconcile-requests.ts';
+import type { OutageGuard } from './storage/outage.ts';
 import { classifyFailure, describeFailure } from './storage/pg-failure.ts';
-import { storeRecordByRecord } from './storage/refused-records.ts';
-import { type StoreResult, storeBatches } from './storage/store-batches.ts';
+import { type SecurityPolicyOptions, type StoreResult, storeBatches } from './store-batches.ts';
 
-export interface PolicyWorkerDeps {
+export interface BatchWorkerOptions {
   config: Config;
-  db?: Database;
-  log?: Logger;
-  registry?: Registry;
-}
-
-export interface PolicyWorkerService {
-  app: FastifyInstance;
-  worker: Worker<CdrBatchesJob>;
   db: Database;
-  /** Stops taking batches, finishes the ones in hand (or returns them to the queue), then closes. */
-  close(): Promise<void>;
+  /** The worker's own connection (a blocking one: BullMQ waits for jobs on it). */
+  connection: Redis;
+  log: Logger;
+  metrics: WorkerMetrics;
+  security: SecurityPolicyOptions;
+  outage: OutageGuard;
+  enqueueWrites: ReturnType<typeof createWriteEnqueuer>;
+  requestReconcile: ReturnType<typeof createReconcileRequester>;
+  /** Logs and counts the level changes of a commit. */
+  logDecisions: (outcome: PolicyOutcome) => void;
 }
 
-export async function buildPolicyWorker(deps: PolicyWorkerDeps): Promise<PolicyWorkerService> {
-  const { config } = deps;
-  const log = deps.log ?? createLogger('policy-worker', config.log.level);
-  const registry = deps.registry ?? createMetricsRegistry('policy-worker');
-  const metrics = createWorkerMetrics(registry);
-  const ownsDb = !deps.db;
-  const db =
-    deps.db ??
-    createDatabase(config.database.url, {
-      max: 4,
-      applicationName: 'policy-worker',
-      // The transaction that was using the connection fails; the outage guard holds its batches until Postgres is back.
-      onConnectionLost: (err) => log.warn({ err: err.message }, 'postgres connection lost: reconnecting on next use'),
-    });
+/**
+ * The job processing of the policy worker: takes CDR batch jobs (created paused: the caller runs it), stores their
+ * batches in group commits with the security decisions they call for, and then hands the CMS writes and the
+ * reconciliation requests those commits call for to the actuator.
+ */
+export function createBatchWorker(options: BatchWorkerOptions): Worker<CdrBatchesJob> {
+  const { config, db, log, metrics, security, outage, enqueueWrites, requestReconcile } = options;
 
-  // Compiled once: a malformed domain or network entry stops start-up with a message naming it.
-  const compiled = compilePolicy(config.policy);
-  for (const warning of compiled.warnings) log.warn({ warning }, 'policy configuration');
-  const managedNodes = new Set(config.cms.nodes.map((n) => n.name));
-  const producer = createRedisConnection(config.redis.url, 'producer');
-  producer.on('error', (err) => log.debug({ err: err.message }, 'redis connection error'));
-  const enqueueWrites = createWriteEnqueuer(producer, config.queue.prefix, log, metrics);
-  const requestReconcile = createReconcileRequester(producer, config.queue.prefix, managedNodes, log);
-  const logDecisions = (outcome: PolicyOutcome) => {
-    for (const change of outcome.levelChanges) {
-      metrics.levelChanges.inc({ to: change.newLevel === null ? 'none' : String(change.newLevel) });
-      log.info(
-        {
-          meetingKey: change.meetingKey,
-          oldLevel: change.oldLevel,
-          newLevel: change.newLevel,
-          causeLegId: change.causeLegId,
-          reason: change.reason,
-        },
-        'meeting security level changed',
-      );
-    }
-  };
-
-  const outage = createOutageGuard(log);
-  const security = { compiled, managedNodes };
   const store = async (jobs: CdrBatchJob[]): Promise<StoreResult> => {
     try {
       return await outage.run(() => storeBatches(db, jobs, security));
@@ -105,7 +68,7 @@ export async function buildPolicyWorker(deps: PolicyWorkerDeps): Promise<PolicyW
       metrics.quarantined.inc(result.quarantined);
       metrics.commitSeconds.observe(ms / 1000);
       metrics.groupBatches.observe(jobs.length);
-      logDecisions(result.policy);
+      options.logDecisions(result.policy);
       for (const refused of result.refused ?? [])
         log.warn(refused, 'record refused by Postgres: quarantined, the rest of its batch stored');
       for (const gap of result.gaps) {
@@ -116,8 +79,6 @@ export async function buildPolicyWorker(deps: PolicyWorkerDeps): Promise<PolicyW
     },
   });
 
-  const connection = createRedisConnection(config.redis.url, 'worker');
-  connection.on('error', (err) => log.debug({ err: err.message }, 'redis connection error'));
   // A job holds the batches of POSTs that arrived together; each batch joins the next group commit.
   const worker = new Worker<CdrBatchesJob>(
     CDR_BATCHES_QUEUE,
@@ -125,7 +86,7 @@ export async function buildPolicyWorker(deps: PolicyWorkerDeps): Promise<PolicyW
       await Promise.all(job.data.batches.map((batch) => committer.submit(batch)));
     },
     {
-      connection,
+      connection: options.connection,
       prefix: config.queue.prefix,
       concurrency: config.policyWorker.concurrency,
       lockDuration: config.policyWorker.lockDurationMs,
@@ -145,46 +106,5 @@ export async function buildPolicyWorker(deps: PolicyWorkerDeps): Promise<PolicyW
     );
   });
   worker.on('error', (err) => log.warn({ err: err.message }, 'worker error'));
-
-  const app = Fastify({ loggerInstance: log as FastifyBaseLogger, logController: quietRequestLogging() });
-  installProblemHandlers(app);
-  installHealthRoutes(app, {
-    registry,
-    checks: [pingCheck('redis', connection), databaseCheck(db)],
-  });
-
-  const recomputeConnection = createRedisConnection(config.redis.url, 'worker');
-  recomputeConnection.on('error', (err) => log.debug({ err: err.message }, 'redis connection error'));
-  const recompute = startRecomputeWorker({
-    connection: recomputeConnection,
-    prefix: config.queue.prefix,
-    db,
-    compiled,
-    managedNodes,
-    log,
-    whilePostgresUnavailable: outage.run,
-    onDecided: async (outcome) => {
-      logDecisions(outcome);
-      await enqueueWrites(outcome.writes);
-    },
-  });
-
-  void worker.run().catch((err: Error) => log.error({ err: err.message }, 'worker stopped'));
-
-  return {
-    app,
-    worker,
-    db,
-    async close() {
-      // Batches held through a Postgres outage fail now (the queue keeps them) instead of holding up the close.
-      outage.stop();
-      await app.close();
-      await Promise.all([worker.close(), recompute.close()]);
-      connection.disconnect();
-      recomputeConnection.disconnect();
-      await Promise.all([enqueueWrites.close(), requestReconcile.close()]);
-      producer.disconnect();
-      if (ownsDb) await db.$client.end();
-    },
-  };
+  return worker;
 }

@@ -1,9 +1,9 @@
 import { enqueueCallMessageWrite } from '@cms/cms';
 import type { Logger } from '@cms/observability';
+import type { MessageWrite } from '@cms/policy';
 import { type CmsWriteJob, cmsWritesQueueName, type Redis } from '@cms/queue';
 import { Queue } from 'bullmq';
 import type { WorkerMetrics } from '../metrics.ts';
-import type { MessageWrite } from './apply-policy.ts';
 
 /**
  * Hands committed desired-state changes to the actuator, one queue per CMS node. A failure here is logged and

@@ -1,15 +1,9 @@
 import type { Database } from '@cms/db';
 import type { CdrBatchJob } from '@cms/queue';
-import { classifyFailure, describeFailure } from './pg-failure.ts';
-import {
-  insertQuarantine,
-  type QuarantineRow,
-  quarantineRow,
-  type RefusedRecord,
-  type SecurityPolicyOptions,
-  type StoreResult,
-  storeBatches,
-} from './store-batches.ts';
+import { noPolicyOutcome } from './security/apply-policy.ts';
+import { classifyFailure, describeFailure } from './storage/pg-failure.ts';
+import { insertQuarantine, type QuarantineRow, quarantineRow } from './storage/quarantine.ts';
+import { type RefusedRecord, type SecurityPolicyOptions, type StoreResult, storeBatches } from './store-batches.ts';
 
 /**
  * Stores a batch that Postgres refused as a whole (classifyFailure 'refused': a value it cannot store) one record
@@ -30,7 +24,7 @@ export async function storeRecordByRecord(
     duplicates: 0,
     quarantined: 0,
     gaps: [],
-    policy: { levelChanges: [], writes: [] },
+    policy: noPolicyOutcome(),
     newSessions: [],
     refused: [],
   };

@@ -1,0 +1,80 @@
+import type { CallInstance, LegFacts, MeetingState, ProvisionalMove, StoredMeeting, StoredMessage } from '@cms/policy';
+import { sql } from 'drizzle-orm';
+import type { Tx } from '../transaction.ts';
+
+/**
+ * The reads of the security policy: the calls a transaction touched, the locks of their meetings, and the stored
+ * state decideMeetings (libs/policy) decides from. Queries run one after another: they share the transaction's
+ * connection (pg queues, and warns about, overlapping queries).
+ */
+
+/** A row as pg returns it (drizzle's execute wants an index signature). */
+type Row<T> = T & Record<string, unknown>;
+
+const CALL_SELECT = sql`SELECT id, node, call_correlator AS "callCorrelator", ended_at AS "endedAt" FROM calls`;
+
+/** The stored rows of these calls (a call id not stored yet is left out). */
+export async function loadCalls(tx: Tx, callIds: readonly string[]): Promise<CallInstance[]> {
+  const { rows } = await tx.execute<Row<CallInstance>>(
+    sql`${CALL_SELECT} WHERE id IN (SELECT jsonb_array_elements_text(${JSON.stringify(callIds)}::jsonb))`,
+  );
+  return rows;
+}
+
+/** One meeting, one decision at a time, across every worker (sorted: no lock cycles); provisional keys too. */
+export async function lockMeetings(tx: Tx, lockKeys: readonly string[]): Promise<void> {
+  await tx.execute(
+    sql`SELECT pg_advisory_xact_lock(k) FROM (SELECT hashtextextended('meeting:' || key, 7271) AS k FROM jsonb_array_elements_text(${JSON.stringify(lockKeys)}::jsonb) AS key ORDER BY 1) AS keys`,
+  );
+}
+
+/** Which of these provisional meeting keys have a meetings row (were decided before their callStart arrived). */
+export async function decidedProvisionalKeys(tx: Tx, candidates: readonly ProvisionalMove[]): Promise<Set<string>> {
+  // Nearly every call has a callCorrelator, so this is one statement for all of them, and none when there is none.
+  if (!candidates.length) return new Set();
+  const { rows } = await tx.execute<{ key: string }>(
+    sql`SELECT meeting_key AS key FROM meetings WHERE meeting_key IN (SELECT jsonb_array_elements_text(${JSON.stringify(candidates.map((m) => m.from))}::jsonb))`,
+  );
+  return new Set(rows.map((r) => r.key));
+}
+
+/** Everything stored about these meetings: their call instances on every bridge, legs, recorders, rows and messages. */
+export async function loadMeetingState(tx: Tx, keys: readonly string[]): Promise<MeetingState> {
+  const keysJson = JSON.stringify(keys);
+  const { rows: instances } = await tx.execute<Row<CallInstance>>(
+    sql`${CALL_SELECT}
+        WHERE call_correlator IN (SELECT jsonb_array_elements_text(${keysJson}::jsonb))
+           OR id IN (SELECT jsonb_array_elements_text(${keysJson}::jsonb))`,
+  );
+  const instanceIds = JSON.stringify(instances.map((c) => c.id));
+  // CDR legs, plus legs only the CMS API has shown us (reconciliation) where we hold no CDRs for them.
+  const legs = await tx.execute<Row<LegFacts & { callId: string }>>(
+    sql`SELECT id, call_id AS "callId", type, sub_type AS "subType", guest_connection AS "guestConnection", remote_party AS "remoteParty",
+               remote_address AS "remoteAddress", state, connected_at AS "connectedAt", in_ivr AS "inIvr", deactivated, ended_at AS "endedAt"
+        FROM call_legs WHERE call_id IN (SELECT jsonb_array_elements_text(${instanceIds}::jsonb))
+        UNION ALL
+        SELECT o.id, o.call_id, o.type, o.sub_type, NULL, o.remote_party, NULL, o.state, NULL, false, o.deactivated, NULL
+        FROM call_leg_observations o
+        WHERE o.call_id IN (SELECT jsonb_array_elements_text(${instanceIds}::jsonb)) AND NOT EXISTS (SELECT 1 FROM call_legs l WHERE l.id = o.id)
+        ORDER BY 1`,
+  );
+  const recorders = await tx.execute<{ id: string }>(
+    sql`SELECT DISTINCT call_leg_id AS id FROM cdr_records
+        WHERE call_id IS NOT NULL AND call_id IN (SELECT jsonb_array_elements_text(${instanceIds}::jsonb))
+          AND type IN ('recordingStart', 'streamingStart') AND call_leg_id IS NOT NULL`,
+  );
+  const meetings = await tx.execute<Row<StoredMeeting>>(
+    sql`SELECT meeting_key AS "meetingKey", level, decisive_leg_id AS "decisiveLegId" FROM meetings WHERE meeting_key IN (SELECT jsonb_array_elements_text(${keysJson}::jsonb))`,
+  );
+  const messages = await tx.execute<Row<StoredMessage>>(
+    sql`SELECT call_id AS "callId", message_text AS "messageText", message_position AS "messagePosition", message_duration AS "messageDuration"
+        FROM call_messages WHERE call_id IN (SELECT jsonb_array_elements_text(${instanceIds}::jsonb))`,
+  );
+  return {
+    instances,
+    legs: legs.rows,
+    recorderLegIds: new Set(recorders.rows.map((r) => r.id)),
+    meetings: meetings.rows,
+    messages: messages.rows,
+  };
+}
