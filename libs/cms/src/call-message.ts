@@ -26,8 +26,9 @@ export function callMessageUpdate(message: DesiredCallMessage): CallUpdate {
 export function callMessageVisible(call: CmsCall): boolean {
   const text = call.messageText ?? '';
   const duration = normaliseDuration(call.messageDuration ?? '');
-  if (text === '' || duration === '0' || duration === '') return false;
-  if (duration === 'permanent') return true;
+  if (text === '' || duration === '0') return false;
+  // A text without a duration may be showing: when in doubt, say it shows, so a clear is written rather than skipped.
+  if (duration === 'permanent' || duration === '') return true;
   // CMS reports messageTimeRemaining for timed messages; without it, trust the duration.
   return call.messageTimeRemaining === undefined || Number(call.messageTimeRemaining) > 0;
 }
