@@ -297,9 +297,35 @@ const heldLatencies = analysis.samples.filter(held).map(latencyOf);
 const timing = readFileSync(actuatorLog, 'utf8')
   .split('\n')
   .filter((line) => line.includes('"cms write timing"'))
-  .map((line) => JSON.parse(line) as { time: string; queuedMs: number; loadMs: number; getMs?: number; gateMs?: number; putMs?: number })
+  .map(
+    (line) =>
+      JSON.parse(line) as {
+        time: string;
+        callId: string;
+        addedAt: number;
+        startedAt: number;
+        queuedMs: number;
+        loadMs: number;
+        getMs?: number;
+        gateMs?: number;
+        putMs?: number;
+      },
+  )
   .filter((t) => Date.parse(t.time) >= measuredFrom);
 const steps = (key: 'queuedMs' | 'loadMs' | 'getMs' | 'gateMs' | 'putMs') => timing.map((t) => t[key] ?? 0);
+// Each change whose level decision is known, followed through: decided -> its write job queued (the deciding
+// transaction's commit, then the enqueue) -> the job started -> the call shows the message. The job is the one of the
+// call that started before the write arrived and logged after it; a change folded into a job queued before its
+// decision has no "queued" stage of its own and is left out.
+const stages = { queued: [] as number[], started: [] as number[], shown: [] as number[] };
+for (const sample of analysis.samples) {
+  const decided = decidedAt.get(sample);
+  const job = timing.find((t) => t.callId === sample.callId && t.startedAt <= sample.writtenAt && Date.parse(t.time) >= sample.writtenAt);
+  if (decided === undefined || !job || job.addedAt < decided) continue;
+  stages.queued.push(job.addedAt - decided);
+  stages.started.push(job.startedAt - job.addedAt);
+  stages.shown.push(sample.writtenAt - job.startedAt);
+}
 
 const ms = (v: number) => (Number.isNaN(v) ? 'n/a' : `${Math.round(v)} ms`);
 const p50p99 = (values: readonly number[]) => `${ms(percentile(values, 50))} / ${ms(percentile(values, 99))}`;
@@ -345,6 +371,9 @@ const rows: [string, string, string][] = [
   ],
   [`  CDR -> level decided, p50 / p99 (${decideMs.length} changes of a meeting's level)`, p50p99(decideMs), ''],
   ['  level decided -> call shows the message, p50 / p99', p50p99(applyMs), ''],
+  [`    decided -> write job queued (commit, enqueue), p50 / p99 (${stages.queued.length} changes)`, p50p99(stages.queued), ''],
+  ['    job queued -> started, p50 / p99', p50p99(stages.started), ''],
+  ['    job started -> call shows the message (read, GET, gate, PUT), p50 / p99', p50p99(stages.shown), ''],
   [`  actuator, per write (${timing.length}): job added -> started, p50 / p99`, p50p99(steps('queuedMs')), ''],
   ['  actuator: desired state read (Postgres), p50 / p99', p50p99(steps('loadMs')), ''],
   ['  actuator: GET of the call (CMS), p50 / p99', p50p99(steps('getMs')), ''],

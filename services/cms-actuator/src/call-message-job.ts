@@ -20,7 +20,11 @@ export async function writeCallMessage(ctx: WriteContext, job: Job<CmsWriteJob>,
   const attempts = job.attemptsMade + 1;
   // Where a write's time goes (debug log, read by bench/policy.ts): queued since the job was added, then each step.
   const startedAt = performance.now();
-  const stamps: Record<string, number> = { queuedMs: Math.max(0, Date.now() - job.timestamp) };
+  const stamps: Record<string, number> = {
+    addedAt: job.timestamp,
+    startedAt: Date.now(),
+    queuedMs: Math.max(0, Date.now() - job.timestamp),
+  };
   const lap = (name: string, since: number) => {
     stamps[name] = Math.round((performance.now() - since) * 10) / 10;
     return performance.now();
