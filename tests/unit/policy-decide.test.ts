@@ -25,11 +25,11 @@ const managedNodes = new Set(['cms1', 'cms2']);
 type Leg = LegFacts & { callId: string };
 const leg = (id: string, callId: string, remoteParty: string, facts: Partial<LegFacts> = {}): Leg => ({
   id,
-  callId,
   type: 'sip',
   state: 'connected',
   remoteParty,
   ...facts,
+  callId,
 });
 const secure = (id: string, callId = 'call-1', facts?: Partial<LegFacts>) => leg(id, callId, `${id}@corp.com`, facts);
 const internal = (id: string, callId = 'call-1', facts?: Partial<LegFacts>) => leg(id, callId, `${id}@partner.org`, facts);
