@@ -88,7 +88,7 @@ export async function storeSnapshot(db: Database, node: string, snapshot: NodeSn
       if (endedCallIds.length) {
         const endedJson = JSON.stringify(endedCallIds);
         // Their callLegEnd records are lost with the call: without an end the legs would count for the meeting for ever.
-        // The reason marks the end as ours, so that a late record for the leg does not reopen it (see store-batches.ts).
+        // The reason marks the end as ours, so that a late record for the leg does not reopen it (see policy-worker storage/legs.ts).
         await tx.execute(
           sql`UPDATE call_legs SET ended_at = now(), end_reason = ${LEG_ENDED_BY_RECONCILIATION}, updated_at = now()
               WHERE call_id IN (SELECT jsonb_array_elements_text(${endedJson}::jsonb)) AND ended_at IS NULL`,
