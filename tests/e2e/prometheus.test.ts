@@ -83,7 +83,7 @@ const PROMQL_WORDS = new Set([
  * The metric names a PromQL expression selects: identifiers left once strings, label matchers, ranges and grouping
  * clauses are taken out, except functions and aggregations (followed by "(") and the language's keywords.
  */
-export function metricNames(expr: string): string[] {
+function metricNames(expr: string): string[] {
   const bare = expr
     .replace(/"(?:[^"\\]|\\.)*"/g, '""')
     .replace(/\{[^}]*\}/g, ' ')

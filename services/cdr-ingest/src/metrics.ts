@@ -3,7 +3,7 @@ import type { Redis } from '@cms/queue';
 import type { Queue } from 'bullmq';
 
 /** What the scrape-time metrics read: the configured nodes, the batch queue and the backlog ceiling. */
-export interface IngestMetricSources {
+interface IngestMetricSources {
   /** Names of the configured CMS nodes (cms.nodes): each has its series from start-up, so a node that never sent shows up. */
   nodes: readonly string[];
   /** The CDR batch queue, read on each scrape (its job counts; one LINDEX and one HGET through `redis`). */
