@@ -11,6 +11,7 @@ import { createDatabase } from '@cms/db';
 import { createLogger } from '@cms/observability';
 import type { FastifyInstance } from 'fastify';
 import { buildIngest } from '../../services/cdr-ingest/src/app.ts';
+import { buildPolicyWorker } from '../../services/policy-worker/src/app.ts';
 import { recordsXml, simpleCallRecords } from '../helpers/cdr-xml.ts';
 import { eventually, onTestFileEnd, testDatabase, testRedis } from '../helpers/infra.ts';
 import { insertCallLegs, insertCalls, insertMeetings, recordsApiConfig, startRecordsApi } from '../helpers/records-fixtures.ts';
@@ -84,6 +85,27 @@ describe('cdr-ingest metrics', () => {
       { what: 'the waiting batch to age' },
     );
     assert.ok(age < 60, `age ${age} s`);
+  });
+});
+
+describe('policy-worker metrics', () => {
+  test('each configured node has a gap counter at 0 from start-up, so its first gap is an increase', async () => {
+    const redis = await testRedis();
+    const { url, db } = await testDatabase();
+    const config = loadConfig({
+      env: {},
+      overrides: {
+        redis: { url: redis.url },
+        queue: { prefix: redis.prefix },
+        database: { url },
+        cms: {
+          nodes: ['cms1', 'cms2'].map((name) => ({ name, url: `https://${name}.example.com:445`, username: 'u', password: 'p' })),
+        },
+      },
+    });
+    const worker = await buildPolicyWorker({ config, db, log: createLogger('policy-worker', 'silent') });
+    onTestFileEnd(() => worker.close());
+    assert.deepEqual(Object.fromEntries(await scrape(worker.app, 'cdr_gaps_total')), { 'node="cms1"': 0, 'node="cms2"': 0 });
   });
 });
 

@@ -38,7 +38,10 @@ export async function buildPolicyWorker(deps: PolicyWorkerDeps): Promise<PolicyW
   const { config } = deps;
   const log = deps.log ?? createLogger('policy-worker', config.log.level);
   const registry = deps.registry ?? createMetricsRegistry('policy-worker');
-  const metrics = createWorkerMetrics(registry);
+  const metrics = createWorkerMetrics(
+    registry,
+    config.cms.nodes.map((node) => node.name),
+  );
   const ownsDb = !deps.db;
   const db =
     deps.db ??

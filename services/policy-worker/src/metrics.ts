@@ -1,7 +1,11 @@
 import { Counter, Histogram, type Registry } from '@cms/observability';
 
-export function createWorkerMetrics(registry: Registry) {
-  return {
+/**
+ * The policy worker's metrics. Each configured node's gap counter starts at 0, so the first gap a node reports is an
+ * increase Prometheus can see (a series born at 3 has no increase), for the CdrGap alert and the gaps panel.
+ */
+export function createWorkerMetrics(registry: Registry, nodes: readonly string[] = []) {
+  const metrics = {
     records: new Counter({ name: 'cdr_records_stored_total', help: 'CDRs newly stored in Postgres', registers: [registry] }),
     duplicates: new Counter({
       name: 'cdr_records_duplicate_total',
@@ -50,5 +54,7 @@ export function createWorkerMetrics(registry: Registry) {
       registers: [registry],
     }),
   };
+  for (const node of nodes) metrics.gaps.inc({ node }, 0);
+  return metrics;
 }
 export type WorkerMetrics = ReturnType<typeof createWorkerMetrics>;
