@@ -376,7 +376,7 @@ const rows: [string, string, string][] = [
   ['    job started -> call shows the message (read, GET, gate, PUT), p50 / p99', p50p99(stages.shown), ''],
   [`  actuator, per write (${timing.length}): job added -> started, p50 / p99`, p50p99(steps('queuedMs')), ''],
   ['  actuator: desired state read (Postgres), p50 / p99', p50p99(steps('loadMs')), ''],
-  ['  actuator: GET of the call (CMS), p50 / p99', p50p99(steps('getMs')), ''],
+  ['  actuator: GET of the call (CMS; sent with the read, so only its wait beyond the read), p50 / p99', p50p99(steps('getMs')), ''],
   ['  actuator: write gate (ceiling), p50 / p99', p50p99(steps('gateMs')), ''],
   ['  actuator: PUT (CMS, to its answer), p50 / p99', p50p99(steps('putMs')), ''],
   [
