@@ -73,14 +73,19 @@ async function dockerAnswers(): Promise<boolean> {
 }
 
 async function startContainers(): Promise<Urls> {
+  const { Network } = await import('testcontainers');
   const { PostgreSqlContainer } = await import('@testcontainers/postgresql');
   const { RedisContainer } = await import('@testcontainers/redis');
+  // A network of their own: an engine started with --bridge=none has no default "bridge" network, and containers
+  // put there get no ports. (Such an engine also needs TESTCONTAINERS_HOST_OVERRIDE=127.0.0.1.)
+  const network = await new Network().start();
   const [pgc, redis] = await Promise.all([
-    new PostgreSqlContainer('postgres:17-alpine').start(),
-    new RedisContainer('redis:7-alpine').start(),
+    new PostgreSqlContainer('postgres:17-alpine').withNetwork(network).start(),
+    new RedisContainer('redis:7-alpine').withNetwork(network).start(),
   ]);
   onTestFileEnd(async () => {
     await Promise.all([pgc.stop(), redis.stop()]);
+    await network.stop();
   });
   return { postgresUrl: pgc.getConnectionUri(), redisUrl: redis.getConnectionUrl() };
 }
