@@ -51,7 +51,7 @@ const shows = (callId: string, level: 1 | 2 | 3): StoredMessage => ({
 });
 const cleared = (callId: string): StoredMessage => ({ callId, messageText: '', messagePosition: null, messageDuration: '0' });
 
-function decide(state: Partial<MeetingState>, options: Partial<DecideInput> = {}) {
+function decideAll(state: Partial<MeetingState>, options: Partial<DecideInput> = {}) {
   return decideMeetings({
     keys: ['meeting-1'],
     state: { instances: [call('call-1')], legs: [], recorderLegIds: new Set(), meetings: [], messages: [], ...state },
@@ -60,6 +60,12 @@ function decide(state: Partial<MeetingState>, options: Partial<DecideInput> = {}
     managedNodes,
     ...options,
   });
+}
+
+/** What is to be written (everything but the levels decided). */
+function decide(state: Partial<MeetingState>, options: Partial<DecideInput> = {}) {
+  const { levels: _, ...writes } = decideAll(state, options);
+  return writes;
 }
 
 const nothing = { meetings: [], levelChanges: [], messages: [], writes: [] };
@@ -188,6 +194,23 @@ describe('decideMeetings: the level and its history', () => {
       messages: [cleared('call-1')],
     });
     assert.deepEqual(decision, nothing);
+  });
+
+  test('the level of every meeting is given, whether it changed or not', () => {
+    const decision = decideAll(
+      {
+        instances: [call('call-1'), call('call-2', { callCorrelator: 'meeting-2' })],
+        legs: [secure('a'), external('x', 'call-2')],
+        meetings: [{ meetingKey: 'meeting-1', level: 1, decisiveLegId: 'a' }],
+        messages: [shows('call-1', 1)],
+      },
+      { keys: ['meeting-1', 'meeting-2', 'meeting-3'] },
+    );
+    assert.deepEqual(decision.levels, [
+      { meetingKey: 'meeting-1', level: 1, decisiveLegId: 'a' },
+      { meetingKey: 'meeting-2', level: 3, decisiveLegId: 'x' },
+      { meetingKey: 'meeting-3', level: null, decisiveLegId: null },
+    ]);
   });
 
   test('same level, same decisive participant, same message: nothing is written', () => {

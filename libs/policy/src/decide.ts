@@ -93,6 +93,8 @@ export interface MessageWrite {
 }
 
 export interface MeetingsDecision {
+  /** The level of each meeting of `keys` (null: nobody counts) and the participant that set it, changed or not. */
+  levels: StoredMeeting[];
   /** meetings rows to upsert: those whose level or decisive participant changed, or that had no row. */
   meetings: StoredMeeting[];
   /** Level history entries: one per meeting whose level changed. */
@@ -139,11 +141,12 @@ export function decideMeetings(input: DecideInput): MeetingsDecision {
     list.push(call);
   }
 
-  const decision: MeetingsDecision = { meetings: [], levelChanges: [], messages: [], writes: [] };
+  const decision: MeetingsDecision = { levels: [], meetings: [], levelChanges: [], messages: [], writes: [] };
   for (const key of input.keys) {
     const calls = instancesByKey.get(key) ?? [];
     const meetingLegs = calls.flatMap((c) => legsByCall.get(c.id) ?? []);
     const { level, decisiveLegId, participants } = meetingLevel(meetingLegs, policy);
+    decision.levels.push({ meetingKey: key, level, decisiveLegId });
     const before = currentByKey.get(key);
     if (!before || before.level !== level || before.decisiveLegId !== decisiveLegId) {
       decision.meetings.push({ meetingKey: key, level, decisiveLegId });
