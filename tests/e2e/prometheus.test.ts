@@ -253,6 +253,10 @@ describe('Prometheus scraping the running services', () => {
     const ingest = stack.url('cdr-ingest');
     assert.equal(await post(`${ingest}/cdr/cms-2?token=not-the-token`, '<records/>'), 401);
     assert.equal(await post(`${ingest}/cdr/cms-2?token=${stack.ingestToken}`, 'not xml'), 400);
+    // A node's first gap, after Prometheus has seen its counter at 0 (as it has in production, scraping all along).
+    await eventually(async () => (await query('cdr_gaps_total{node="cms-2"} == 0')).length > 0, {
+      what: "cms-2's gap counter scraped at 0",
+    });
     const [first] = simpleCallRecords();
     const gapBatch = recordsXml({
       session: randomUUID(),
@@ -329,6 +333,9 @@ describe('Prometheus scraping the running services', () => {
     await eventually(async () => ((await value('sum by (node) (cdr_gaps_total)', { node: 'cms-2' })) ?? 0) === 3, {
       what: 'the gap of 3 records',
     });
+    // The gaps panel's increase() sees that first gap: the configured node's counter was there at 0 before it.
+    const gapPanel = await value('sum by (node) (increase(cdr_gaps_total{node=~"$node"}[1h]))', { node: 'cms-2' });
+    assert.ok(gapPanel !== undefined && gapPanel > 2.5, `gaps panel for cms-2: ${gapPanel}`);
     assert.ok(((await value('sum by (reason) (cdr_ingest_posts_refused_total)', { reason: 'unauthorized' })) ?? 0) >= 1);
     assert.ok(((await value('sum by (reason) (cdr_ingest_posts_refused_total)', { reason: 'bad_request' })) ?? 0) >= 1);
     await eventually(async () => ((await value('sum(meeting_participants_active)')) ?? 0) >= 2, { what: 'the two participants counted' });
