@@ -1,12 +1,10 @@
 import assert from 'node:assert/strict';
 import { after, afterEach, before, test } from 'node:test';
-import { enqueueCallMessageWrite } from '@cms/cms';
 import { type BridgeInfo, type Simulator, startSimulator } from '@cms/cms-sim';
 import { loadConfig } from '@cms/config';
 import { callMessages, type Database } from '@cms/db';
 import { createLogger, createMetricsRegistry } from '@cms/observability';
-import { type CmsWriteJob, cmsWritesQueueName, createRedisConnection, type Redis } from '@cms/queue';
-import { Queue } from 'bullmq';
+import { type CmsWritesQueue, createCmsWritesQueue, createRedisConnection, enqueueCallMessageWrite, type Redis } from '@cms/queue';
 import { inArray } from 'drizzle-orm';
 import { type ActuatorService, buildActuator } from '../../services/cms-actuator/src/app.ts';
 import type { ActuatorTuning } from '../../services/cms-actuator/src/tuning.ts';
@@ -25,7 +23,7 @@ let basePrefix: string;
 let producer: Redis;
 let run = 0;
 const services: ActuatorService[] = [];
-const queues: Queue<CmsWriteJob>[] = [];
+const queues: CmsWritesQueue[] = [];
 
 async function startActuator(node: string, prefix: string, maxWritesPerSecond: number, tuning: Partial<ActuatorTuning>): Promise<void> {
   const bridge: BridgeInfo = sim.bridge(node);
@@ -54,7 +52,7 @@ async function startActuator(node: string, prefix: string, maxWritesPerSecond: n
 
 /** Desired messages for `count` new calls, stored first and then queued all at once (as one policy commit does). */
 async function desireTogether(node: string, prefix: string, count: number): Promise<Map<string, string>> {
-  const queue = new Queue<CmsWriteJob>(cmsWritesQueueName(node), { connection: producer, prefix });
+  const queue = createCmsWritesQueue(node, { connection: producer, prefix });
   queues.push(queue);
   const wanted = new Map<string, string>();
   for (let i = 0; i < count; i++) {

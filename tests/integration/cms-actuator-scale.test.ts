@@ -3,13 +3,11 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { after, afterEach, before, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { enqueueCallMessageWrite } from '@cms/cms';
 import { type BridgeInfo, type Simulator, startSimulator } from '@cms/cms-sim';
 import { loadConfig } from '@cms/config';
 import { callMessages, type Database } from '@cms/db';
 import { createLogger, createMetricsRegistry, type Registry } from '@cms/observability';
-import { type CmsWriteJob, cmsWritesQueueName, createRedisConnection, type Redis } from '@cms/queue';
-import { Queue } from 'bullmq';
+import { type CmsWritesQueue, createCmsWritesQueue, createRedisConnection, enqueueCallMessageWrite, type Redis } from '@cms/queue';
 import { inArray } from 'drizzle-orm';
 import { type ActuatorService, buildActuator } from '../../services/cms-actuator/src/app.ts';
 import type { ActuatorTuning } from '../../services/cms-actuator/src/tuning.ts';
@@ -28,7 +26,7 @@ let basePrefix: string;
 let producer: Redis;
 let run = 0;
 const services: ActuatorService[] = [];
-const queues: Queue<CmsWriteJob>[] = [];
+const queues: CmsWritesQueue[] = [];
 const children: ChildProcess[] = [];
 
 function overrides(prefix: string, maxWritesPerSecond = MAX_WRITES_PER_SECOND) {
@@ -86,7 +84,7 @@ async function startActuatorProcess(prefix: string, tuning: Partial<ActuatorTuni
 
 /** Desired messages for `count` new calls (as the policy worker would store and enqueue them). */
 async function desireMany(prefix: string, count: number): Promise<Map<string, string>> {
-  const queue = new Queue<CmsWriteJob>(cmsWritesQueueName(NODE), { connection: producer, prefix });
+  const queue = createCmsWritesQueue(NODE, { connection: producer, prefix });
   queues.push(queue);
   const wanted = new Map<string, string>();
   for (let i = 0; i < count; i++) {

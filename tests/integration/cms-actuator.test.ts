@@ -2,13 +2,11 @@ import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { join } from 'node:path';
 import { after, afterEach, before, describe, test } from 'node:test';
-import { enqueueCallMessageWrite } from '@cms/cms';
 import { type BridgeInfo, type Simulator, startSimulator } from '@cms/cms-sim';
 import { type Config, loadConfig } from '@cms/config';
 import { callMessages, calls, cmsWrites, type Database } from '@cms/db';
 import { createLogger, createMetricsRegistry, type Registry } from '@cms/observability';
-import { type CmsWriteJob, cmsWritesQueueName, createRedisConnection, type Redis } from '@cms/queue';
-import { Queue } from 'bullmq';
+import { type CmsWritesQueue, createCmsWritesQueue, createRedisConnection, enqueueCallMessageWrite, type Redis } from '@cms/queue';
 import { asc, eq, sql } from 'drizzle-orm';
 import { type ActuatorService, buildActuator } from '../../services/cms-actuator/src/app.ts';
 import type { ActuatorTuning } from '../../services/cms-actuator/src/tuning.ts';
@@ -35,12 +33,12 @@ let redisUrl: string;
 let basePrefix: string;
 let producer: Redis;
 let testNo = 0;
-const running: { service: ActuatorService; queue: Queue<CmsWriteJob> }[] = [];
+const running: { service: ActuatorService; queue: CmsWritesQueue }[] = [];
 
 interface Harness {
   service: ActuatorService;
   registry: Registry;
-  queue: Queue<CmsWriteJob>;
+  queue: CmsWritesQueue;
 }
 
 /** An actuator on its own queue prefix (so no test sees another's jobs), pointed at `url` (default: the sim). */
@@ -74,7 +72,7 @@ async function startActuator(options: { url?: string; caFile?: string; tuning?: 
     log: createLogger('cms-actuator', 'silent'),
     tuning: { ...FAST, ...options.tuning },
   });
-  const queue = new Queue<CmsWriteJob>(cmsWritesQueueName(NODE), { connection: producer, prefix });
+  const queue = createCmsWritesQueue(NODE, { connection: producer, prefix });
   running.push({ service, queue });
   return { service, registry, queue };
 }

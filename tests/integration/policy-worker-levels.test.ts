@@ -6,13 +6,13 @@ import { loadConfig } from '@cms/config';
 import { callLegObservations, callLegs, callMessages, calls, type Database, meetingLevelChanges, meetings } from '@cms/db';
 import { createLogger } from '@cms/observability';
 import {
-  CDR_BATCH_JOB_OPTIONS,
-  CDR_BATCHES_QUEUE,
-  type CdrBatchesJob,
+  addCdrBatches,
+  type CdrBatchesQueue,
   CMS_RECONCILE_QUEUE,
   type CmsReconcileJob,
   type CmsWriteJob,
   cmsWritesQueueName,
+  createCdrBatchesQueue,
   createRedisConnection,
   POLICY_RECOMPUTE_QUEUE,
   type PolicyRecomputeJob,
@@ -26,7 +26,7 @@ import { eventually, onTestFileEnd, testDatabase, testRedis } from '../helpers/i
 const node = (name: string) => ({ name, url: `https://${name}.example.com:445`, username: 'api', password: 'secret' });
 
 let db: Database;
-let cdrQueue: Queue<CdrBatchesJob>;
+let cdrQueue: CdrBatchesQueue;
 let prefix: string;
 let redisUrl: string;
 
@@ -48,7 +48,7 @@ before(async () => {
   });
   const service = await buildPolicyWorker({ config, log: createLogger('policy-worker', 'silent') });
   const connection = createRedisConnection(redis.url, 'producer');
-  cdrQueue = new Queue<CdrBatchesJob>(CDR_BATCHES_QUEUE, { connection, prefix: redis.prefix });
+  cdrQueue = createCdrBatchesQueue({ connection, prefix: redis.prefix });
   onTestFileEnd(async () => {
     await service.close();
     await cdrQueue.close();
@@ -70,7 +70,7 @@ function bridge(name: string) {
     session,
     async send(records: TestRecord[]) {
       const batch = parseCdrBatch(recordsXml({ session, records }));
-      await cdrQueue.add('cdr-batches', { batches: [{ node: name, receivedAt: new Date().toISOString(), batch }] }, CDR_BATCH_JOB_OPTIONS);
+      await addCdrBatches(cdrQueue, [{ node: name, receivedAt: new Date().toISOString(), batch }]);
     },
   };
 }

@@ -12,8 +12,7 @@ import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { parseCdrBatch } from '@cms/cdr';
 import { createDatabase, ensureDatabase, pg, runMigrations } from '@cms/db';
-import { CDR_BATCH_JOB_OPTIONS, CDR_BATCHES_QUEUE, type CdrBatchesJob, createRedisConnection } from '@cms/queue';
-import { Queue } from 'bullmq';
+import { addCdrBatches, createCdrBatchesQueue, createRedisConnection } from '@cms/queue';
 import { recordsXml, simpleCallRecords, type TestRecord } from '../helpers/cdr-xml.ts';
 import { eventually, onTestFileEnd, testRedis } from '../helpers/infra.ts';
 import { startPrivatePostgres } from '../helpers/private-postgres.ts';
@@ -103,7 +102,7 @@ async function setup() {
   await runMigrations(databaseUrl.toString());
   const redis = await testRedis();
   const connection = createRedisConnection(redis.url, 'producer');
-  const queue = new Queue<CdrBatchesJob>(CDR_BATCHES_QUEUE, { connection, prefix: redis.prefix });
+  const queue = createCdrBatchesQueue({ connection, prefix: redis.prefix });
   onTestFileEnd(async () => {
     await queue.obliterate({ force: true });
     await queue.close();
@@ -111,7 +110,7 @@ async function setup() {
   });
   const send = async (session: string, records: TestRecord[]) => {
     const batch = parseCdrBatch(recordsXml({ session, records }));
-    await queue.add('cdr-batches', { batches: [{ node: 'cms1', receivedAt: new Date().toISOString(), batch }] }, CDR_BATCH_JOB_OPTIONS);
+    await addCdrBatches(queue, [{ node: 'cms1', receivedAt: new Date().toISOString(), batch }]);
   };
   const env = { DATABASE_URL: databaseUrl.toString(), REDIS_URL: redis.url, QUEUE_PREFIX: redis.prefix };
   return { server, databaseUrl, queue, send, env };

@@ -11,15 +11,14 @@ import { type CdrBatch, type CdrRecord, parseCdrBatch } from '@cms/cdr';
 import { type Config, loadConfig } from '@cms/config';
 import { callLegs, cdrQuarantine, cdrRecords, type Database } from '@cms/db';
 import { createLogger } from '@cms/observability';
-import { CDR_BATCH_JOB_OPTIONS, CDR_BATCHES_QUEUE, type CdrBatchesJob, createRedisConnection } from '@cms/queue';
-import { Queue } from 'bullmq';
+import { addCdrBatches, type CdrBatchesQueue, createCdrBatchesQueue, createRedisConnection } from '@cms/queue';
 import { eq } from 'drizzle-orm';
 import { buildPolicyWorker } from '../../services/policy-worker/src/app.ts';
 import { recordsXml, simpleCallRecords, type TestRecord } from '../helpers/cdr-xml.ts';
 import { eventually, onTestFileEnd, testDatabase, testRedis } from '../helpers/infra.ts';
 
 let db: Database;
-let queue: Queue<CdrBatchesJob>;
+let queue: CdrBatchesQueue;
 
 before(async () => {
   const database = await testDatabase();
@@ -30,7 +29,7 @@ before(async () => {
   });
   const service = await buildPolicyWorker({ config, db: database.db, log: createLogger('policy-worker', 'silent') });
   const connection = createRedisConnection(redis.url, 'producer');
-  queue = new Queue<CdrBatchesJob>(CDR_BATCHES_QUEUE, { connection, prefix: redis.prefix });
+  queue = createCdrBatchesQueue({ connection, prefix: redis.prefix });
   onTestFileEnd(async () => {
     await service.close();
     await queue.obliterate({ force: true });
@@ -50,10 +49,9 @@ function poison(record: CdrRecord, change: (record: CdrRecord) => void): void {
 }
 
 async function enqueue(...batches: CdrBatch[]): Promise<string> {
-  const job = await queue.add(
-    'cdr-batches',
-    { batches: batches.map((b) => ({ node: 'cms1', receivedAt: new Date().toISOString(), batch: b })) },
-    CDR_BATCH_JOB_OPTIONS,
+  const job = await addCdrBatches(
+    queue,
+    batches.map((b) => ({ node: 'cms1', receivedAt: new Date().toISOString(), batch: b })),
   );
   return job.id as string;
 }

@@ -5,8 +5,7 @@ import { type CdrBatch, parseCdrBatch } from '@cms/cdr';
 import { type Config, loadConfig } from '@cms/config';
 import { callLegs, calls, cdrGaps, cdrQuarantine, cdrRecords, type Database, LEG_ENDED_BY_RECONCILIATION } from '@cms/db';
 import { createLogger } from '@cms/observability';
-import { CDR_BATCH_JOB_OPTIONS, CDR_BATCHES_QUEUE, type CdrBatchesJob, createRedisConnection } from '@cms/queue';
-import { Queue } from 'bullmq';
+import { addCdrBatches, type CdrBatchesQueue, createCdrBatchesQueue, createRedisConnection } from '@cms/queue';
 import { eq, sql } from 'drizzle-orm';
 import { storeSnapshot } from '../../services/cms-actuator/src/reconcile/snapshot-store.ts';
 import { buildPolicyWorker } from '../../services/policy-worker/src/app.ts';
@@ -16,7 +15,7 @@ import { hostPort, startTcpProxy } from '../helpers/tcp-proxy.ts';
 
 interface Harness {
   db: Database;
-  queue: Queue<CdrBatchesJob>;
+  queue: CdrBatchesQueue;
   send(session: string, records: TestRecord[], node?: string | null): Promise<void>;
   count(session: string): Promise<number>;
 }
@@ -31,7 +30,7 @@ async function harness(options: { databaseUrl?: (url: string) => Promise<string>
   });
   const service = await buildPolicyWorker({ config, log: createLogger('policy-worker', 'silent') });
   const connection = createRedisConnection(redis.url, 'producer');
-  const queue = new Queue<CdrBatchesJob>(CDR_BATCHES_QUEUE, { connection, prefix: redis.prefix });
+  const queue = createCdrBatchesQueue({ connection, prefix: redis.prefix });
   onTestFileEnd(async () => {
     await service.close();
     await queue.close();
@@ -43,7 +42,7 @@ async function harness(options: { databaseUrl?: (url: string) => Promise<string>
     queue,
     async send(session, records, node = 'cms1') {
       const batch: CdrBatch = parseCdrBatch(recordsXml({ session, records }));
-      await queue.add('cdr-batches', { batches: [{ node, receivedAt: new Date().toISOString(), batch }] }, CDR_BATCH_JOB_OPTIONS);
+      await addCdrBatches(queue, [{ node, receivedAt: new Date().toISOString(), batch }]);
     },
     async count(session) {
       const [row] = await db.select({ n: sql<number>`count(*)::int` }).from(cdrRecords).where(eq(cdrRecords.session, session));
@@ -130,7 +129,7 @@ describe('policy-worker storage', () => {
       receivedAt: new Date().toISOString(),
       batch: parseCdrBatch(recordsXml({ session, records: rs })),
     });
-    await h.queue.add('cdr-batches', { batches: [post(toB.slice(2)), post(toA.slice(2))] }, CDR_BATCH_JOB_OPTIONS);
+    await addCdrBatches(h.queue, [post(toB.slice(2)), post(toA.slice(2))]);
     await drained(h);
     const rows = await h.db
       .select({ correlatorIndex: cdrRecords.correlatorIndex, type: cdrRecords.type })

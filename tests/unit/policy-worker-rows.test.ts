@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { type CdrRecord, parseCdrBatch } from '@cms/cdr';
-import type { CdrBatchJob } from '@cms/queue';
+import type { ReceivedCdrBatch } from '@cms/queue';
 import { callPatch, mergeCallPatches } from '../../services/policy-worker/src/storage/call-patch.ts';
 import type { LegRow } from '../../services/policy-worker/src/storage/leg-fold.ts';
 import { policyFactsChanged } from '../../services/policy-worker/src/storage/legs.ts';
@@ -126,7 +126,7 @@ describe('policyFactsChanged', () => {
 });
 
 describe('quarantineRow', () => {
-  const job = (session: string, node: string | null = 'cms1'): CdrBatchJob => ({
+  const job = (session: string, node: string | null = 'cms1'): ReceivedCdrBatch => ({
     node,
     receivedAt: '2026-01-01T10:00:00Z',
     batch: { session, callBridge: null, records: [], rejected: [] },

@@ -2,18 +2,18 @@ import { type Config, requireSetting } from '@cms/config';
 import { installHealthRoutes, installProblemHandlers, pingCheck, quietRequestLogging } from '@cms/http';
 import { createLogger, createMetricsRegistry, type Logger, type Registry } from '@cms/observability';
 import {
-  CDR_BATCH_JOB_OPTIONS,
+  addCdrBatches,
   CDR_BATCHES_QUEUE,
-  type CdrBatchesJob,
-  type CdrBatchJob,
+  type CdrBatchesQueue,
   classifyRedisError,
+  createCdrBatchesQueue,
   createRedisConnection,
   GroupCommitter,
+  type ReceivedCdrBatch,
   type Redis,
   redisReady,
   watchRedisErrors,
 } from '@cms/queue';
-import { Queue } from 'bullmq';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import { BacklogGauge } from './backlog.ts';
 import { cdrRoutes } from './cdr-route.ts';
@@ -38,7 +38,7 @@ const REDIS_CONNECT_WAIT_MS = 500;
 
 export interface IngestService {
   app: FastifyInstance;
-  queue: Queue<CdrBatchesJob>;
+  queue: CdrBatchesQueue;
   /** Stops accepting, lets in-flight requests finish, then closes Redis. */
   close(): Promise<void>;
 }
@@ -61,18 +61,18 @@ export async function buildIngest(deps: IngestDeps): Promise<IngestService> {
   );
   const queue = watchRedisErrors(
     log,
-    new Queue<CdrBatchesJob>(CDR_BATCHES_QUEUE, { connection: redis, prefix: config.queue.prefix }),
+    createCdrBatchesQueue({ connection: redis, prefix: config.queue.prefix }),
     `queue ${CDR_BATCHES_QUEUE}`,
   );
   // POSTs arriving while a Redis write is in flight are stored together as one job by the next write: far
   // fewer jobs for Redis and the workers under load, no added wait when idle.
-  const store = new GroupCommitter<CdrBatchJob, unknown>({
+  const store = new GroupCommitter<ReceivedCdrBatch, unknown>({
     commit: async (batches) => {
       // BullMQ would wait for a connection that is not ready (for ever, if Redis is down at start-up): refuse now
       // when Redis is known to be away, or soon if a first connection attempt does not succeed.
       await redisReady(redis, REDIS_CONNECT_WAIT_MS);
       try {
-        return await queue.add('cdr-batches', { batches }, CDR_BATCH_JOB_OPTIONS);
+        return await addCdrBatches(queue, batches);
       } catch (err) {
         throw classifyRedisError(redis, err);
       }

@@ -1,7 +1,7 @@
 import { CdrParseError, parseCdrBatch } from '@cms/cdr';
 import { HttpProblem } from '@cms/http';
 import { scrubUrl } from '@cms/observability';
-import { type CdrBatchJob, type GroupCommitter, RedisUnavailableError } from '@cms/queue';
+import { type GroupCommitter, type ReceivedCdrBatch, RedisUnavailableError } from '@cms/queue';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { checkIngestToken } from './auth.ts';
 import type { BacklogGauge } from './backlog.ts';
@@ -12,7 +12,7 @@ export interface CdrRouteOptions {
   bodyLimitBytes: number;
   maxBacklog: number;
   /** Stores a batch in Redis (grouped with concurrent ones); resolves once it is stored. */
-  store: GroupCommitter<CdrBatchJob, unknown>;
+  store: GroupCommitter<ReceivedCdrBatch, unknown>;
   backlog: BacklogGauge;
   metrics: IngestMetrics;
   resolveNode: (pathNode: string | undefined, callBridge: string | null) => string | null;
@@ -138,7 +138,7 @@ export async function cdrRoutes(app: FastifyInstance, options: CdrRouteOptions):
       throw unavailable(request, 'backlog', `Backlog of ${options.backlog.value} batches is over ingest.maxBacklog; CMS will re-send.`);
     }
     const resolved = options.resolveNode(node, batch.callBridge);
-    const job: CdrBatchJob = { node: resolved, receivedAt: new Date().toISOString(), batch };
+    const job: ReceivedCdrBatch = { node: resolved, receivedAt: new Date().toISOString(), batch };
     try {
       await options.store.submit(job);
     } catch (err) {

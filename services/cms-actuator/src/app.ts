@@ -2,13 +2,11 @@ import type { Config } from '@cms/config';
 import { createDatabase, type Database, databaseCheck } from '@cms/db';
 import { installHealthRoutes, installProblemHandlers, pingCheck, quietRequestLogging, type ReadinessCheck } from '@cms/http';
 import { createLogger, createMetricsRegistry, type Logger, type Registry } from '@cms/observability';
-import { createRedisConnection, POLICY_RECOMPUTE_QUEUE, type PolicyRecomputeJob, watchRedisErrors } from '@cms/queue';
-import { Queue } from 'bullmq';
+import { createPolicyRecomputeQueue, createRedisConnection, POLICY_RECOMPUTE_QUEUE, requestRecompute, watchRedisErrors } from '@cms/queue';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import { createActuatorMetrics } from './metrics.ts';
 import { NodeWriter } from './node-writer.ts';
-import { NodeReconciler } from './reconcile/node-reconciler.ts';
-import { createRecomputeRequester } from './reconcile/recompute-request.ts';
+import { NodeReconciler, type RecomputeRequest } from './reconcile/node-reconciler.ts';
 import { ReconcileWorker } from './reconcile/reconcile-worker.ts';
 import { Sweeper } from './reconcile/sweeper.ts';
 import { type ActuatorTuning, resolveTuning } from './tuning.ts';
@@ -76,10 +74,12 @@ export async function buildActuator(deps: ActuatorDeps): Promise<ActuatorService
 
   const recomputeQueue = watchRedisErrors(
     log,
-    new Queue<PolicyRecomputeJob>(POLICY_RECOMPUTE_QUEUE, { connection: redis, prefix: config.queue.prefix }),
+    createPolicyRecomputeQueue({ connection: redis, prefix: config.queue.prefix }),
     `queue ${POLICY_RECOMPUTE_QUEUE}`,
   );
-  const requestRecompute = createRecomputeRequester(recomputeQueue);
+  // The actuator never decides a level itself: calls whose facts reconciliation or placement changed go to the
+  // policy worker, so both paths (CDRs and the API) always agree.
+  const recompute: RecomputeRequest = (callIds, reason) => requestRecompute(recomputeQueue, callIds, reason);
   const ourTexts = new Set(Object.values(config.policy.messages).map((m) => m.text));
   const reconcilers = new Map<string, NodeReconciler>();
   for (const node of config.cms.nodes) {
@@ -96,7 +96,7 @@ export async function buildActuator(deps: ActuatorDeps): Promise<ActuatorService
         metrics,
         tuning,
         readsPerSecond: config.actuator.readsPerSecond,
-        requestRecompute,
+        requestRecompute: recompute,
         ourTexts,
       }),
     );
@@ -119,7 +119,7 @@ export async function buildActuator(deps: ActuatorDeps): Promise<ActuatorService
       reconcilers,
       log,
       metrics,
-      requestRecompute,
+      requestRecompute: recompute,
       batchSize: tuning.sweepBatchSize,
     },
     log,

@@ -1,5 +1,5 @@
 import type { Database } from '@cms/db';
-import type { CdrBatchJob } from '@cms/queue';
+import type { ReceivedCdrBatch } from '@cms/queue';
 import { noPolicyOutcome } from './security/apply-policy.ts';
 import { classifyFailure, describeFailure } from './storage/pg-failure.ts';
 import { insertQuarantine, type QuarantineRow, quarantineRow } from './storage/quarantine.ts';
@@ -15,7 +15,7 @@ import { type RefusedRecord, type SecurityPolicyOptions, type StoreResult, store
  */
 export async function storeRecordByRecord(
   db: Database,
-  job: CdrBatchJob,
+  job: ReceivedCdrBatch,
   security: SecurityPolicyOptions | undefined,
   run: <T>(work: () => Promise<T>) => Promise<T>,
 ): Promise<StoreResult> {
@@ -32,7 +32,7 @@ export async function storeRecordByRecord(
   const quarantine: QuarantineRow[] = [];
   const refused: RefusedRecord[] = [];
   for (const [i, record] of job.batch.records.entries()) {
-    const single: CdrBatchJob = { ...job, batch: { ...job.batch, records: [record], rejected: [] } };
+    const single: ReceivedCdrBatch = { ...job, batch: { ...job.batch, records: [record], rejected: [] } };
     try {
       const result = await run(() => storeBatches(db, [single], security));
       total.inserted += result.inserted;
@@ -59,7 +59,7 @@ export async function storeRecordByRecord(
  * The position in the POST of each accepted record: the parser numbers every `<record>` from 0 and keeps the
  * rejected ones' positions, so the accepted ones fill the positions left, in order.
  */
-function recordPositions(job: CdrBatchJob): number[] {
+function recordPositions(job: ReceivedCdrBatch): number[] {
   const taken = new Set(job.batch.rejected.map((r) => r.position));
   const positions: number[] = [];
   let next = 0;

@@ -1,6 +1,6 @@
 import type { Database } from '@cms/db';
 import type { CompiledPolicy } from '@cms/policy';
-import type { CdrBatchJob } from '@cms/queue';
+import type { ReceivedCdrBatch } from '@cms/queue';
 import { applySecurityPolicy, noPolicyOutcome, type PolicyOutcome } from './security/apply-policy.ts';
 import { updateCalls } from './storage/calls.ts';
 import { updateLegs } from './storage/legs.ts';
@@ -41,7 +41,11 @@ export interface SecurityPolicyOptions {
  * projections of what was new (storage/), then the security decisions they call for (security/). Either
  * everything in the group is stored or nothing is (the jobs are retried).
  */
-export async function storeBatches(db: Database, jobs: readonly CdrBatchJob[], security?: SecurityPolicyOptions): Promise<StoreResult> {
+export async function storeBatches(
+  db: Database,
+  jobs: readonly ReceivedCdrBatch[],
+  security?: SecurityPolicyOptions,
+): Promise<StoreResult> {
   const entries = uniqueRecords(jobs);
   const total = jobs.reduce((n, j) => n + j.batch.records.length, 0);
 

@@ -1,7 +1,7 @@
 import type { Config } from '@cms/config';
 import type { Database } from '@cms/db';
 import type { Logger } from '@cms/observability';
-import { CDR_BATCHES_QUEUE, type CdrBatchesJob, type CdrBatchJob, cappedBackoff, GroupCommitter, type Redis } from '@cms/queue';
+import { CDR_BATCHES_QUEUE, type CdrBatchesJob, cdrBatchBackoff, GroupCommitter, type ReceivedCdrBatch, type Redis } from '@cms/queue';
 import { Worker } from 'bullmq';
 import type { WorkerMetrics } from './metrics.ts';
 import { storeRecordByRecord } from './refused-records.ts';
@@ -35,7 +35,7 @@ export interface BatchWorkerOptions {
 export function createBatchWorker(options: BatchWorkerOptions): Worker<CdrBatchesJob> {
   const { config, db, log, metrics, security, outage, enqueueWrites, requestReconcile } = options;
 
-  const store = async (jobs: CdrBatchJob[]): Promise<StoreResult> => {
+  const store = async (jobs: ReceivedCdrBatch[]): Promise<StoreResult> => {
     try {
       return await outage.run(() => storeBatches(db, jobs, security));
     } catch (err) {
@@ -46,7 +46,7 @@ export function createBatchWorker(options: BatchWorkerOptions): Worker<CdrBatche
     }
   };
 
-  const committer = new GroupCommitter<CdrBatchJob, StoreResult>({
+  const committer = new GroupCommitter<ReceivedCdrBatch, StoreResult>({
     commit: async (jobs) => {
       const result = await store(jobs);
       // After the commit: the actuator must never read a desired state older than the job that points at it.
@@ -94,7 +94,7 @@ export function createBatchWorker(options: BatchWorkerOptions): Worker<CdrBatche
       stalledInterval: config.policyWorker.lockDurationMs,
       // A batch whose worker died (kill -9, OOM) is taken over; crashes are not the batch's fault, so allow several.
       maxStalledCount: 10,
-      settings: { backoffStrategy: cappedBackoff },
+      settings: { backoffStrategy: cdrBatchBackoff },
       autorun: false,
     },
   );

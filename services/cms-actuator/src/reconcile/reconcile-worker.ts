@@ -1,6 +1,13 @@
 import type { Logger } from '@cms/observability';
-import { CMS_RECONCILE_QUEUE, type CmsReconcileJob, type Redis } from '@cms/queue';
-import { type JobsOptions, Queue, Worker } from 'bullmq';
+import {
+  CMS_RECONCILE_QUEUE,
+  type CmsReconcileJob,
+  type CmsReconcileQueue,
+  createCmsReconcileQueue,
+  type Redis,
+  requestReconcile,
+} from '@cms/queue';
+import { Worker } from 'bullmq';
 import type { ActuatorMetrics } from '../metrics.ts';
 import type { NodeReconciler } from './node-reconciler.ts';
 
@@ -14,17 +21,6 @@ export interface ReconcileWorkerDeps {
   intervalSeconds: number;
 }
 
-/** A pass that could not finish (CMS unreachable for longer than a read's retries) is tried again a few times. */
-const JOB_OPTIONS: JobsOptions = {
-  attempts: 5,
-  backoff: { type: 'exponential', delay: 5000 },
-  removeOnComplete: true,
-  removeOnFail: 100,
-};
-
-/** Start-up requests of replicas starting together collapse into one pass per node. */
-const STARTUP_DEDUP_MS = 10_000;
-
 /**
  * Takes reconciliation requests (CMS_RECONCILE_QUEUE: the policy worker's after a CDR gap or a new bridge session,
  * ours at start-up and every `intervalSeconds`) and runs each as a pass of its node. Requests go through the queue
@@ -32,7 +28,7 @@ const STARTUP_DEDUP_MS = 10_000;
  * periodic pass per interval.
  */
 export class ReconcileWorker {
-  readonly queue: Queue<CmsReconcileJob>;
+  readonly queue: CmsReconcileQueue;
   readonly worker: Worker<CmsReconcileJob>;
   readonly #d: ReconcileWorkerDeps;
   #timer: NodeJS.Timeout | undefined;
@@ -40,8 +36,8 @@ export class ReconcileWorker {
   constructor(deps: ReconcileWorkerDeps) {
     const { redis, prefix, log, reconcilers } = deps;
     this.#d = deps;
-    this.queue = new Queue<CmsReconcileJob>(CMS_RECONCILE_QUEUE, { connection: redis, prefix });
-    this.queue.on('error', (err) => log.debug({ err: err.message }, 'reconcile queue error'));
+    this.queue = createCmsReconcileQueue({ connection: redis, prefix });
+    this.queue.on('error', (err) => log.debug({ err }, 'reconcile queue error'));
     this.worker = new Worker<CmsReconcileJob>(CMS_RECONCILE_QUEUE, (job) => this.#process(job.data), {
       connection: redis,
       prefix,
@@ -49,13 +45,13 @@ export class ReconcileWorker {
       concurrency: Math.max(1, reconcilers.size),
       autorun: false,
     });
-    this.worker.on('error', (err) => log.warn({ err: err.message }, 'reconcile worker error'));
+    this.worker.on('error', (err) => log.warn({ err }, 'reconcile worker error'));
   }
 
   /** Takes requests, asks for a pass of every node now, and every interval. */
   start(): void {
     const { log, intervalSeconds, reconcilers } = this.#d;
-    void this.worker.run().catch((err: Error) => log.error({ err: err.message }, 'reconcile worker stopped'));
+    void this.worker.run().catch((err: Error) => log.error({ err }, 'reconcile worker stopped'));
     for (const [node, reconciler] of reconcilers) {
       void this.request(node, 'startup');
       // While a node refused us its passes were skipped: catch up as soon as it accepts us again.
@@ -70,10 +66,8 @@ export class ReconcileWorker {
   }
 
   /**
-   * Queues a pass of `node`. A request for a node that already has one waiting joins it; one made while a pass runs
-   * is kept and runs after it (the running pass may have read before whatever prompted the request). Start-up
-   * requests of replicas starting together collapse into one pass; periodic ones are taken by one replica per
-   * interval (a Redis key all replicas race for).
+   * Queues a pass of `node` (`requestReconcile`, libs/queue, says how requests collapse). Periodic requests are
+   * taken by one replica per interval (a Redis key all replicas race for).
    */
   async request(node: string, reason: CmsReconcileJob['reason']): Promise<void> {
     const { redis, prefix, intervalSeconds, log } = this.#d;
@@ -83,14 +77,10 @@ export class ReconcileWorker {
         const mine = await redis.set(`${prefix}:cms-reconcile-periodic:${node}`, '1', 'PX', periodMs, 'NX');
         if (mine !== 'OK') return;
       }
-      const deduplication =
-        reason === 'startup'
-          ? { id: `reconcile-startup-${node}`, ttl: STARTUP_DEDUP_MS }
-          : { id: `reconcile-${reason}-${node}`, keepLastIfActive: true };
-      await this.queue.add('reconcile', { node, reason }, { ...JOB_OPTIONS, deduplication });
+      await requestReconcile(this.queue, node, reason);
     } catch (err) {
       // The next periodic request (or the policy worker's) brings the pass; nothing is lost but time.
-      log.warn({ node, reason, err: (err as Error).message }, 'could not queue a reconciliation pass');
+      log.warn({ node, reason, err }, 'could not queue a reconciliation pass');
     }
   }
 

@@ -1,8 +1,6 @@
-import { enqueueCallMessageWrite } from '@cms/cms';
 import type { Logger } from '@cms/observability';
 import type { MessageWrite } from '@cms/policy';
-import { type CmsWriteJob, cmsWritesQueueName, type Redis } from '@cms/queue';
-import { Queue } from 'bullmq';
+import { type CmsWritesQueue, createCmsWritesQueue, enqueueCallMessageWrite, type Redis } from '@cms/queue';
 import type { WorkerMetrics } from '../metrics.ts';
 
 /**
@@ -11,12 +9,12 @@ import type { WorkerMetrics } from '../metrics.ts';
  * sweep of pending messages writes it anyway.
  */
 export function createWriteEnqueuer(connection: Redis, prefix: string, log: Logger, metrics: WorkerMetrics) {
-  const queues = new Map<string, Queue<CmsWriteJob>>();
+  const queues = new Map<string, CmsWritesQueue>();
   const queueFor = (node: string) => {
     let queue = queues.get(node);
     if (!queue) {
-      queue = new Queue<CmsWriteJob>(cmsWritesQueueName(node), { connection, prefix });
-      queue.on('error', (err) => log.debug({ err: err.message, node }, 'queue error'));
+      queue = createCmsWritesQueue(node, { connection, prefix });
+      queue.on('error', (err) => log.debug({ err, node }, 'queue error'));
       queues.set(node, queue);
     }
     return queue;
@@ -29,10 +27,7 @@ export function createWriteEnqueuer(connection: Redis, prefix: string, log: Logg
           metrics.writesEnqueued.inc({ node: write.node });
         } catch (err) {
           metrics.enqueueFailures.inc();
-          log.warn(
-            { callId: write.callId, node: write.node, err: (err as Error).message },
-            'could not queue CMS write; the actuator sweep will apply it',
-          );
+          log.warn({ callId: write.callId, node: write.node, err }, 'could not queue CMS write; the actuator sweep will apply it');
         }
       }),
     );

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { cdrQuarantine } from '@cms/db';
-import type { CdrBatchJob } from '@cms/queue';
+import type { ReceivedCdrBatch } from '@cms/queue';
 import type { Tx } from '../transaction.ts';
 
 export type QuarantineRow = typeof cdrQuarantine.$inferInsert & { dedupeKey: string };
@@ -12,7 +12,7 @@ function quarantineKey(session: string | null, raw: unknown): string {
 }
 
 /** Quarantines the records the parser rejected in these batches; returns how many were new. */
-export async function quarantineRejected(tx: Tx, jobs: readonly CdrBatchJob[]): Promise<number> {
+export async function quarantineRejected(tx: Tx, jobs: readonly ReceivedCdrBatch[]): Promise<number> {
   const rows: QuarantineRow[] = [];
   for (const job of jobs) {
     for (const rejected of job.batch.rejected) rows.push(quarantineRow(job, rejected.position, rejected.reason, rejected.raw));
@@ -25,7 +25,7 @@ export async function quarantineRejected(tx: Tx, jobs: readonly CdrBatchJob[]): 
  * cannot hold U+0000 or unpaired surrogates, and the row that keeps a refused record must not be refused too.
  * Such characters are shown as U+FFFD and the reason says so; the dedupe key is taken from the record as sent.
  */
-export function quarantineRow(job: CdrBatchJob, position: number, reason: string, raw: unknown): QuarantineRow {
+export function quarantineRow(job: ReceivedCdrBatch, position: number, reason: string, raw: unknown): QuarantineRow {
   const changed = { value: false };
   const row: QuarantineRow = {
     session: storableText(job.batch.session, changed),

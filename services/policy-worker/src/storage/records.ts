@@ -1,13 +1,13 @@
 import type { CdrRecord } from '@cms/cdr';
 import { cdrGaps, cdrRecords, cdrSessions, recordset } from '@cms/db';
-import type { CdrBatchJob } from '@cms/queue';
+import type { ReceivedCdrBatch } from '@cms/queue';
 import { sql } from 'drizzle-orm';
 import type { Tx } from '../transaction.ts';
 
 /** A record and the batch it came in; `fresh` ones were new to the database in this transaction. */
 export interface BatchRecord {
   record: CdrRecord;
-  job: CdrBatchJob;
+  job: ReceivedCdrBatch;
 }
 
 export interface StoredGap {
@@ -42,7 +42,7 @@ const RECORD_COLUMNS = recordset(cdrRecords, [
 ]);
 
 /** The group's records once each: the same batch posted twice can land in one group. */
-export function uniqueRecords(jobs: readonly CdrBatchJob[]): BatchRecord[] {
+export function uniqueRecords(jobs: readonly ReceivedCdrBatch[]): BatchRecord[] {
   const unique = new Map<string, BatchRecord>();
   for (const job of jobs) {
     for (const record of job.batch.records) {
