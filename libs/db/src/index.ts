@@ -2,3 +2,11 @@ export { createDatabase, type Database, type DatabaseOptions, databaseCheck, pg 
 export { ensureDatabase, MIGRATIONS_FOLDER, runMigrations } from './migrate.ts';
 export { type Recordset, recordset } from './recordset.ts';
 export * from './schema.ts';
+export {
+  CALL_MESSAGE_STATUSES,
+  type CallMessageStatus,
+  CMS_WRITE_KINDS,
+  CMS_WRITE_STATUSES,
+  type CmsWriteKind,
+  type CmsWriteStatus,
+} from './states.ts';

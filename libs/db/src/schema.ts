@@ -1,6 +1,7 @@
 import type { XmlObject, XmlValue } from '@cms/cdr';
 import { sql } from 'drizzle-orm';
 import { bigint, bigserial, boolean, index, integer, jsonb, pgTable, primaryKey, text, timestamp, uniqueIndex } from 'drizzle-orm/pg-core';
+import { CALL_MESSAGE_STATUSES, CMS_WRITE_STATUSES } from './states.ts';
 
 /**
  * Every CDR exactly once. `session` + `correlatorIndex` is CMS's own unique key for a record, the same for
@@ -207,8 +208,8 @@ export const callMessages = pgTable(
     desiredAt: timestamp('desired_at', { withTimezone: true, mode: 'string' }).notNull().defaultNow(),
     appliedVersion: bigint('applied_version', { mode: 'number' }),
     appliedAt: timestamp('applied_at', { withTimezone: true, mode: 'string' }),
-    /** pending | applied | unchanged (CMS already showed it) | callEnded | deadLettered | unplaced (no node known) */
-    status: text('status').notNull().default('pending'),
+    /** CallMessageStatus (states.ts says what each means). */
+    status: text('status', { enum: CALL_MESSAGE_STATUSES }).notNull().default('pending'),
   },
   (t) => [index('call_messages_meeting_idx').on(t.meetingKey)],
 );
@@ -220,14 +221,14 @@ export const cmsWrites = pgTable(
     id: bigserial('id', { mode: 'number' }).primaryKey(),
     at: timestamp('at', { withTimezone: true, mode: 'string' }).notNull().defaultNow(),
     node: text('node').notNull(),
-    /** callMessage | operator command kinds later */
+    /** CmsWriteKind: callMessage (operator command kinds later). */
     kind: text('kind').notNull(),
     callId: text('call_id'),
     target: text('target'),
     desiredText: text('desired_text'),
     version: bigint('version', { mode: 'number' }),
-    /** applied | unchanged | callEnded | deadLettered | retrying | held */
-    status: text('status').notNull(),
+    /** CmsWriteStatus (states.ts says what each means). */
+    status: text('status', { enum: CMS_WRITE_STATUSES }).notNull(),
     httpStatus: integer('http_status'),
     failureReason: text('failure_reason'),
     attempts: integer('attempts').notNull().default(1),

@@ -1,4 +1,4 @@
-import { callMessages, calls, type Database, meetingLevelChanges, meetings } from '@cms/db';
+import { type CallMessageStatus, callMessages, calls, type Database, meetingLevelChanges, meetings } from '@cms/db';
 import { and, asc, desc, eq, inArray, or, type SQL, sql } from 'drizzle-orm';
 import { qualified } from './sql.ts';
 import { toRfc3339 } from './time.ts';
@@ -42,7 +42,10 @@ export async function levelHistory(db: Database, key: string) {
 }
 
 /** The short form of a call's desired message for lists: null when the policy has not decided one. */
-function messageSummary(row: { messageText: string | null; messageStatus: string | null }): { text: string; status: string } | null {
+function messageSummary(row: {
+  messageText: string | null;
+  messageStatus: CallMessageStatus | null;
+}): { text: string; status: CallMessageStatus } | null {
   return row.messageText === null || row.messageStatus === null ? null : { text: row.messageText, status: row.messageStatus };
 }
 

@@ -2,7 +2,13 @@
  * JSON schemas shared by the routes: Fastify validates query parameters with them, serialises answers with
  * them, and @fastify/swagger publishes them at /docs.
  */
-import { LEG_ENDED_BY_RECONCILIATION } from '@cms/db';
+import {
+  CALL_MESSAGE_STATUSES,
+  type CallMessageStatus,
+  CMS_WRITE_STATUSES,
+  type CmsWriteStatus,
+  LEG_ENDED_BY_RECONCILIATION,
+} from '@cms/db';
 
 const nullableString = { type: ['string', 'null'] } as const;
 const nullableTimestamp = { type: ['string', 'null'], format: 'date-time' } as const;
@@ -105,11 +111,36 @@ export const levelParameter = {
   description: 'Only meetings at this security level (1 secure, 2 internal, 3 external).',
 } as const;
 
+/** What each value means to an API client; a Record, so a status added in libs/db cannot go undocumented. */
+const CALL_MESSAGE_STATUS_MEANINGS: Record<CallMessageStatus, string> = {
+  pending: 'not on screen yet',
+  applied: 'CMS shows it',
+  unchanged: 'CMS already showed it',
+  callEnded: 'the call ended first',
+  deadLettered: 'CMS refused or kept failing, see writes',
+  unplaced: 'no CMS node known for the call yet',
+  unmanaged: 'the call is on a CMS node this system does not manage (not in cms.nodes): nothing is written',
+};
+
+const CMS_WRITE_STATUS_MEANINGS: Record<CmsWriteStatus, string> = {
+  applied: 'CMS took the write',
+  unchanged: 'CMS already showed the message, nothing was written',
+  callEnded: 'CMS no longer had the call',
+  deadLettered: 'CMS refused the write or it kept failing; given up',
+  retrying: 'it failed or CMS was busy, and it is tried again',
+  held: "CMS refused our credentials or certificate; the node's writes wait until it accepts them",
+};
+
+function describeValues(meanings: Record<string, string>): string {
+  return Object.entries(meanings)
+    .map(([value, meaning]) => `${value}: ${meaning}`)
+    .join('; ');
+}
+
 const messageStatus = {
   type: 'string',
-  description:
-    'pending: not on screen yet; applied: CMS shows it; unchanged: CMS already showed it; callEnded: the call ended first; ' +
-    'deadLettered: CMS refused or kept failing, see writes; unplaced: no CMS node known for the call.',
+  enum: CALL_MESSAGE_STATUSES,
+  description: `${describeValues(CALL_MESSAGE_STATUS_MEANINGS)}.`,
 } as const;
 
 const callMessageSummary = {
@@ -254,7 +285,7 @@ const cmsWriteSchema = {
     target: nullableString,
     desiredText: nullableString,
     version: nullableInteger,
-    status: { type: 'string', description: 'applied, unchanged, callEnded, deadLettered, retrying or held.' },
+    status: { type: 'string', enum: CMS_WRITE_STATUSES, description: `${describeValues(CMS_WRITE_STATUS_MEANINGS)}.` },
     httpStatus: { ...nullableInteger, description: 'The HTTP status CMS answered last.' },
     failureReason: { ...nullableString, description: "CMS's failureReason, or what went wrong before CMS answered." },
     attempts: { type: 'integer' },

@@ -1,0 +1,33 @@
+/**
+ * The values of every status column we write, each as one const array (the single source: the column types in
+ * schema.ts, the services that write them and the records API's OpenAPI enums all come from these).
+ */
+
+/**
+ * `call_messages.status`: where the desired message of a call stands.
+ * - pending: a write is due (the actuator has a job for it, or its sweep will make one)
+ * - applied: CMS shows this version
+ * - unchanged: CMS already showed this version, so nothing was written
+ * - callEnded: CMS no longer has the call; no version can be shown
+ * - deadLettered: CMS refused this version or kept failing; a newer version gets its own chance
+ * - unplaced: no CMS node is known for the call yet (placement will find it)
+ * - unmanaged: the call's node is not in cms.nodes (we hold no credentials for it): nothing is written
+ */
+export const CALL_MESSAGE_STATUSES = ['pending', 'applied', 'unchanged', 'callEnded', 'deadLettered', 'unplaced', 'unmanaged'] as const;
+export type CallMessageStatus = (typeof CALL_MESSAGE_STATUSES)[number];
+
+/**
+ * `cms_writes.status`: the outcome of one CMS write job's attempts.
+ * - applied: CMS took the PUT
+ * - unchanged: CMS already showed the message (no PUT)
+ * - callEnded: CMS no longer has the call (404)
+ * - deadLettered: CMS refused the write (4xx) or it kept failing until its attempts ran out
+ * - retrying: it failed (5xx, timeout) or CMS was busy (503), and it will be tried again
+ * - held: CMS refused our credentials or certificate: the node's writes are held until it accepts them again
+ */
+export const CMS_WRITE_STATUSES = ['applied', 'unchanged', 'callEnded', 'deadLettered', 'retrying', 'held'] as const;
+export type CmsWriteStatus = (typeof CMS_WRITE_STATUSES)[number];
+
+/** `cms_writes.kind`: what was written (only call messages so far). */
+export const CMS_WRITE_KINDS = ['callMessage'] as const;
+export type CmsWriteKind = (typeof CMS_WRITE_KINDS)[number];
