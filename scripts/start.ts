@@ -248,7 +248,7 @@ try {
     env.REDIS_URL = `redis://127.0.0.1:${redisPort}`;
   }
 } catch (err) {
-  await fail(`cannot start the local database services: ${(err as Error).message}`);
+  await fail(`cannot start the local database services: ${(err as Error).message}`, { err });
 }
 
 config = load();
@@ -260,7 +260,7 @@ try {
 } catch (err) {
   await fail('cannot prepare the database: is PostgreSQL running?', {
     database: scrubConnectionUrl(config.database.url),
-    err: (err as Error).message,
+    err,
   });
 }
 

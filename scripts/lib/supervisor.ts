@@ -178,7 +178,7 @@ export class Supervisor extends EventEmitter {
       });
     } catch (err) {
       // spawn throws synchronously for bad arguments (e.g. a uid it may not take); treat it like a failed start.
-      this.#log.error({ child: spec.name, err: (err as Error).message }, `${spec.name} could not be started: ${(err as Error).message}`);
+      this.#log.error({ child: spec.name, err }, `${spec.name} could not be started: ${(err as Error).message}`);
       this.#onExit(child, undefined, null, null);
       return;
     }
@@ -198,7 +198,7 @@ export class Supervisor extends EventEmitter {
       proc.once('exit', finish);
       // 'error' without 'exit' means the process never started (ENOENT, EACCES).
       proc.once('error', (err) => {
-        this.#log.error({ child: spec.name, err: err.message }, `${spec.name} could not be started: ${err.message}`);
+        this.#log.error({ child: spec.name, err }, `${spec.name} could not be started: ${err.message}`);
         if (proc.pid === undefined) finish(null, null);
       });
     });

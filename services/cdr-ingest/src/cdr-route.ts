@@ -145,7 +145,7 @@ export async function cdrRoutes(app: FastifyInstance, options: CdrRouteOptions):
       // Not stored, so not acknowledged: CMS keeps the records and re-sends them. One line and one count per refusal.
       const reason = err instanceof RedisUnavailableError ? 'redis_unavailable' : 'redis_error';
       request.log.warn(
-        { reason, node: resolved, session: batch.session, records: batch.records.length, err: (err as Error).message },
+        { reason, node: resolved, session: batch.session, records: batch.records.length, err },
         'could not store batch in Redis: answering 503 with Retry-After',
       );
       throw unavailable(

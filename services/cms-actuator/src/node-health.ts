@@ -163,7 +163,7 @@ export class NodeHealth {
       this.#noteContact(null);
     } catch (err) {
       this.#noteContact(err);
-      this.#o.log.debug({ node: this.#o.client.node, err: (err as Error).message }, 'CMS node still not accepting us');
+      this.#o.log.debug({ node: this.#o.client.node, err }, 'CMS node still not accepting us');
       this.#schedule();
       return;
     }

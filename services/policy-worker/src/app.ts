@@ -49,7 +49,7 @@ export async function buildPolicyWorker(deps: PolicyWorkerDeps): Promise<PolicyW
       max: 4,
       applicationName: 'policy-worker',
       // The transaction that was using the connection fails; the outage guard holds its batches until Postgres is back.
-      onConnectionLost: (err) => log.warn({ err: err.message }, 'postgres connection lost: reconnecting on next use'),
+      onConnectionLost: (err) => log.warn({ err }, 'postgres connection lost: reconnecting on next use'),
     });
 
   // Compiled once: a malformed domain or network entry stops start-up with a message naming it.
@@ -57,7 +57,7 @@ export async function buildPolicyWorker(deps: PolicyWorkerDeps): Promise<PolicyW
   for (const warning of compiled.warnings) log.warn({ warning }, 'policy configuration');
   const managedNodes = new Set(config.cms.nodes.map((n) => n.name));
   const producer = createRedisConnection(config.redis.url, 'producer');
-  producer.on('error', (err) => log.debug({ err: err.message }, 'redis connection error'));
+  producer.on('error', (err) => log.debug({ err }, 'redis connection error'));
   const enqueueWrites = createWriteEnqueuer(producer, config.queue.prefix, log, metrics);
   const requestReconcile = createReconcileRequester(producer, config.queue.prefix, managedNodes, log);
   const logDecisions = (outcome: PolicyOutcome) => {
@@ -78,7 +78,7 @@ export async function buildPolicyWorker(deps: PolicyWorkerDeps): Promise<PolicyW
 
   const outage = createOutageGuard(log);
   const connection = createRedisConnection(config.redis.url, 'worker');
-  connection.on('error', (err) => log.debug({ err: err.message }, 'redis connection error'));
+  connection.on('error', (err) => log.debug({ err }, 'redis connection error'));
   const worker = createBatchWorker({
     config,
     db,
@@ -100,7 +100,7 @@ export async function buildPolicyWorker(deps: PolicyWorkerDeps): Promise<PolicyW
   });
 
   const recomputeConnection = createRedisConnection(config.redis.url, 'worker');
-  recomputeConnection.on('error', (err) => log.debug({ err: err.message }, 'redis connection error'));
+  recomputeConnection.on('error', (err) => log.debug({ err }, 'redis connection error'));
   const recompute = startRecomputeWorker({
     connection: recomputeConnection,
     prefix: config.queue.prefix,
@@ -115,7 +115,7 @@ export async function buildPolicyWorker(deps: PolicyWorkerDeps): Promise<PolicyW
     },
   });
 
-  void worker.run().catch((err: Error) => log.error({ err: err.message }, 'worker stopped'));
+  void worker.run().catch((err: Error) => log.error({ err }, 'worker stopped'));
 
   return {
     app,

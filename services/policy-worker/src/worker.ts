@@ -105,6 +105,6 @@ export function createBatchWorker(options: BatchWorkerOptions): Worker<CdrBatche
       'batch not stored: will retry',
     );
   });
-  worker.on('error', (err) => log.warn({ err: err.message }, 'worker error'));
+  worker.on('error', (err) => log.warn({ err }, 'worker error'));
   return worker;
 }

@@ -147,7 +147,7 @@ try {
     const exitAfter = values['exit-after-scenario'] ?? env.CMS_SIM_EXIT_AFTER_SCENARIO === 'true';
     await Promise.all(runs);
     if (exitAfter) {
-      await sim.waitForCdrsDelivered({ timeoutMs: 60_000 }).catch((err: Error) => log.warn({ err: err.message }, 'CDRs left undelivered'));
+      await sim.waitForCdrsDelivered({ timeoutMs: 60_000 }).catch((err: Error) => log.warn({ err }, 'CDRs left undelivered'));
       await shutdown('scenario finished');
     }
   }

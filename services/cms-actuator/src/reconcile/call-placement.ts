@@ -61,7 +61,7 @@ export async function placeUnplacedCalls(deps: PlacementDeps): Promise<number> {
         if (!(err instanceof CmsApiError) || !err.isNotFound) {
           // Not an answer (busy, down, refused): ask again next sweep.
           metrics.placementLookups.inc({ node: reconciler.name, outcome: 'failed' });
-          log.debug({ node: reconciler.name, callId, err: (err as Error).message }, 'could not ask the CMS node about a call');
+          log.debug({ node: reconciler.name, callId, err }, 'could not ask the CMS node about a call');
           continue;
         }
         metrics.placementLookups.inc({ node: reconciler.name, outcome: 'absent' });

@@ -150,9 +150,9 @@ export class NodeReconciler {
         return this.#count('held');
       }
       this.#count('failed');
-      // drizzle puts the whole statement in its message; Postgres' own answer is in the cause.
-      const cause = (err as Error & { cause?: Error }).cause?.message;
-      log.warn({ node, reason, err: cause ?? (err as Error).message.split('\n')[0] }, 'reconciliation pass failed: it is tried again');
+      // drizzle puts the whole statement in its message; Postgres' own answer (code, message) is its cause.
+      const cause = (err as { cause?: unknown }).cause;
+      log.warn({ node, reason, err: cause instanceof Error ? cause : err }, 'reconciliation pass failed: it is tried again');
       throw err;
     }
   }

@@ -53,7 +53,7 @@ export class Sweeper {
       const placed = await placeUnplacedCalls(this.#d.placement);
       if (queued || placed) log.info({ queued, placed }, 'desired-state sweep');
     } catch (err) {
-      log.warn({ err: (err as Error).message }, 'desired-state sweep failed: next round tries again');
+      log.warn({ err }, 'desired-state sweep failed: next round tries again');
     } finally {
       metrics.sweeps.inc();
     }

@@ -32,7 +32,7 @@ export function startRecomputeWorker(options: {
     },
     { connection: options.connection, prefix: options.prefix, concurrency: 4 },
   );
-  worker.on('error', (err) => options.log.warn({ err: err.message }, 'recompute worker error'));
-  worker.on('failed', (job, err) => options.log.warn({ jobId: job?.id, err: err.message }, 'recompute failed: will retry'));
+  worker.on('error', (err) => options.log.warn({ err }, 'recompute worker error'));
+  worker.on('failed', (job, err) => options.log.warn({ jobId: job?.id, err }, 'recompute failed: will retry'));
   return worker;
 }
