@@ -47,7 +47,7 @@ function track<Q extends Queue>(queue: Q): Q {
 }
 
 /** The job as stored in Redis (not the object add() returned), so the test sees what a consumer will see. */
-async function stored(queue: Queue, id: string | undefined): Promise<Job> {
+async function stored(queue: Queue, id: string | null | undefined): Promise<Job> {
   assert.ok(id, 'the job has an id');
   const job = await queue.getJob(id);
   assert.ok(job, `job ${id} is in Redis`);
