@@ -30,3 +30,4 @@ export {
   requestReconcile,
 } from './job-graph.ts';
 export { type ErrorEmitter, REDIS_ERROR_WINDOW_MS, type RedisErrorLogger, type WatchOptions, watchRedisErrors } from './redis-errors.ts';
+export { type WatchableWorker, WorkerHealth, type WorkerHealthLogger, type WorkerHealthOptions, type WorkerStop } from './worker-health.ts';

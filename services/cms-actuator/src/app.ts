@@ -2,7 +2,14 @@ import type { Config } from '@cms/config';
 import { createDatabase, type Database, databaseCheck } from '@cms/db';
 import { installHealthRoutes, installProblemHandlers, pingCheck, quietRequestLogging, type ReadinessCheck } from '@cms/http';
 import { createLogger, createMetricsRegistry, type Logger, type Registry } from '@cms/observability';
-import { createPolicyRecomputeQueue, createRedisConnection, POLICY_RECOMPUTE_QUEUE, requestRecompute, watchRedisErrors } from '@cms/queue';
+import {
+  createPolicyRecomputeQueue,
+  createRedisConnection,
+  POLICY_RECOMPUTE_QUEUE,
+  requestRecompute,
+  WorkerHealth,
+  watchRedisErrors,
+} from '@cms/queue';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import { createActuatorMetrics } from './metrics.ts';
 import { NodeWriter } from './node-writer.ts';
@@ -18,6 +25,8 @@ export interface ActuatorDeps {
   registry?: Registry;
   /** Delays and limits that are not operator configuration (tests shorten them). */
   tuning?: Partial<ActuatorTuning>;
+  /** Exit (code 1) when a BullMQ worker stops for good, so the supervisor restarts the process (main.ts sets it). */
+  exitWhenWorkerStops?: boolean;
 }
 
 export interface ActuatorService {
@@ -53,6 +62,7 @@ export async function buildActuator(deps: ActuatorDeps): Promise<ActuatorService
   const ownsDb = !deps.db;
   const db = deps.db ?? createDatabase(config.database.url, { max: 4, applicationName: 'cms-actuator' });
   const redis = watchRedisErrors(log, createRedisConnection(config.redis.url, 'worker'), 'redis connection');
+  const workers = new WorkerHealth({ log, exitOnStop: deps.exitWhenWorkerStops });
 
   const writers = new Map<string, NodeWriter>();
   for (const node of config.cms.nodes) {
@@ -66,6 +76,7 @@ export async function buildActuator(deps: ActuatorDeps): Promise<ActuatorService
   const checks: ReadinessCheck[] = [
     pingCheck('redis', redis),
     databaseCheck(db),
+    workers.check,
     // A node that refuses our credentials (writes held) or cannot be reached at all fails readiness with the reason:
     // this replica cannot do its work for that node, and an operator should see why.
     ...[...writers.values()].map((writer) => ({ name: `cms:${writer.name}`, check: () => writer.health.assertReady() })),
@@ -137,8 +148,10 @@ export async function buildActuator(deps: ActuatorDeps): Promise<ActuatorService
   watchRedisErrors(log, reconciliation.worker, `worker ${reconciliation.worker.name}`);
 
   for (const writer of writers.values()) writer.start();
+  for (const writer of writers.values()) workers.watch(writer.worker);
   if (writers.size === 0) log.warn('no CMS nodes configured (cms.nodes): nothing will be written to CMS');
   reconciliation.start();
+  workers.watch(reconciliation.worker);
   sweeper.start();
 
   return {
@@ -147,6 +160,7 @@ export async function buildActuator(deps: ActuatorDeps): Promise<ActuatorService
     reconcilers,
     reconciliation,
     async close() {
+      workers.shuttingDown();
       await app.close();
       // Passes and placement lookups stop between two reads rather than holding the shutdown up.
       for (const reconciler of reconcilers.values()) reconciler.stop();

@@ -5,7 +5,7 @@ import { buildActuator } from './app.ts';
 
 const config = loadConfig();
 const log = createLogger('cms-actuator', config.log.level);
-const service = await buildActuator({ config, log });
+const service = await buildActuator({ config, log, exitWhenWorkerStops: true });
 await listenOrExit(service.app, {
   service: 'cms-actuator',
   host: config.actuator.host,

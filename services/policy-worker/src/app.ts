@@ -3,7 +3,7 @@ import { createDatabase, type Database, databaseCheck } from '@cms/db';
 import { installHealthRoutes, installProblemHandlers, pingCheck, quietRequestLogging } from '@cms/http';
 import { createLogger, createMetricsRegistry, type Logger, type Registry } from '@cms/observability';
 import { compilePolicy } from '@cms/policy';
-import { type CdrBatchesJob, createRedisConnection } from '@cms/queue';
+import { type CdrBatchesJob, createRedisConnection, WorkerHealth } from '@cms/queue';
 import type { Worker } from 'bullmq';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import { createWorkerMetrics } from './metrics.ts';
@@ -19,6 +19,8 @@ export interface PolicyWorkerDeps {
   db?: Database;
   log?: Logger;
   registry?: Registry;
+  /** Exit (code 1) when a BullMQ worker stops for good, so the supervisor restarts the process (main.ts sets it). */
+  exitWhenWorkerStops?: boolean;
 }
 
 export interface PolicyWorkerService {
@@ -77,6 +79,7 @@ export async function buildPolicyWorker(deps: PolicyWorkerDeps): Promise<PolicyW
   };
 
   const outage = createOutageGuard(log);
+  const workers = new WorkerHealth({ log, exitOnStop: deps.exitWhenWorkerStops });
   const connection = createRedisConnection(config.redis.url, 'worker');
   connection.on('error', (err) => log.debug({ err }, 'redis connection error'));
   const worker = createBatchWorker({
@@ -96,7 +99,7 @@ export async function buildPolicyWorker(deps: PolicyWorkerDeps): Promise<PolicyW
   installProblemHandlers(app);
   installHealthRoutes(app, {
     registry,
-    checks: [pingCheck('redis', connection), databaseCheck(db)],
+    checks: [pingCheck('redis', connection), databaseCheck(db), workers.check],
   });
 
   const recomputeConnection = createRedisConnection(config.redis.url, 'worker');
@@ -116,12 +119,15 @@ export async function buildPolicyWorker(deps: PolicyWorkerDeps): Promise<PolicyW
   });
 
   void worker.run().catch((err: Error) => log.error({ err }, 'worker stopped'));
+  workers.watch(worker);
+  workers.watch(recompute);
 
   return {
     app,
     worker,
     db,
     async close() {
+      workers.shuttingDown();
       // Batches held through a Postgres outage fail now (the queue keeps them) instead of holding up the close.
       outage.stop();
       await app.close();

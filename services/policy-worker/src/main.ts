@@ -5,7 +5,7 @@ import { buildPolicyWorker } from './app.ts';
 
 const config = loadConfig();
 const log = createLogger('policy-worker', config.log.level);
-const service = await buildPolicyWorker({ config, log });
+const service = await buildPolicyWorker({ config, log, exitWhenWorkerStops: true });
 await listenOrExit(service.app, {
   service: 'policy-worker',
   host: config.policyWorker.host,
