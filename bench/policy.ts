@@ -292,6 +292,7 @@ const belowCeiling = neededPeak <= Math.floor(maxWritesPerSecond);
 const held = (sample: Sample) => sample.previousWriteAt !== null && sample.previousWriteAt + minIntervalMs > sample.at;
 const latencyOf = (sample: Sample) => sample.writtenAt - sample.at;
 const heldLatencies = analysis.samples.filter(held).map(latencyOf);
+const notHeldLatencies = analysis.samples.filter((sample) => !held(sample)).map(latencyOf);
 
 // The actuator's own account of each write that reached CMS (debug log 'cms write timing'), from its start on.
 const timing = readFileSync(actuatorLog, 'utf8')
@@ -369,6 +370,7 @@ const rows: [string, string, string][] = [
     `${heldLatencies.length}, ${ms(percentile(heldLatencies, 50))} / ${ms(heldLatencies.length ? Math.max(...heldLatencies) : Number.NaN)}`,
     '',
   ],
+  [`  the other changes (${notHeldLatencies.length}), p50 / p99`, p50p99(notHeldLatencies), ''],
   [`  CDR -> level decided, p50 / p99 (${decideMs.length} changes of a meeting's level)`, p50p99(decideMs), ''],
   ['  level decided -> call shows the message, p50 / p99', p50p99(applyMs), ''],
   [`    decided -> write job queued (commit, enqueue), p50 / p99 (${stages.queued.length} changes)`, p50p99(stages.queued), ''],
