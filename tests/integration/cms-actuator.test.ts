@@ -457,13 +457,13 @@ describe('certificate refused', () => {
 });
 
 describe('service', () => {
-  test('/readyz reports Redis, Postgres and each CMS node; /metrics exposes the write metrics', async () => {
+  test('/readyz reports Redis, Postgres, the BullMQ workers and each CMS node; /metrics exposes the write metrics', async () => {
     const h = await startActuator();
     const ready = await h.service.app.inject('/readyz');
     assert.equal(ready.statusCode, 200);
     assert.deepEqual(
       (ready.json() as { checks: { name: string }[] }).checks.map((c) => c.name),
-      ['redis', 'postgres', `cms:${NODE}`],
+      ['redis', 'postgres', 'workers', `cms:${NODE}`],
     );
     const metrics = (await h.service.app.inject('/metrics')).body;
     for (const name of ['cms_writes_total', 'cms_write_duration_seconds', 'cms_write_queue_depth', 'cms_node_healthy']) {
