@@ -36,8 +36,8 @@ export function recordsApiConfig(
 
 /** A records API on `db`, closed when the test file ends. */
 export async function startRecordsApi(db: Database, options: { config: Config; log?: Logger }): Promise<FastifyInstance> {
-  const app = await buildRecordsApi({ config: options.config, db, log: options.log ?? createLogger('records-api', 'silent') });
-  after(() => app.close());
+  const { app, close } = await buildRecordsApi({ config: options.config, db, log: options.log ?? createLogger('records-api', 'silent') });
+  after(close);
   return app;
 }
 

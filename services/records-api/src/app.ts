@@ -48,8 +48,15 @@ function formatSchemaErrors(errors: FastifySchemaValidationError[], dataVar: str
   return new Error(messages.join(', '));
 }
 
-/** Builds the records API; tests start it in-process, main.ts binds it to a port. Closing it does not end the pool. */
-export async function buildRecordsApi(deps: RecordsApiDeps): Promise<FastifyInstance> {
+/** What every service's builder returns: the Fastify app to listen with, and how to stop what the builder started. */
+export interface RecordsApiService {
+  app: FastifyInstance;
+  /** Stops taking requests and finishes the ones in flight. The pool was handed in, so its owner ends it. */
+  close(): Promise<void>;
+}
+
+/** Builds the records API; tests start it in-process, main.ts binds it to a port. */
+export async function buildRecordsApi(deps: RecordsApiDeps): Promise<RecordsApiService> {
   const { config, db } = deps;
   // Before anything else: a service that would answer every request 401 must not start.
   const tokens = apiTokens(config.api);
@@ -102,5 +109,5 @@ export async function buildRecordsApi(deps: RecordsApiDeps): Promise<FastifyInst
     },
     { prefix: '/api/v1' },
   );
-  return app;
+  return { app, close: () => app.close() };
 }

@@ -7,9 +7,9 @@ import { buildRecordsApi } from './app.ts';
 const config = loadConfig();
 const log = createLogger('records-api', config.log.level);
 const db = createDatabase(config.database.url, { applicationName: 'records-api' });
-const app = await buildRecordsApi({ config, db, log });
+const { app, close: closeApi } = await buildRecordsApi({ config, db, log });
 const close = async () => {
-  await app.close();
+  await closeApi();
   await db.$client.end();
 };
 await listenOrExit(app, { service: 'records-api', host: config.api.host, port: config.api.port, setting: 'API_PORT', log, close });
