@@ -70,7 +70,10 @@ const { values: args } = parseArgs({
     'settle-timeout': { type: 'string', default: '60' },
     /** Meetings per bridge that join, get their message and leave before the measured run (connections, JIT). */
     warmup: { type: 'string', default: '5' },
-    /** Writes every latency sample (with its decision time) as JSON to this file, for a closer look. */
+    /**
+     * Writes every latency sample (with its decision time) as JSON to this file, for a closer look, and every stale
+     * write with its call's expected changes, its meeting's recorded level changes and the CDRs of their causes.
+     */
     dump: { type: 'string' },
     /** Leaves the run's database in place (its URL is printed) instead of dropping it; with --no-private-postgres only. */
     'keep-database': { type: 'boolean', default: false },
@@ -248,12 +251,29 @@ const analysis = analyseLatency(expected.calls, writes);
 const decideMs: number[] = [];
 const applyMs: number[] = [];
 const decidedAt = new Map<Sample, number>();
+/** Every level change the policy worker recorded (for --dump: what led to each stale write). */
+const levelChangeRows: {
+  meetingKey: string;
+  atMs: number;
+  oldLevel: number | null;
+  newLevel: number | null;
+  causeLegId: string | null;
+  reason: unknown;
+}[] = [];
 {
   const client = new pg.Client({ connectionString: database.url });
   await client.connect();
-  const { rows } = await client.query<{ meetingKey: string; atMs: number; newLevel: number | null }>(
-    'SELECT meeting_key AS "meetingKey", extract(epoch FROM at) * 1000 AS "atMs", new_level AS "newLevel" FROM meeting_level_changes ORDER BY id',
+  const { rows } = await client.query<{
+    meetingKey: string;
+    atMs: number;
+    oldLevel: number | null;
+    newLevel: number | null;
+    causeLegId: string | null;
+    reason: unknown;
+  }>(
+    'SELECT meeting_key AS "meetingKey", extract(epoch FROM at) * 1000 AS "atMs", old_level AS "oldLevel", new_level AS "newLevel", cause_leg_id AS "causeLegId", reason FROM meeting_level_changes ORDER BY id',
   );
+  levelChangeRows.push(...rows);
   await client.end();
   const changes = new Map<string, { atMs: number; text: string }[]>();
   for (const row of rows) {
@@ -420,7 +440,43 @@ const table = ['| measure | value | goal |', '|---|---|---|', ...rows.map(([k, v
 console.log(table);
 if (args.dump) {
   const dump = analysis.samples.map((s) => ({ ...s, latencyMs: s.writtenAt - s.at, decidedAt: decidedAt.get(s) ?? null, held: held(s) }));
-  writeFileSync(args.dump, JSON.stringify({ samples: dump, timing }, null, 1));
+  // Each write whose text was not what its call should show on arrival, with the call's expected changes, its
+  // meeting's recorded level changes and the CDRs of the legs that caused them: why an intermediate level was written.
+  const stale = [];
+  for (const call of expected.calls.values()) {
+    for (const write of writes) {
+      if (write.outcome !== 'applied' || write.method !== 'PUT' || !write.url.includes(call.callId)) continue;
+      const text = write.params.messageText;
+      if (text === undefined) continue;
+      const expectedText = call.transitions.filter((t) => t.at <= write.atMs).at(-1)?.text ?? '';
+      if (expectedText === text) continue;
+      const levelChanges = levelChangeRows.filter((r) => r.meetingKey === call.meeting && Math.abs(r.atMs - write.atMs) < 2000);
+      const causeLegs = new Set(levelChanges.map((r) => r.causeLegId));
+      const cdrs = sim
+        .cdrRecords()
+        .filter((r) => causeLegs.has(r.objectId))
+        .map((r) => ({
+          type: r.type,
+          time: r.time,
+          session: r.session,
+          correlatorIndex: r.correlatorIndex,
+          leg: r.objectId,
+          body: r.body,
+        }));
+      stale.push({
+        callId: call.callId,
+        bridge: call.bridge,
+        meeting: call.meeting,
+        at: write.atMs,
+        text,
+        expectedText,
+        transitions: call.transitions,
+        levelChanges,
+        cdrs,
+      });
+    }
+  }
+  writeFileSync(args.dump, JSON.stringify({ samples: dump, stale, timing }, null, 1));
 }
 if (run.errors.length) log(`driver errors (${run.errors.length}): ${run.errors.slice(0, 5).join('; ')}`);
 if (analysis.unknownCallWrites) log(`${analysis.unknownCallWrites} writes to calls the tracker never saw`);
