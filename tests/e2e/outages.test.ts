@@ -8,13 +8,12 @@ import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { before, describe, test } from 'node:test';
 import { ensureDatabase, runMigrations } from '@cms/db';
-import pg from 'pg';
 import { Agent, request } from 'undici';
 import { recordsXml, type TestRecord } from '../helpers/cdr-xml.ts';
 import { eventually, onTestFileEnd } from '../helpers/infra.ts';
 import { type PrivatePostgres, startPrivatePostgres } from '../helpers/private-postgres.ts';
 import { type PrivateRedis, startPrivateRedis } from '../helpers/private-redis.ts';
-import { type ServiceName, type Stack, startStack } from '../helpers/stack.ts';
+import { type ServiceName, type Stack, startStack, storedRecords } from '../helpers/stack.ts';
 
 const SERVICES: ServiceName[] = ['cdr-ingest', 'policy-worker', 'cms-actuator', 'records-api'];
 
@@ -77,20 +76,6 @@ function batches(session: string, total: number, perBatch: number): string[] {
   return bodies;
 }
 
-async function stored(databaseUrl: string, session: string): Promise<{ total: number; distinct: number }> {
-  const client = new pg.Client({ connectionString: databaseUrl, connectionTimeoutMillis: 2_000 });
-  await client.connect();
-  try {
-    const { rows } = await client.query(
-      'SELECT count(*)::int AS total, count(DISTINCT correlator_index)::int AS distinct FROM cdr_records WHERE session = $1',
-      [session],
-    );
-    return rows[0];
-  } finally {
-    await client.end();
-  }
-}
-
 /** Every service process is still the one started (none died) and answers /readyz 200. */
 async function assertAllUpAndReady(stack: Stack): Promise<void> {
   for (const name of SERVICES) {
@@ -127,18 +112,18 @@ describe('outages through real processes', () => {
     const bodies = batches(session, 4_000, 10);
     // Acknowledgements need only Redis: all 400 POSTs are answered 200 while Postgres is down.
     const first = await postAsCms(stack, bodies.slice(0, 150));
-    await eventually(async () => (await stored(databaseUrl, session)).total > 0, { what: 'the first records stored' });
+    await eventually(async () => (await storedRecords(databaseUrl, session)).total > 0, { what: 'the first records stored' });
     await postgres.stop('immediate');
     const during = await postAsCms(stack, bodies.slice(150, 300));
     assert.equal(first.resent + during.resent, 0, 'ingest does not need PostgreSQL to acknowledge');
     await postgres.start();
     await postAsCms(stack, bodies.slice(300));
-    await eventually(async () => (await stored(databaseUrl, session)).total === 4_000, {
+    await eventually(async () => (await storedRecords(databaseUrl, session)).total === 4_000, {
       what: 'all 4,000 records stored after the crash',
       timeoutMs: 90_000,
       intervalMs: 250,
     });
-    assert.deepEqual(await stored(databaseUrl, session), { total: 4_000, distinct: 4_000 });
+    assert.deepEqual(await storedRecords(databaseUrl, session), { total: 4_000, distinct: 4_000 });
     await assertAllUpAndReady(stack);
   });
 
@@ -150,12 +135,12 @@ describe('outages through real processes', () => {
     const bodies = batches(session, 500, 10);
     assert.equal((await postAsCms(stack, bodies)).resent, 0, 'ingest acknowledges while PostgreSQL is down');
     await postgres.start();
-    await eventually(async () => (await stored(databaseUrl, session).catch(() => ({ total: -1 }))).total === 500, {
+    await eventually(async () => (await storedRecords(databaseUrl, session).catch(() => ({ total: -1 }))).total === 500, {
       what: 'the 500 records stored once PostgreSQL is up',
       timeoutMs: 60_000,
       intervalMs: 250,
     });
-    assert.deepEqual(await stored(databaseUrl, session), { total: 500, distinct: 500 });
+    assert.deepEqual(await storedRecords(databaseUrl, session), { total: 500, distinct: 500 });
     await assertAllUpAndReady(stack);
   });
 
@@ -185,12 +170,32 @@ describe('outages through real processes', () => {
       await redis.start();
       const { resent } = await posting;
       assert.ok(resent > 0, 'batches were refused while Redis was down and sent again');
-      await eventually(async () => (await stored(databaseUrl, session)).total === 1_000, {
+      await eventually(async () => (await storedRecords(databaseUrl, session)).total === 1_000, {
         what: 'all 1,000 records stored once Redis is up',
         timeoutMs: 60_000,
         intervalMs: 250,
       });
-      assert.deepEqual(await stored(databaseUrl, session), { total: 1_000, distinct: 1_000 });
+      assert.deepEqual(await storedRecords(databaseUrl, session), { total: 1_000, distinct: 1_000 });
+      await assertAllUpAndReady(stack);
+    });
+
+    test('Redis stopped and started under load: refused batches are re-sent, every acknowledged record stored once', async () => {
+      const stack = await startStack({ services: SERVICES, env: { DATABASE_URL: databaseUrl, REDIS_URL: redis.url } });
+      const session = randomUUID();
+      const bodies = batches(session, 3_000, 10);
+      assert.equal((await postAsCms(stack, bodies.slice(0, 100))).resent, 0);
+      await redis.stop();
+      const progress = { resent: 0 };
+      const posting = postAsCms(stack, bodies.slice(100), progress);
+      await eventually(() => progress.resent >= 4, { what: 'POSTs refused while Redis is stopped' });
+      await redis.start();
+      await posting;
+      await eventually(async () => (await storedRecords(databaseUrl, session)).total === 3_000, {
+        what: 'all 3,000 records stored after Redis came back',
+        timeoutMs: 60_000,
+        intervalMs: 250,
+      });
+      assert.deepEqual(await storedRecords(databaseUrl, session), { total: 3_000, distinct: 3_000 });
       await assertAllUpAndReady(stack);
     });
   });

@@ -1,11 +1,10 @@
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { before, describe, test } from 'node:test';
-import pg from 'pg';
 import { Agent, request } from 'undici';
 import { recordsXml, simpleCallRecords, type TestRecord } from '../helpers/cdr-xml.ts';
 import { eventually, onTestFileEnd } from '../helpers/infra.ts';
-import { type Stack, startStack } from '../helpers/stack.ts';
+import { type Stack, startStack, storedRecords } from '../helpers/stack.ts';
 
 const agent = new Agent({ connections: 16 });
 onTestFileEnd(() => agent.close());
@@ -35,18 +34,8 @@ async function apiGet(stack: Stack, path: string): Promise<{ status: number; jso
   return { status: res.statusCode, json: (await res.body.json()) as ApiBody };
 }
 
-async function countSession(stack: Stack, session: string): Promise<{ total: number; distinct: number }> {
-  const client = new pg.Client({ connectionString: stack.databaseUrl });
-  await client.connect();
-  try {
-    const { rows } = await client.query(
-      'SELECT count(*)::int AS total, count(DISTINCT correlator_index)::int AS distinct FROM cdr_records WHERE session = $1',
-      [session],
-    );
-    return rows[0];
-  } finally {
-    await client.end();
-  }
+function countSession(stack: Stack, session: string): Promise<{ total: number; distinct: number }> {
+  return storedRecords(stack.databaseUrl, session);
 }
 
 /** A counter from a service's /metrics (0 when it has no sample yet). */

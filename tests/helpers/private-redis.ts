@@ -18,6 +18,8 @@ export interface PrivateRedis {
   start(): Promise<void>;
   /** kill -9: what Redis had not written to its AOF is lost, as in a crash. */
   kill(): Promise<void>;
+  /** SIGTERM: Redis' own orderly shutdown (it writes out its AOF first), as `docker stop` or systemd stop it. */
+  stop(): Promise<void>;
 }
 
 export interface PrivateRedisOptions {
@@ -65,6 +67,12 @@ export async function startPrivateRedis(options: PrivateRedisOptions = {}): Prom
     async kill() {
       if (!child) return;
       child.kill('SIGKILL');
+      await exited;
+      child = undefined;
+    },
+    async stop() {
+      if (!child) return;
+      child.kill('SIGTERM');
       await exited;
       child = undefined;
     },

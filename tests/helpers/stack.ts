@@ -5,6 +5,7 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import net from 'node:net';
 import { fileURLToPath } from 'node:url';
+import { pg } from '@cms/db';
 import { eventually, onTestFileEnd, testDatabase, testRedis } from './infra.ts';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
@@ -120,4 +121,19 @@ export async function startStack(options: { services?: ServiceName[]; env?: Reco
   });
   for (const name of options.services ?? (['cdr-ingest', 'policy-worker', 'records-api'] as ServiceName[])) await stack.start(name);
   return stack;
+}
+
+/** How many rows `cdr_records` holds for `session`, and how many distinct records (by correlatorIndex) they are. */
+export async function storedRecords(databaseUrl: string, session: string): Promise<{ total: number; distinct: number }> {
+  const client = new pg.Client({ connectionString: databaseUrl, connectionTimeoutMillis: 2_000 });
+  await client.connect();
+  try {
+    const { rows } = await client.query(
+      'SELECT count(*)::int AS total, count(DISTINCT correlator_index)::int AS distinct FROM cdr_records WHERE session = $1',
+      [session],
+    );
+    return rows[0];
+  } finally {
+    await client.end();
+  }
 }
