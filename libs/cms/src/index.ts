@@ -1,6 +1,6 @@
-export { callMessageUpdate, callMessageVisible, callShowsMessage, type DesiredCallMessage, isClearMessage } from './call-message.ts';
 export { CmsClient, type CmsClientOptions, type CmsNodeConnection, type CmsRequest, type CmsResponse, encodeForm } from './client.ts';
 export { CmsApiError, type CmsApiErrorInit, type CmsTransportFailure } from './errors.ts';
+export { callMessageUpdate, callMessageVisible, callShowsMessage, type DesiredCallMessage, isClearMessage } from './message-on-screen.ts';
 export type {
   AddParticipantOptions,
   CallLegUpdate,
@@ -15,11 +15,4 @@ export type {
   MessagePosition,
   ParticipantUpdate,
 } from './types.ts';
-export {
-  CMS_WRITE_ATTEMPTS,
-  CMS_WRITE_BACKOFF_TYPE,
-  callMessageDeduplicationId,
-  callMessageJobOptions,
-  enqueueCallMessageWrite,
-} from './write-jobs.ts';
 export { type CmsObject, type CmsValue, parseCmsXml } from './xml.ts';

@@ -1,7 +1,7 @@
 import type { XmlObject, XmlValue } from '@cms/cdr';
 import { sql } from 'drizzle-orm';
 import { bigint, bigserial, boolean, index, integer, jsonb, pgTable, primaryKey, text, timestamp, uniqueIndex } from 'drizzle-orm/pg-core';
-import { CALL_MESSAGE_STATUSES, CMS_WRITE_STATUSES } from './states.ts';
+import { CALL_MESSAGE_STATUSES, CMS_WRITE_KINDS, CMS_WRITE_STATUSES } from './states.ts';
 
 /**
  * Every CDR exactly once. `session` + `correlatorIndex` is CMS's own unique key for a record, the same for
@@ -222,7 +222,7 @@ export const cmsWrites = pgTable(
     at: timestamp('at', { withTimezone: true, mode: 'string' }).notNull().defaultNow(),
     node: text('node').notNull(),
     /** CmsWriteKind: callMessage (operator command kinds later). */
-    kind: text('kind').notNull(),
+    kind: text('kind', { enum: CMS_WRITE_KINDS }).notNull(),
     callId: text('call_id'),
     target: text('target'),
     desiredText: text('desired_text'),

@@ -1,17 +1,24 @@
-import { CMS_WRITE_BACKOFF_TYPE, CmsApiError, CmsClient } from '@cms/cms';
+import { CmsApiError, CmsClient } from '@cms/cms';
 import type { CmsNodeConfig } from '@cms/config';
 import type { Database } from '@cms/db';
 import type { Logger } from '@cms/observability';
-import { type CmsWriteJob, cmsWritesQueueName, type Redis } from '@cms/queue';
-import { type Job, Queue, UnrecoverableError, Worker } from 'bullmq';
-import { BusyBackoff, retryDelay } from './backoff.ts';
-import { writeCallMessage } from './call-message-job.ts';
-import { insertWriteRecord } from './call-messages.ts';
+import {
+  CMS_WRITE_BACKOFF_TYPE,
+  type CmsWriteJob,
+  type CmsWritesQueue,
+  cappedExponentialDelay,
+  createCmsWritesQueue,
+  type Redis,
+} from '@cms/queue';
+import { type Job, UnrecoverableError, Worker } from 'bullmq';
+import { BusyBackoff } from './busy-backoff.ts';
+import { insertWriteRecord } from './desired-state.ts';
 import type { ActuatorMetrics } from './metrics.ts';
 import { NodeHealth } from './node-health.ts';
+import { RequestGate, writeCeiling } from './request-gate.ts';
 import type { ActuatorTuning } from './tuning.ts';
+import { writeCallMessage } from './write-call-message.ts';
 import type { WriteContext, WriteOutcome } from './write-context.ts';
-import { WriteGate, writeCeiling } from './write-gate.ts';
 
 /** Exactly one handler per job kind; the compiler checks the table covers CmsWriteJob. */
 const HANDLERS: { [K in CmsWriteJob['kind']]: (ctx: WriteContext, job: Job<CmsWriteJob>, token: string | undefined) => Promise<void> } = {
@@ -45,7 +52,7 @@ const LOG_LEVEL: Record<WriteOutcome['status'], 'info' | 'warn' | 'error'> = {
 export class NodeWriter {
   readonly name: string;
   readonly client: CmsClient;
-  readonly queue: Queue<CmsWriteJob>;
+  readonly queue: CmsWritesQueue;
   readonly worker: Worker<CmsWriteJob>;
   readonly health: NodeHealth;
   readonly #deps: NodeWriterDeps;
@@ -58,17 +65,16 @@ export class NodeWriter {
     this.#deps = deps;
     this.name = node.name;
     this.client = new CmsClient(node, { connectTimeoutMs: tuning.connectTimeoutMs, requestTimeoutMs: tuning.requestTimeoutMs });
-    const queueName = cmsWritesQueueName(node.name);
-    this.queue = new Queue<CmsWriteJob>(queueName, { connection: redis, prefix });
+    this.queue = createCmsWritesQueue(node.name, { connection: redis, prefix });
     const ceiling = writeCeiling(node.maxWritesPerSecond);
-    const gate = new WriteGate(
+    const gate = new RequestGate(
       redis,
       `${prefix}:cms-write-gate:${node.name}`,
       ceiling,
       tuning.writeWindowMarginMs,
       tuning.requestTimeoutMs,
     );
-    this.worker = new Worker<CmsWriteJob>(queueName, (job, token) => this.#process(job, token), {
+    this.worker = new Worker<CmsWriteJob>(this.queue.name, (job, token) => this.#process(job, token), {
       connection: redis,
       prefix,
       concurrency: tuning.concurrency,
@@ -89,14 +95,14 @@ export class NodeWriter {
       maximumRateLimitDelay: tuning.busyMaxDelayMs,
       settings: {
         backoffStrategy: (attemptsMade: number, type?: string) =>
-          type === CMS_WRITE_BACKOFF_TYPE ? retryDelay(attemptsMade, tuning.retryBaseDelayMs, tuning.retryMaxDelayMs) : 0,
+          type === CMS_WRITE_BACKOFF_TYPE ? cappedExponentialDelay(attemptsMade, tuning.retryBaseDelayMs, tuning.retryMaxDelayMs) : 0,
       },
     });
-    this.worker.on('error', (err) => log.warn({ node: node.name, err: err.message }, 'cms write worker error'));
+    this.worker.on('error', (err) => log.warn({ node: node.name, err }, 'cms write worker error'));
     this.worker.on('failed', (job, err) => {
       // CMS outcomes were logged as they were recorded; anything else (Postgres down, ...) is logged here.
       if (err instanceof CmsApiError || err instanceof UnrecoverableError) return;
-      log.warn({ node: node.name, jobId: job?.id, attempt: job?.attemptsMade, err: err.message }, 'cms write job failed: will retry');
+      log.warn({ node: node.name, jobId: job?.id, attempt: job?.attemptsMade, err }, 'cms write job failed: will retry');
     });
     this.health = new NodeHealth({
       client: this.client,
@@ -125,7 +131,7 @@ export class NodeWriter {
   /** Starts taking jobs, the health probe and the queue-depth gauge. */
   start(): void {
     const { log, tuning } = this.#deps;
-    void this.worker.run().catch((err: Error) => log.error({ node: this.name, err: err.message }, 'cms write worker stopped'));
+    void this.worker.run().catch((err: Error) => log.error({ node: this.name, err }, 'cms write worker stopped'));
     void this.health.checkOnce();
     this.#depthTimer = setInterval(() => void this.refreshQueueDepth(), tuning.queueDepthIntervalMs);
     this.#depthTimer.unref();
@@ -140,7 +146,7 @@ export class NodeWriter {
       const depth = Object.values(counts).reduce((sum, n) => sum + n, 0);
       this.#deps.metrics.queueDepth.set({ node: this.name }, depth);
     } catch (err) {
-      this.#deps.log.debug({ node: this.name, err: (err as Error).message }, 'queue depth not refreshed');
+      this.#deps.log.debug({ node: this.name, err }, 'queue depth not refreshed');
     } finally {
       this.#depthBusy = false;
     }

@@ -1,12 +1,11 @@
 import type { CmsClient } from '@cms/cms';
 import type { Database } from '@cms/db';
 import type { Logger } from '@cms/observability';
-import type { CmsWriteJob } from '@cms/queue';
-import type { Queue } from 'bullmq';
-import type { BusyBackoff } from './backoff.ts';
-import type { WriteRecord } from './call-messages.ts';
+import type { CmsWriteJob, CmsWritesQueue } from '@cms/queue';
+import type { BusyBackoff } from './busy-backoff.ts';
+import type { WriteRecord } from './desired-state.ts';
 import type { NodeHealth } from './node-health.ts';
-import type { WriteGate } from './write-gate.ts';
+import type { RequestGate } from './request-gate.ts';
 
 /** The outcome of one write job, as stored in cms_writes, counted and logged. `metricOutcome` splits 503s from retries. */
 export type WriteOutcome = Omit<WriteRecord, 'node' | 'kind'> & { metricOutcome?: string };
@@ -16,10 +15,10 @@ export interface WriteContext {
   node: string;
   db: Database;
   client: CmsClient;
-  gate: WriteGate;
+  gate: RequestGate;
   health: NodeHealth;
   busy: BusyBackoff;
-  queue: Queue<CmsWriteJob>;
+  queue: CmsWritesQueue;
   log: Logger;
   /** Least time between two message writes to one call. */
   callMessageMinIntervalMs: number;

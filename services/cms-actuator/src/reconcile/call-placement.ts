@@ -1,7 +1,7 @@
-import { CmsApiError, type CmsCall, type CmsValue, enqueueCallMessageWrite } from '@cms/cms';
+import { CmsApiError, type CmsCall, type CmsValue } from '@cms/cms';
 import type { Database } from '@cms/db';
 import type { Logger } from '@cms/observability';
-import type { Redis } from '@cms/queue';
+import { enqueueCallMessageWrite, type Redis } from '@cms/queue';
 import { sql } from 'drizzle-orm';
 import type { ActuatorMetrics } from '../metrics.ts';
 import type { NodeWriter } from '../node-writer.ts';

@@ -1,12 +1,12 @@
-import { CmsApiError, enqueueCallMessageWrite } from '@cms/cms';
+import { CmsApiError } from '@cms/cms';
 import type { CmsNodeConfig } from '@cms/config';
 import type { Database } from '@cms/db';
 import type { Logger } from '@cms/observability';
-import type { Redis } from '@cms/queue';
+import { enqueueCallMessageWrite, type Redis } from '@cms/queue';
 import type { ActuatorMetrics } from '../metrics.ts';
 import type { NodeWriter } from '../node-writer.ts';
+import { RequestGate } from '../request-gate.ts';
 import type { ActuatorTuning } from '../tuning.ts';
-import { WriteGate } from '../write-gate.ts';
 import { reconcileMessages } from './message-reapply.ts';
 import { observeNode } from './observe-node.ts';
 import { PacedReadClient, ReadsAbortedError, readCeiling } from './paced-read-client.ts';
@@ -50,7 +50,7 @@ export class NodeReconciler {
     const { node, redis, prefix, tuning, metrics } = deps;
     this.#d = deps;
     this.name = node.name;
-    const gate = new WriteGate(redis, `${prefix}:cms-read-gate:${node.name}`, readCeiling(deps.readsPerSecond), 0);
+    const gate = new RequestGate(redis, `${prefix}:cms-read-gate:${node.name}`, readCeiling(deps.readsPerSecond), 0);
     this.client = new PacedReadClient(node, {
       connectTimeoutMs: tuning.connectTimeoutMs,
       requestTimeoutMs: tuning.requestTimeoutMs,

@@ -1,6 +1,7 @@
 import { CmsApiError, CmsClient, type CmsClientOptions, type CmsNodeConnection, type CmsRequest, type CmsResponse } from '@cms/cms';
-import { BusyBackoff, retryDelay } from '../backoff.ts';
-import type { WriteCeiling } from '../write-gate.ts';
+import { cappedExponentialDelay } from '@cms/queue';
+import { BusyBackoff } from '../busy-backoff.ts';
+import type { RequestCeiling } from '../request-gate.ts';
 
 /** The actuator is shutting down: a pass stops between two reads instead of holding the shutdown up. */
 export class ReadsAbortedError extends Error {
@@ -14,12 +15,12 @@ export class ReadsAbortedError extends Error {
  * Reads spread evenly: one per 1/N seconds rather than N in a burst at the start of every second, so a pass over
  * a thousand calls is a steady trickle CMS hardly notices.
  */
-export function readCeiling(readsPerSecond: number): WriteCeiling {
+export function readCeiling(readsPerSecond: number): RequestCeiling {
   return { limit: 1, windowMs: Math.max(1, Math.ceil(1000 / readsPerSecond)) };
 }
 
 export interface PacedReadClientOptions extends CmsClientOptions {
-  /** The node's read ceiling (a WriteGate on its own Redis key, so every replica shares it). */
+  /** The node's read ceiling (a RequestGate on its own Redis key, so every replica shares it). */
   gate: { acquire(): Promise<void> };
   /** Aborted when the actuator shuts down. */
   signal: AbortSignal;
@@ -72,7 +73,7 @@ export class PacedReadClient extends CmsClient {
         }
         if (err.isRetryable && failures < this.#o.retries) {
           failures++;
-          await pause(retryDelay(failures, this.#o.retryBaseDelayMs, this.#o.retryMaxDelayMs), this.#o.signal);
+          await pause(cappedExponentialDelay(failures, this.#o.retryBaseDelayMs, this.#o.retryMaxDelayMs), this.#o.signal);
           continue;
         }
         throw err;

@@ -1,6 +1,6 @@
-import { callMessageDeduplicationId, enqueueCallMessageWrite } from '@cms/cms';
 import type { Database } from '@cms/db';
 import type { Logger } from '@cms/observability';
+import { callMessageDeduplicationId, enqueueCallMessageWrite } from '@cms/queue';
 import { sql } from 'drizzle-orm';
 import type { ActuatorMetrics } from '../metrics.ts';
 import type { NodeWriter } from '../node-writer.ts';

@@ -1,5 +1,5 @@
 /**
- * The actuator's reads and writes of call_messages (services/cms-actuator/src/call-messages.ts), against a real
+ * The actuator's reads and writes of call_messages (services/cms-actuator/src/desired-state.ts), against a real
  * Postgres: the desired row with what is known of the call's end and its last accepted write, and the
  * compare-and-set that keeps a newer desired version from being marked as shown.
  */
@@ -13,7 +13,7 @@ import {
   markApplied,
   markCallEnded,
   markDeadLettered,
-} from '../../services/cms-actuator/src/call-messages.ts';
+} from '../../services/cms-actuator/src/desired-state.ts';
 import { testDatabase } from '../helpers/infra.ts';
 
 let db: Database;
@@ -45,7 +45,7 @@ const row = async (callId: string) => (await db.select().from(callMessages).wher
 
 const write = (callId: string, version: number, status: 'applied' | 'retrying' = 'applied') => ({
   node: 'cms1',
-  kind: 'callMessage',
+  kind: 'callMessage' as const,
   callId,
   desiredText: 'Security Level 3',
   version,

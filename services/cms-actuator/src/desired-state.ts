@@ -1,4 +1,4 @@
-import { callMessages, calls, cmsWrites, type Database } from '@cms/db';
+import { type CallMessageStatus, type CmsWriteKind, type CmsWriteStatus, callMessages, calls, cmsWrites, type Database } from '@cms/db';
 import { and, eq, sql } from 'drizzle-orm';
 
 /** The desired message of a call as the actuator needs it, with what is known about the call's end. */
@@ -10,7 +10,7 @@ export interface DesiredRow {
   messageDuration: string;
   version: number;
   appliedVersion: number | null;
-  status: string;
+  status: CallMessageStatus;
   callEndedAt: string | null;
   /** Milliseconds since the last PUT that CMS accepted for this call's message was recorded; null if none. */
   sinceLastWriteMs: number | null;
@@ -58,7 +58,12 @@ export async function loadDesired(db: Database, callId: string): Promise<Desired
  * Compare-and-set: records that `version` is what CMS shows, only if it is still the desired version. Returns
  * false when a newer version was desired meanwhile (it still has to be written).
  */
-export async function markApplied(db: Database, callId: string, version: number, status: 'applied' | 'unchanged'): Promise<boolean> {
+export async function markApplied(
+  db: Database,
+  callId: string,
+  version: number,
+  status: Extract<CallMessageStatus, 'applied' | 'unchanged'>,
+): Promise<boolean> {
   const rows = await db
     .update(callMessages)
     .set({ appliedVersion: version, appliedAt: sql`now()`, status })
@@ -86,15 +91,13 @@ export async function markCallEnded(db: Database, callId: string): Promise<void>
   });
 }
 
-export type WriteStatus = 'applied' | 'unchanged' | 'callEnded' | 'deadLettered' | 'retrying' | 'held';
-
 export interface WriteRecord {
   node: string;
-  kind: string;
+  kind: CmsWriteKind;
   callId: string | null;
   desiredText: string | null;
   version: number | null;
-  status: WriteStatus;
+  status: CmsWriteStatus;
   httpStatus: number | null;
   failureReason: string | null;
   attempts: number;

@@ -49,8 +49,8 @@ export interface GateSlot {
   answered(): Promise<void>;
 }
 
-export interface WriteCeiling {
-  /** Writes allowed per window. */
+export interface RequestCeiling {
+  /** Requests allowed per window. */
   limit: number;
   /** The window, without margin. */
   windowMs: number;
@@ -60,13 +60,16 @@ export interface WriteCeiling {
  * maxWritesPerSecond as "N writes in any window": N per second when N >= 1 (a fraction is rounded down, never up);
  * below 1 write a second, one write per 1/N seconds.
  */
-export function writeCeiling(maxWritesPerSecond: number): WriteCeiling {
+export function writeCeiling(maxWritesPerSecond: number): RequestCeiling {
   if (maxWritesPerSecond >= 1) return { limit: Math.floor(maxWritesPerSecond), windowMs: 1000 };
   return { limit: 1, windowMs: Math.ceil(1000 / maxWritesPerSecond) };
 }
 
 /**
- * The node's write ceiling, checked right before each PUT. BullMQ's limiter paces the jobs (and so covers every
+ * A node's request ceiling, shared by every replica through one Redis key: the write ceiling, checked right before
+ * each PUT, and (on a key of its own) the read ceiling of reconciliation and placement.
+ *
+ * For writes: BullMQ's limiter paces the jobs (and so covers every
  * replica), but it counts job starts in fixed windows, and a job's PUT follows its start by a variable GET time:
  * only a check at send time guarantees what CMS sees. A request also takes a variable time to reach CMS (a busy
  * event loop, a slow network): writes that leave together may arrive apart, so a write sent a window after the
@@ -74,7 +77,7 @@ export function writeCeiling(maxWritesPerSecond: number): WriteCeiling {
  * from its answer, by which time CMS has surely received it. Reconciliation paces its reads with the same class on a
  * key of its own (reconcile/paced-read-client.ts), counting from the send.
  */
-export class WriteGate {
+export class RequestGate {
   readonly #redis: Redis;
   readonly #key: string;
   readonly #limit: number;
@@ -86,7 +89,7 @@ export class WriteGate {
    * `pendingMs`: how long a send taken with acquireSlot() counts as still on its way when no answer is reported
    * (a replica that died mid-request); the request deadline. Default 10 s.
    */
-  constructor(redis: Redis, key: string, ceiling: WriteCeiling, marginMs: number, pendingMs = 10_000) {
+  constructor(redis: Redis, key: string, ceiling: RequestCeiling, marginMs: number, pendingMs = 10_000) {
     this.#redis = redis;
     this.#key = key;
     this.#limit = ceiling.limit;
@@ -94,7 +97,7 @@ export class WriteGate {
     this.#pendingMs = pendingMs;
   }
 
-  /** Resolves when a write may be sent now (and counts it from now). */
+  /** Resolves when a request may be sent now (and counts it from now). */
   async acquire(): Promise<void> {
     await this.#take(randomUUID(), 0);
   }

@@ -1,7 +1,7 @@
-import { CMS_WRITE_ATTEMPTS, CmsApiError, callMessageUpdate, callShowsMessage, enqueueCallMessageWrite } from '@cms/cms';
-import type { CmsWriteJob } from '@cms/queue';
+import { CmsApiError, callMessageUpdate, callShowsMessage } from '@cms/cms';
+import { CMS_WRITE_ATTEMPTS, type CmsWriteJob, enqueueCallMessageWrite } from '@cms/queue';
 import { DelayedError, type Job, UnrecoverableError, Worker } from 'bullmq';
-import { type DesiredRow, loadDesired, markApplied, markCallEnded, markDeadLettered } from './call-messages.ts';
+import { type DesiredRow, loadDesired, markApplied, markCallEnded, markDeadLettered } from './desired-state.ts';
 import type { WriteContext, WriteOutcome } from './write-context.ts';
 
 type CallMessageJob = Extract<CmsWriteJob, { kind: 'callMessage' }>;

@@ -1,5 +1,5 @@
 /**
- * The pure helpers the actuator decides its writes with (libs/cms/src/call-message.ts): whether a desired
+ * The pure helpers the actuator decides its writes with (libs/cms/src/message-on-screen.ts): whether a desired
  * message clears, the PUT fields for it, and whether CMS already shows it. A PUT that was not needed costs one
  * write; a skipped PUT that was needed leaves a wrong level on screen. So when it is unclear what CMS shows,
  * the answer is "not shown as desired": write.
