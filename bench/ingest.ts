@@ -58,7 +58,7 @@ if (!ingestUrl) {
   databaseUrl = db.url;
   dropDatabase = db.drop;
   token = 'bench-ingest-token-0123456789';
-  const [ingestPort, workerPort] = [await freePort(), await freePort()];
+  const [ingestPort, ingestMetricsPort, workerPort] = [await freePort(), await freePort(), await freePort()];
   if (!redisUrl) {
     privateRedis = await startPrivateRedis();
     redisUrl = privateRedis.url;
@@ -69,6 +69,8 @@ if (!ingestUrl) {
     QUEUE_PREFIX: `bench_${Date.now().toString(36)}`,
     INGEST_TOKEN: token,
     INGEST_PORT: String(ingestPort),
+    // A free one, not the default 9100, so a bench runs beside `npm start` or another bench.
+    INGEST_METRICS_PORT: String(ingestMetricsPort),
     POLICY_WORKER_PORT: String(workerPort),
     INGEST_HOST: '127.0.0.1',
     POLICY_WORKER_HOST: '127.0.0.1',

@@ -110,7 +110,7 @@ const privatePostgres = args['private-postgres'] ? await startPrivatePostgres() 
 const base = privatePostgres?.url ?? process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
 const database = await freshDatabase(base, 'cms_bench_policy');
 const token = 'bench-ingest-token-0123456789';
-const ports = { ingest: await freePort(), worker: await freePort(), actuator: await freePort() };
+const ports = { ingest: await freePort(), ingestMetrics: await freePort(), worker: await freePort(), actuator: await freePort() };
 
 const sim = await startSimulator({
   bridges: Array.from({ length: bridgeCount }, (_, i) => ({
@@ -144,6 +144,7 @@ const env = {
   QUEUE_PREFIX: `bench_policy_${Date.now().toString(36)}`,
   INGEST_TOKEN: token,
   INGEST_PORT: String(ports.ingest),
+  INGEST_METRICS_PORT: String(ports.ingestMetrics),
   POLICY_WORKER_PORT: String(ports.worker),
   ACTUATOR_PORT: String(ports.actuator),
   INGEST_HOST: '127.0.0.1',

@@ -162,9 +162,14 @@ const SERVICES = [
   { name: 'cms-actuator', host: config.actuator.host, port: config.actuator.port, setting: 'ACTUATOR_PORT' },
   { name: 'records-api', host: config.api.host, port: config.api.port, setting: 'API_PORT' },
 ] as const;
+// cdr-ingest's and records-api's /metrics listeners (their main ports are the published ones).
+const METRICS_PORTS = [
+  { name: 'cdr-ingest', host: config.ingest.host, port: config.ingest.metricsPort, setting: 'INGEST_METRICS_PORT' },
+  { name: 'records-api', host: config.api.host, port: config.api.metricsPort, setting: 'API_METRICS_PORT' },
+] as const;
 
 let portsTaken = false;
-for (const s of SERVICES) {
+for (const s of [...SERVICES, ...METRICS_PORTS]) {
   const taken = await portTaken(s.host, s.port);
   if (taken === null) continue;
   portsTaken = true;

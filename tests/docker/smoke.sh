@@ -5,7 +5,9 @@
 #      "change-me" placeholder left in .env (config-check fails, its log names the variable)
 #   3. with real secrets, `up`: every healthcheck healthy, migrate and config-check exit 0
 #   4. a CDR POSTed to the published ingest port is read back through the published records API port
-#   5. Prometheus (on the compose network) scrapes all four services: /api/v1/targets all up
+#   5. /metrics answers 404 on the published ingest and API ports; Prometheus (on the compose network) scrapes all
+#      four services on their metrics ports (cdr-ingest:9100, policy-worker:9101, cms-actuator:9102,
+#      records-api:9103): /api/v1/targets all up
 #   6. every container rotates its logs, Redis runs with the maxmemory compose sets
 #   7. `down -v`
 # Grafana is left out: it has no Debian package to stand in for grafana/grafana-oss (its provisioning files are
@@ -151,14 +153,20 @@ until curl -sf -H "Authorization: Bearer $API_TOKEN" "http://127.0.0.1:$API_PORT
 done
 step "CDR posted on :$INGEST_PORT read back from :$API_PORT"
 
-# Prometheus scrapes the four services over the compose network.
+# The published ports do not give out the metrics; Prometheus scrapes the four services' metrics ports over the
+# compose network.
+for port in "$INGEST_PORT" "$API_PORT"; do
+  code=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$port/metrics")
+  [ "$code" = 404 ] || fail "/metrics on the published port $port answered $code, expected 404"
+done
+step "/metrics answers 404 on the published ports :$INGEST_PORT and :$API_PORT"
 deadline=$(($(date +%s) + 120))
 until curl -sf "http://127.0.0.1:$PROM_PORT/api/v1/targets" >"$WORK/targets.json" &&
   node -e "
     const t = JSON.parse(require('fs').readFileSync(process.argv[1], 'utf8')).data.activeTargets;
-    const want = ['cdr-ingest', 'policy-worker', 'cms-actuator', 'records-api'];
-    const up = want.filter((s) => t.some((x) => x.scrapeUrl.includes('//' + s + ':') && x.health === 'up'));
-    const others = t.filter((x) => !want.some((s) => x.scrapeUrl.includes('//' + s + ':')) && x.health !== 'up' && !x.scrapeUrl.includes('//cms-sim:'));
+    const want = ['cdr-ingest:9100', 'policy-worker:9101', 'cms-actuator:9102', 'records-api:9103'];
+    const up = want.filter((s) => t.some((x) => x.scrapeUrl === 'http://' + s + '/metrics' && x.health === 'up'));
+    const others = t.filter((x) => !want.some((s) => x.scrapeUrl === 'http://' + s + '/metrics') && x.health !== 'up' && !x.scrapeUrl.includes('//cms-sim:'));
     process.exit(up.length === want.length && others.length === 0 ? 0 : 1);
   " "$WORK/targets.json"; do
   [ "$(date +%s)" -lt "$deadline" ] || { cat "$WORK/targets.json" >&2; fail "Prometheus targets not all up within 120 s"; }

@@ -40,7 +40,7 @@ function countSession(stack: Stack, session: string): Promise<{ total: number; d
 
 /** A counter from a service's /metrics (0 when it has no sample yet). */
 async function metric(stack: Stack, service: 'policy-worker' | 'cdr-ingest', name: string): Promise<number> {
-  const text = await (await fetch(`${stack.url(service)}/metrics`)).text();
+  const text = await (await fetch(`${stack.metricsUrl(service)}/metrics`)).text();
   const line = text.split('\n').find((l) => l.startsWith(`${name} `) || l.startsWith(`${name}{`));
   return line ? Number(line.split(' ').at(-1)) : 0;
 }

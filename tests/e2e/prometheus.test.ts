@@ -136,16 +136,17 @@ describe('the repo monitoring config', () => {
     assert.match(await promtool('test', 'rules', 'alerts.test.yml'), /SUCCESS/);
   });
 
-  test('the scrape config has one job per service, at the port each listens on by default', () => {
+  test('the scrape config has one job per service, at the port each serves /metrics on by default', () => {
     const config = parse(readFileSync(path.join(PROMETHEUS_DIR, 'prometheus.yml'), 'utf8')) as {
       scrape_configs: { job_name: string; static_configs: { targets: string[] }[] }[];
     };
     const defaults = configSchema.parse({});
     const expected: Record<string, string> = {
-      'cdr-ingest': `cdr-ingest:${defaults.ingest.port}`,
+      // Their main ports are published and answer /metrics with 404: Prometheus scrapes the metrics ports.
+      'cdr-ingest': `cdr-ingest:${defaults.ingest.metricsPort}`,
       'policy-worker': `policy-worker:${defaults.policyWorker.port}`,
       'cms-actuator': `cms-actuator:${defaults.actuator.port}`,
-      'records-api': `records-api:${defaults.api.port}`,
+      'records-api': `records-api:${defaults.api.metricsPort}`,
     };
     const actual = Object.fromEntries(
       config.scrape_configs.map((job) => [job.job_name, job.static_configs.flatMap((s) => s.targets).join(',')]),
@@ -194,7 +195,7 @@ describe('Prometheus scraping the running services', () => {
     stack = await startStack({ services: SERVICES, env: { CONFIG_FILE: configFile } });
     sim.setCdrReceivers([`${stack.url('cdr-ingest')}/cdr/{bridge}?token=${stack.ingestToken}`]);
 
-    // The repo's scrape config, its compose targets (service:port) replaced by where the stack listens.
+    // The repo's scrape config, its compose targets (service:port) replaced by where the stack serves /metrics.
     const repoConfig = parse(readFileSync(path.join(PROMETHEUS_DIR, 'prometheus.yml'), 'utf8')) as {
       global: Record<string, string>;
       rule_files: string[];
@@ -206,7 +207,7 @@ describe('Prometheus scraping the running services', () => {
       rule_files: repoConfig.rule_files.map((file) => path.join(PROMETHEUS_DIR, file)),
       scrape_configs: repoConfig.scrape_configs.map((job) => ({
         ...job,
-        static_configs: [{ targets: [new URL(stack.url(job.job_name as ServiceName)).host] }],
+        static_configs: [{ targets: [new URL(stack.metricsUrl(job.job_name as ServiceName)).host] }],
       })),
     };
     writeFileSync(path.join(dir, 'prometheus.yml'), stringify(config));

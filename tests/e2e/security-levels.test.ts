@@ -119,7 +119,7 @@ function counters(bridge: string) {
 }
 
 async function metric(service: ServiceName, name: string): Promise<number> {
-  const text = await (await fetch(`${stack.url(service)}/metrics`)).text();
+  const text = await (await fetch(`${stack.metricsUrl(service)}/metrics`)).text();
   const line = text.split('\n').find((l) => l.startsWith(`${name} `) || l.startsWith(`${name}{`));
   return line ? Number(line.split(' ').at(-1)) : 0;
 }

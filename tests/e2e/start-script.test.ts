@@ -165,13 +165,18 @@ function run(command: string, args: string[], env: Record<string, string>): Run 
 
 const output = (r: Run) => `\n--- output ---\n${r.lines.join('\n')}`;
 
-async function servicePorts(): Promise<Record<Service, number>> {
-  const ports = {} as Record<Service, number>;
+/** Each service's port, and cdr-ingest's and records-api's metrics ports (free ones, not the defaults 9100 and 9103). */
+type ServicePorts = Record<Service, number> & { ingestMetrics: number; apiMetrics: number };
+
+async function servicePorts(): Promise<ServicePorts> {
+  const ports = {} as ServicePorts;
   for (const s of SERVICES) ports[s] = await freePort();
+  ports.ingestMetrics = await freePort();
+  ports.apiMetrics = await freePort();
   return ports;
 }
 
-function baseEnv(ports: Record<Service, number>, localDir: string): Record<string, string> {
+function baseEnv(ports: ServicePorts, localDir: string): Record<string, string> {
   const env: Record<string, string> = {
     PATH: process.env.PATH ?? '',
     HOME: process.env.HOME ?? '/tmp',
@@ -185,6 +190,8 @@ function baseEnv(ports: Record<Service, number>, localDir: string): Record<strin
     LOCAL_DIR: localDir,
   };
   for (const s of SERVICES) env[PORT_ENV[s]] = String(ports[s]);
+  env.INGEST_METRICS_PORT = String(ports.ingestMetrics);
+  env.API_METRICS_PORT = String(ports.apiMetrics);
   return env;
 }
 

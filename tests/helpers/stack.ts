@@ -19,6 +19,15 @@ const PORT_ENV: Record<ServiceName, string> = {
   'records-api': 'API_PORT',
 };
 
+/**
+ * The services whose main port is published (to CMS, to users) serve /metrics on a port of their own; the others'
+ * only port is their health and metrics port.
+ */
+const METRICS_PORT_ENV: Partial<Record<ServiceName, string>> = {
+  'cdr-ingest': 'INGEST_METRICS_PORT',
+  'records-api': 'API_METRICS_PORT',
+};
+
 export async function freePort(): Promise<number> {
   const server = net.createServer();
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
@@ -47,6 +56,8 @@ export interface Stack {
    */
   start(name: ServiceName, extraEnv?: Record<string, string>, options?: { waitFor?: 'ready' | 'alive' }): Promise<RunningService>;
   url(name: ServiceName): string;
+  /** Where Prometheus scrapes the service: its metrics port (cdr-ingest, records-api), else its only port. */
+  metricsUrl(name: ServiceName): string;
 }
 
 export async function startStack(options: { services?: ServiceName[]; env?: Record<string, string> } = {}): Promise<Stack> {
@@ -56,6 +67,8 @@ export async function startStack(options: { services?: ServiceName[]; env?: Reco
   const apiToken = 'e2e-api-token-0123456789abcdef';
   const ports = {} as Record<ServiceName, number>;
   for (const name of Object.keys(PORT_ENV) as ServiceName[]) ports[name] = await freePort();
+  const metricsPorts: Partial<Record<ServiceName, number>> = {};
+  for (const name of Object.keys(METRICS_PORT_ENV) as ServiceName[]) metricsPorts[name] = await freePort();
   const env: Record<string, string> = {
     PATH: process.env.PATH ?? '',
     HOME: process.env.HOME ?? '/tmp',
@@ -72,6 +85,7 @@ export async function startStack(options: { services?: ServiceName[]; env?: Reco
     ...options.env,
   };
   for (const [name, variable] of Object.entries(PORT_ENV)) env[variable] = String(ports[name as ServiceName]);
+  for (const [name, variable] of Object.entries(METRICS_PORT_ENV)) env[variable] = String(metricsPorts[name as ServiceName]);
 
   const services: Stack['services'] = {};
   const stack: Stack = {
@@ -81,6 +95,7 @@ export async function startStack(options: { services?: ServiceName[]; env?: Reco
     apiToken,
     services,
     url: (name) => `http://127.0.0.1:${ports[name]}`,
+    metricsUrl: (name) => `http://127.0.0.1:${metricsPorts[name] ?? ports[name]}`,
     async start(name, extraEnv = {}, startOptions = {}) {
       const probe = startOptions.waitFor === 'alive' ? 'healthz' : 'readyz';
       const child = spawn(process.execPath, [`services/${name}/src/main.ts`], {

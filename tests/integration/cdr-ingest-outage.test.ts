@@ -47,9 +47,12 @@ async function startIngest(redis: { url: string }) {
   );
   const service = await buildIngest({ config, log });
   await service.app.listen({ host: '127.0.0.1', port: 0 });
+  await service.metricsApp.listen({ host: '127.0.0.1', port: 0 });
   onTestFileEnd(() => service.close());
   const base = `http://127.0.0.1:${(service.app.server.address() as AddressInfo).port}`;
-  return { service, prefix, lines, base };
+  // Prometheus scrapes the metrics port; the main port (published for CMS) does not serve /metrics.
+  const metricsBase = `http://127.0.0.1:${(service.metricsApp.server.address() as AddressInfo).port}`;
+  return { service, prefix, lines, base, metricsBase };
 }
 
 /** A real HTTP POST, as CMS sends it; gives up after 10 s so a hang fails the test instead of stalling it. */
@@ -66,11 +69,11 @@ async function post(base: string, body: string) {
 }
 
 /** Waits for cdr_ingest_posts_refused_total{reason} to reach `expected` (it is counted once the answer has gone out). */
-async function assertRefusedCount(base: string, reason: string, expected: number): Promise<void> {
+async function assertRefusedCount(metricsBase: string, reason: string, expected: number): Promise<void> {
   let seen = 0;
   await eventually(
     async () => {
-      const text = await (await fetch(`${base}/metrics`)).text();
+      const text = await (await fetch(`${metricsBase}/metrics`)).text();
       const match = text.match(new RegExp(`^cdr_ingest_posts_refused_total\\{reason="${reason}"[^}]*\\} (\\d+)`, 'm'));
       seen = match ? Number(match[1]) : 0;
       return seen === expected;
@@ -155,7 +158,7 @@ describe('cdr-ingest with Redis down at start-up', () => {
     assertRefusedAtOnce(first);
     // CMS re-sends: still refused at once, never queued for later.
     assertRefusedAtOnce(await post(ingest.base, body));
-    await assertRefusedCount(ingest.base, 'redis_unavailable', 2);
+    await assertRefusedCount(ingest.metricsBase, 'redis_unavailable', 2);
     const logged = ingest.lines.map((l) => JSON.parse(l)).filter((l) => l.msg?.includes('could not store'));
     assert.equal(logged.length, 2, 'one line per refused POST');
     assert.equal(logged[0].reason, 'redis_unavailable');
@@ -176,7 +179,7 @@ describe('cdr-ingest when Redis goes away after start-up', () => {
     const session = randomUUID();
     const body = recordsXml({ session, records: simpleCallRecords() });
     assertRefusedAtOnce(await post(ingest.base, body));
-    await assertRefusedCount(ingest.base, 'redis_unavailable', 1);
+    await assertRefusedCount(ingest.metricsBase, 'redis_unavailable', 1);
 
     await redis.start();
     await eventually(async () => (await post(ingest.base, body)).status === 200, { what: 'ingest to accept once Redis is back' });

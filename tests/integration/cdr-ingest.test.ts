@@ -181,13 +181,17 @@ describe('cdr-ingest', () => {
     assert.ok(!logged.includes('a-wrong-token-value-123'));
   });
 
-  test('serves /healthz, /readyz and /metrics', async () => {
-    assert.equal((await ingest.service.app.inject('/healthz')).statusCode, 200);
-    const ready = await ingest.service.app.inject('/readyz');
-    assert.equal(ready.statusCode, 200);
-    assert.equal(ready.json().checks[0].name, 'redis');
-    const metrics = await ingest.service.app.inject('/metrics');
+  test('serves /healthz and /readyz on both ports, /metrics on the metrics port only', async () => {
+    for (const app of [ingest.service.app, ingest.service.metricsApp]) {
+      assert.equal((await app.inject('/healthz')).statusCode, 200);
+      const ready = await app.inject('/readyz');
+      assert.equal(ready.statusCode, 200);
+      assert.equal(ready.json().checks[0].name, 'redis');
+    }
+    const metrics = await ingest.service.metricsApp.inject('/metrics');
+    assert.equal(metrics.statusCode, 200);
     assert.match(metrics.body, /cdr_ingest_posts_total\{[^}]*outcome="accepted"/);
+    assert.equal((await ingest.service.app.inject('/metrics')).statusCode, 404);
   });
 });
 

@@ -6,15 +6,16 @@
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { describe, test } from 'node:test';
-import { loadConfig } from '@cms/config';
-import { createDatabase } from '@cms/db';
+import { type Config, loadConfig } from '@cms/config';
+import { createDatabase, type Database } from '@cms/db';
 import { createLogger } from '@cms/observability';
+import { buildRecordsApi } from '@cms/records-api';
 import type { FastifyInstance } from 'fastify';
 import { buildIngest } from '../../services/cdr-ingest/src/app.ts';
 import { buildPolicyWorker } from '../../services/policy-worker/src/app.ts';
 import { recordsXml, simpleCallRecords } from '../helpers/cdr-xml.ts';
 import { eventually, onTestFileEnd, testDatabase, testRedis } from '../helpers/infra.ts';
-import { insertCallLegs, insertCalls, insertMeetings, recordsApiConfig, startRecordsApi } from '../helpers/records-fixtures.ts';
+import { insertCallLegs, insertCalls, insertMeetings, recordsApiConfig } from '../helpers/records-fixtures.ts';
 
 const TOKEN = 'metrics-test-token-0123456789';
 
@@ -53,15 +54,16 @@ describe('cdr-ingest metrics', () => {
     const startedAt = Date.now() / 1000;
     const ingest = await buildIngest({ config, log: createLogger('cdr-ingest', 'silent') });
     onTestFileEnd(() => ingest.close());
-    const { app } = ingest;
+    // Scraped on the metrics port; POSTs go to the main port.
+    const { app, metricsApp } = ingest;
 
-    const silentSince = await scrape(app, 'cdr_ingest_last_record_timestamp_seconds');
+    const silentSince = await scrape(metricsApp, 'cdr_ingest_last_record_timestamp_seconds');
     assert.deepEqual([...silentSince.keys()].sort(), ['node="cms1"', 'node="cms2"'], 'both configured nodes, before either sent');
     for (const [node, at] of silentSince) assert.ok(at >= startedAt - 1 && at <= Date.now() / 1000, `${node} counted from start-up: ${at}`);
-    assert.deepEqual(Object.fromEntries(await scrape(app, 'cdr_ingest_records_total')), { 'node="cms1"': 0, 'node="cms2"': 0 });
-    assert.deepEqual(Object.fromEntries(await scrape(app, 'cdr_ingest_max_backlog_batches')), { '': 1234 });
-    assert.deepEqual(Object.fromEntries(await scrape(app, 'cdr_ingest_backlog_batches')), { '': 0 });
-    assert.deepEqual(Object.fromEntries(await scrape(app, 'cdr_ingest_oldest_waiting_batch_seconds')), { '': 0 });
+    assert.deepEqual(Object.fromEntries(await scrape(metricsApp, 'cdr_ingest_records_total')), { 'node="cms1"': 0, 'node="cms2"': 0 });
+    assert.deepEqual(Object.fromEntries(await scrape(metricsApp, 'cdr_ingest_max_backlog_batches')), { '': 1234 });
+    assert.deepEqual(Object.fromEntries(await scrape(metricsApp, 'cdr_ingest_backlog_batches')), { '': 0 });
+    assert.deepEqual(Object.fromEntries(await scrape(metricsApp, 'cdr_ingest_oldest_waiting_batch_seconds')), { '': 0 });
 
     // No policy worker runs: the batch stays waiting, and its age grows.
     const postedAt = Date.now() / 1000;
@@ -72,14 +74,14 @@ describe('cdr-ingest metrics', () => {
       headers: { 'content-type': 'text/xml' },
     });
     assert.equal(res.statusCode, 200);
-    const last = await scrape(app, 'cdr_ingest_last_record_timestamp_seconds');
+    const last = await scrape(metricsApp, 'cdr_ingest_last_record_timestamp_seconds');
     assert.ok((last.get('node="cms1"') ?? 0) >= postedAt, 'cms1 moved to the time of its CDR');
     assert.equal(last.get('node="cms2"'), silentSince.get('node="cms2"'), 'cms2 still counts from start-up');
-    assert.equal((await scrape(app, 'cdr_ingest_backlog_batches')).get(''), 1);
-    assert.equal((await scrape(app, 'cdr_queue_batches')).get('state="wait"'), 1);
+    assert.equal((await scrape(metricsApp, 'cdr_ingest_backlog_batches')).get(''), 1);
+    assert.equal((await scrape(metricsApp, 'cdr_queue_batches')).get('state="wait"'), 1);
     const age = await eventually(
       async () => {
-        const seconds = (await scrape(app, 'cdr_ingest_oldest_waiting_batch_seconds')).get('') ?? 0;
+        const seconds = (await scrape(metricsApp, 'cdr_ingest_oldest_waiting_batch_seconds')).get('') ?? 0;
         return seconds >= 0.5 ? seconds : undefined;
       },
       { what: 'the waiting batch to age' },
@@ -109,10 +111,17 @@ describe('policy-worker metrics', () => {
   });
 });
 
+/** A records API on `db`; its metrics listener (what Prometheus scrapes on api.metricsPort), closed when the file ends. */
+async function recordsApiMetrics(db: Database, config: Config): Promise<FastifyInstance> {
+  const service = await buildRecordsApi({ config, db, log: createLogger('records-api', 'silent') });
+  onTestFileEnd(() => service.close());
+  return service.metricsApp;
+}
+
 describe('records-api metrics', () => {
   test('active meetings and their participants by security level, counted at scrape', async () => {
     const { url, db } = await testDatabase();
-    const app = await startRecordsApi(db, { config: recordsApiConfig(url) });
+    const app = await recordsApiMetrics(db, recordsApiConfig(url));
     const [m1, m2] = [randomUUID(), randomUUID()];
     const [c1, c2, c3] = [randomUUID(), randomUUID(), randomUUID()];
     const now = new Date().toISOString();
@@ -156,7 +165,7 @@ describe('records-api metrics', () => {
     const unreachable = 'postgres://postgres@127.0.0.1:1/nowhere';
     const db = createDatabase(unreachable);
     onTestFileEnd(() => db.$client.end());
-    const app = await startRecordsApi(db, { config: recordsApiConfig(unreachable) });
+    const app = await recordsApiMetrics(db, recordsApiConfig(unreachable));
     assert.equal((await scrape(app, 'meetings_active')).size, 0);
     assert.equal((await scrape(app, 'meeting_participants_active')).size, 0);
     assert.ok(((await scrape(app, 'meeting_level_count_failures_total')).get('') ?? 0) >= 1);

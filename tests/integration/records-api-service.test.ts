@@ -1,6 +1,8 @@
 import assert from 'node:assert/strict';
-import { test } from 'node:test';
+import { after, test } from 'node:test';
 import { createDatabase } from '@cms/db';
+import { createLogger } from '@cms/observability';
+import { buildRecordsApi } from '@cms/records-api';
 import { testDatabase } from '../helpers/infra.ts';
 import { bearer, recordsApiConfig, startRecordsApi, TOKENS } from '../helpers/records-fixtures.ts';
 
@@ -66,9 +68,11 @@ test('/healthz answers 200', async () => {
   assert.equal(res.statusCode, 200);
 });
 
-test('/metrics reports request durations by route pattern and status', async () => {
-  await app.inject({ method: 'GET', url: '/api/v1/calls/some-call-id', headers: bearer(TOKENS.viewer) });
-  const res = await app.inject({ method: 'GET', url: '/metrics' });
+test('/metrics (on the metrics port) reports request durations by route pattern and status', async () => {
+  const service = await buildRecordsApi({ config: recordsApiConfig(url), db, log: createLogger('records-api', 'silent') });
+  after(() => service.close());
+  await service.app.inject({ method: 'GET', url: '/api/v1/calls/some-call-id', headers: bearer(TOKENS.viewer) });
+  const res = await service.metricsApp.inject({ method: 'GET', url: '/metrics' });
   assert.equal(res.statusCode, 200);
   assert.match(res.body, /http_request_duration_seconds_count\{[^}]*route="\/api\/v1\/calls\/:id"[^}]*status_code="404"[^}]*\} 1/);
   assert.ok(!res.body.includes('some-call-id'), 'raw URLs are not labels');

@@ -92,6 +92,7 @@ describe('services while Redis is killed and started again', () => {
       INGEST_HOST: '127.0.0.1',
       ACTUATOR_HOST: '127.0.0.1',
       INGEST_PORT: String(await freePort()),
+      INGEST_METRICS_PORT: String(await freePort()),
       ACTUATOR_PORT: String(await freePort()),
     };
     const procs = [start('cms-actuator', 'cms-actuator', env), start('cdr-ingest', 'cdr-ingest', env)];

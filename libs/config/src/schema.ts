@@ -56,6 +56,13 @@ export const configSchema = z.strictObject({
     .strictObject({
       host: z.string().default('0.0.0.0'),
       port: port.default(8444),
+      /**
+       * GET /metrics (with /healthz and /readyz) on a port of its own, for Prometheus on the internal network: the
+       * main port is published for CMS, and the metrics must not be published with it.
+       */
+      metricsPort: port.default(9100),
+      /** Also serve GET /metrics on the main port (404 there otherwise). */
+      publicMetrics: z.boolean().default(false),
       /** Shared secret CMS sends as ?token= (or Authorization: Bearer). Required. */
       token: z.string().min(16, 'the ingest token must be at least 16 characters').optional(),
       bodyLimitBytes: z
@@ -71,6 +78,10 @@ export const configSchema = z.strictObject({
     .strictObject({
       host: z.string().default('0.0.0.0'),
       port: port.default(8080),
+      /** GET /metrics (with /healthz and /readyz) on a port of its own; the main port is published to users. */
+      metricsPort: port.default(9103),
+      /** Also serve GET /metrics on the main port (404 there otherwise). */
+      publicMetrics: z.boolean().default(false),
       /** One admin token from API_TOKEN. */
       token: z.string().min(16, 'the API token must be at least 16 characters').optional(),
       tokens: z.array(apiTokenSchema).default([]),

@@ -1,5 +1,6 @@
 import { Gauge, type Registry } from '@cms/observability';
-import type { FastifyInstance } from 'fastify';
+import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import { quietRequestLogging } from './logging.ts';
 
 /** A named dependency check for /readyz; resolves when reachable, throws (with a reason) when not. */
 export interface ReadinessCheck {
@@ -36,14 +37,25 @@ async function runCheck(check: ReadinessCheck): Promise<{ name: string; ok: bool
   }
 }
 
+export interface HealthRoutesOptions {
+  registry: Registry;
+  checks: ReadinessCheck[];
+  /**
+   * Whether this app serves GET /metrics (default true). A service whose main port is published to CMS or to users
+   * (cdr-ingest, records-api) serves it on a separate metrics listener instead, so its main port answers 404.
+   */
+  metrics?: boolean;
+}
+
 /** GET /healthz (process alive), GET /readyz (dependencies reachable), GET /metrics (Prometheus). */
-export function installHealthRoutes(app: FastifyInstance, options: { registry: Registry; checks: ReadinessCheck[] }): void {
+export function installHealthRoutes(app: FastifyInstance, options: HealthRoutesOptions): void {
   app.get('/healthz', { logLevel: 'warn' }, async () => ({ status: 'ok' }));
   app.get('/readyz', { logLevel: 'warn' }, async (_req, reply) => {
     const results = await Promise.all(options.checks.map(runCheck));
     const ready = results.every((r) => r.ok);
     return reply.code(ready ? 200 : 503).send({ status: ready ? 'ready' : 'not ready', checks: results });
   });
+  if (options.metrics === false) return;
   // Readiness as metrics, evaluated at each scrape (the same checks as /readyz): Prometheus alerts on a service that
   // answers but cannot work, which `up` alone does not show. A registry shared by in-process instances (tests)
   // already holds the gauges.
@@ -68,4 +80,15 @@ export function installHealthRoutes(app: FastifyInstance, options: { registry: R
     ready.set(results.every((r) => r.ok) ? 1 : 0);
     return reply.type(options.registry.contentType).send(await options.registry.metrics());
   });
+}
+
+/**
+ * A second listener for a service whose main port is reachable from outside (cdr-ingest for CMS, records-api for
+ * users): /metrics, /healthz and /readyz only, on a port that stays on the internal network, so publishing the main
+ * port does not publish the metrics (node names, queue depths, request counts).
+ */
+export function createMetricsApp(options: { log: FastifyBaseLogger; registry: Registry; checks: ReadinessCheck[] }): FastifyInstance {
+  const app = Fastify({ loggerInstance: options.log, return503OnClosing: true, logController: quietRequestLogging() });
+  installHealthRoutes(app, { registry: options.registry, checks: options.checks });
+  return app;
 }

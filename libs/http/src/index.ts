@@ -1,4 +1,4 @@
-export { installHealthRoutes, pingCheck, type ReadinessCheck } from './health.ts';
+export { createMetricsApp, type HealthRoutesOptions, installHealthRoutes, pingCheck, type ReadinessCheck } from './health.ts';
 export { type ListenOptions, listenOrExit, portInUseMessage } from './listen.ts';
 export { quietRequestLogging } from './logging.ts';
 export { HttpProblem, installProblemHandlers, type ProblemHandlerOptions, sendProblem } from './problem.ts';

@@ -1,5 +1,5 @@
 import { type Config, requireSetting } from '@cms/config';
-import { installHealthRoutes, installProblemHandlers, pingCheck, quietRequestLogging } from '@cms/http';
+import { createMetricsApp, installHealthRoutes, installProblemHandlers, pingCheck, quietRequestLogging } from '@cms/http';
 import { createLogger, createMetricsRegistry, type Logger, type Registry } from '@cms/observability';
 import {
   addCdrBatches,
@@ -38,6 +38,8 @@ const REDIS_CONNECT_WAIT_MS = 500;
 
 export interface IngestService {
   app: FastifyInstance;
+  /** /metrics, /healthz and /readyz for Prometheus, on ingest.metricsPort (the main port is published for CMS). */
+  metricsApp: FastifyInstance;
   queue: CdrBatchesQueue;
   /** Stops accepting, lets in-flight requests finish, then closes Redis. */
   close(): Promise<void>;
@@ -110,10 +112,9 @@ export async function buildIngest(deps: IngestDeps): Promise<IngestService> {
     logController: quietRequestLogging(),
   });
   installProblemHandlers(app);
-  installHealthRoutes(app, {
-    registry,
-    checks: [pingCheck('redis', redis)],
-  });
+  const checks = [pingCheck('redis', redis)];
+  installHealthRoutes(app, { registry, checks, metrics: config.ingest.publicMetrics });
+  const metricsApp = createMetricsApp({ log: log as FastifyBaseLogger, registry, checks });
   await app.register(cdrRoutes, {
     token,
     bodyLimitBytes: config.ingest.bodyLimitBytes,
@@ -126,10 +127,11 @@ export async function buildIngest(deps: IngestDeps): Promise<IngestService> {
 
   return {
     app,
+    metricsApp,
     queue,
     async close() {
       backlog.stop();
-      await app.close();
+      await Promise.all([app.close(), metricsApp.close()]);
       await queue.close();
       redis.disconnect();
     },

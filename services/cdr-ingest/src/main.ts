@@ -14,4 +14,12 @@ await listenOrExit(service.app, {
   log,
   close: () => service.close(),
 });
+await listenOrExit(service.metricsApp, {
+  service: 'cdr-ingest',
+  host: config.ingest.host,
+  port: config.ingest.metricsPort,
+  setting: 'INGEST_METRICS_PORT',
+  log,
+  close: () => service.close(),
+});
 onShutdown(log, () => service.close());

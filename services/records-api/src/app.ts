@@ -1,6 +1,6 @@
 import type { Config } from '@cms/config';
 import { type Database, databaseCheck } from '@cms/db';
-import { HttpProblem, installHealthRoutes, installProblemHandlers, sendProblem } from '@cms/http';
+import { createMetricsApp, HttpProblem, installHealthRoutes, installProblemHandlers, sendProblem } from '@cms/http';
 import { createLogger, createMetricsRegistry, type Logger, type Registry } from '@cms/observability';
 import { compilePolicy } from '@cms/policy';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifySchemaValidationError } from 'fastify';
@@ -51,6 +51,8 @@ function formatSchemaErrors(errors: FastifySchemaValidationError[], dataVar: str
 /** What every service's builder returns: the Fastify app to listen with, and how to stop what the builder started. */
 export interface RecordsApiService {
   app: FastifyInstance;
+  /** /metrics, /healthz and /readyz for Prometheus, on api.metricsPort (the main port is published to users). */
+  metricsApp: FastifyInstance;
   /** Stops taking requests and finishes the ones in flight. The pool was handed in, so its owner ends it. */
   close(): Promise<void>;
 }
@@ -93,10 +95,9 @@ export async function buildRecordsApi(deps: RecordsApiDeps): Promise<RecordsApiS
   installLevelMetrics(registry, db, log);
   for (const schema of sharedSchemas) app.addSchema(schema);
   await registerDocs(app);
-  installHealthRoutes(app, {
-    registry,
-    checks: [databaseCheck(db)],
-  });
+  const checks = [databaseCheck(db)];
+  installHealthRoutes(app, { registry, checks, metrics: config.api.publicMetrics });
+  const metricsApp = createMetricsApp({ log: log as FastifyBaseLogger, registry, checks });
 
   await app.register(
     async (api) => {
@@ -109,5 +110,11 @@ export async function buildRecordsApi(deps: RecordsApiDeps): Promise<RecordsApiS
     },
     { prefix: '/api/v1' },
   );
-  return { app, close: () => app.close() };
+  return {
+    app,
+    metricsApp,
+    close: async () => {
+      await Promise.all([app.close(), metricsApp.close()]);
+    },
+  };
 }

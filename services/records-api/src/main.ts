@@ -7,10 +7,18 @@ import { buildRecordsApi } from './app.ts';
 const config = loadConfig();
 const log = createLogger('records-api', config.log.level);
 const db = createDatabase(config.database.url, { applicationName: 'records-api' });
-const { app, close: closeApi } = await buildRecordsApi({ config, db, log });
+const { app, metricsApp, close: closeApi } = await buildRecordsApi({ config, db, log });
 const close = async () => {
   await closeApi();
   await db.$client.end();
 };
 await listenOrExit(app, { service: 'records-api', host: config.api.host, port: config.api.port, setting: 'API_PORT', log, close });
+await listenOrExit(metricsApp, {
+  service: 'records-api',
+  host: config.api.host,
+  port: config.api.metricsPort,
+  setting: 'API_METRICS_PORT',
+  log,
+  close,
+});
 onShutdown(log, close);
