@@ -14,6 +14,7 @@ import { after, test } from 'node:test';
 import { loadConfig } from '@cms/config';
 import { CDR_BATCHES_QUEUE, type CdrBatchesJob, createRedisConnection } from '@cms/queue';
 import { Queue } from 'bullmq';
+import { parse as parseYaml } from 'yaml';
 import { buildIngest, type IngestService } from '../../services/cdr-ingest/src/app.ts';
 import { recordsXml, simpleCallRecords } from '../helpers/cdr-xml.ts';
 import { eventually } from '../helpers/infra.ts';
@@ -24,10 +25,11 @@ const PREFIX = 'durability';
 
 /** The persistence flags of the redis service in docker-compose.yml (--appendonly, --appendfsync, ...). */
 function composeRedisPersistence(): string[] {
-  const compose = readFileSync(new URL('../../docker-compose.yml', import.meta.url), 'utf8');
-  const command = /^ {2}redis:\n(?:.*\n)*? {4}command: (\[.*\])$/m.exec(compose)?.[1];
-  assert.ok(command, 'docker-compose.yml runs redis-server with a command line');
-  const args = JSON.parse(command) as string[];
+  const compose = parseYaml(readFileSync(new URL('../../docker-compose.yml', import.meta.url), 'utf8')) as {
+    services: { redis?: { command?: unknown } };
+  };
+  const args = compose.services.redis?.command;
+  assert.ok(Array.isArray(args) && args[0] === 'redis-server', 'docker-compose.yml runs redis-server with a command line');
   const flags: string[] = [];
   for (let i = 1; i < args.length; i += 2) {
     if (['--appendonly', '--appendfsync', '--save'].includes(args[i] as string)) flags.push(args[i] as string, args[i + 1] as string);
