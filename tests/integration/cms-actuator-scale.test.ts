@@ -188,8 +188,9 @@ test('three replicas keep a fractional ceiling (0.5 writes/s) at the moment of s
   for (const [callId, text] of wanted) assert.equal(sim.inspectCall(callId).messageText, text);
   const puts = sim.writeLog({ method: 'PUT', sinceSeq }).map((p) => p.atMs);
   // What this test judges is the ceiling, over every PUT CMS saw. One write per call is the first test's claim; here,
-  // on a loaded CI machine, one call was once written twice (11 PUTs for 10 calls; cause not yet found, see the
-  // session notes), and that extra PUT must keep the ceiling like the others.
+  // on a loaded CI machine, one call was twice seen written twice (11 PUTs for 10 calls, 10 recorded as applied: most
+  // likely a job that outlived its lock while waiting at the gate and was run again; not yet confirmed), and that
+  // extra PUT must keep the ceiling like the others.
   assert.ok(puts.length >= WRITES && puts.length <= WRITES + 1, `${puts.length} PUTs for ${WRITES} calls`);
   // The gate's window is the ceiling's plus a 100 ms margin; 50 ms of it may go to the client's own send jitter.
   const gaps = puts.slice(1).map((t, i) => t - (puts[i] as number));
@@ -200,9 +201,10 @@ test('three replicas keep a fractional ceiling (0.5 writes/s) at the moment of s
   const applied = async (r: Registry) =>
     (await r.getSingleMetric('cms_writes_total')?.get())?.values.find((v) => v.labels.outcome === 'applied')?.value ?? 0;
   const byReplica = await Promise.all(replicas.map((r) => applied(r.registry)));
+  // Each call's message was applied once, whoever wrote it (the extra PUT above is never a second 'applied').
   assert.equal(
     byReplica.reduce((a, b) => a + b, 0),
-    puts.length,
+    WRITES,
   );
   assert.ok(byReplica.filter((n) => n > 0).length >= 2, `several replicas wrote (${byReplica.join(' + ')})`);
 });
