@@ -230,15 +230,20 @@ async function ready(port: number): Promise<boolean> {
 }
 
 async function allReady(r: Run, ports: Record<Service, number>, timeoutMs: number): Promise<Record<string, number>> {
+  let notReady: Service[] = [];
   const outcome = await eventually(
     async () => {
       // (eventually retries on a throw: an exit is returned, to fail at once.)
       if (r.gone()) return 'exited';
       const states = await Promise.all(SERVICES.map((s) => ready(ports[s])));
+      notReady = SERVICES.filter((_, i) => !states[i]);
       return states.every(Boolean) && 'ready';
     },
-    { timeoutMs, intervalMs: 250, what: `all four services to be ready${output(r)}` },
-  );
+    { timeoutMs, intervalMs: 250, what: 'all four services to be ready' },
+  ).catch((err: Error) => {
+    // The output as it is at the time-out, not as it was when the wait began.
+    throw new Error(`${err.message} (not ready: ${notReady.join(', ')})${output(r)}`);
+  });
   assert.equal(outcome, 'ready', `npm start exited while starting${output(r)}`);
   const pids = { ...r.pids(), ...r.servicePids() };
   for (const s of SERVICES) assert.ok(pids[s], `no process found for ${s}${output(r)}`);
