@@ -9,7 +9,7 @@ import { randomUUID } from 'node:crypto';
 import { before, describe, test } from 'node:test';
 import { ensureDatabase, runMigrations } from '@cms/db';
 import { Agent, request } from 'undici';
-import { recordsXml, type TestRecord } from '../helpers/cdr-xml.ts';
+import { legUpdateBatches, recordsXml } from '../helpers/cdr-xml.ts';
 import { eventually, onTestFileEnd } from '../helpers/infra.ts';
 import { type PrivatePostgres, startPrivatePostgres } from '../helpers/private-postgres.ts';
 import { type PrivateRedis, startPrivateRedis } from '../helpers/private-redis.ts';
@@ -61,19 +61,7 @@ async function postAsCms(stack: Stack, bodies: string[], progress = { resent: 0 
 
 /** `total` records of one session in batches of `perBatch`, each record a leg update of one of 20 calls. */
 function batches(session: string, total: number, perBatch: number): string[] {
-  const bodies: string[] = [];
-  for (let start = 0; start < total; start += perBatch) {
-    const records: TestRecord[] = [];
-    for (let i = start; i < Math.min(start + perBatch, total); i++) {
-      records.push({
-        type: 'callLegUpdate',
-        correlatorIndex: i,
-        body: `<callLeg id="leg-${session}-${i % 100}"><state>connected</state><call>call-${session}-${i % 20}</call></callLeg>`,
-      });
-    }
-    bodies.push(recordsXml({ session, records }));
-  }
-  return bodies;
+  return legUpdateBatches(session, total, perBatch, { legs: 100, calls: 20 }).map((records) => recordsXml({ session, records }));
 }
 
 /** Every service process is still the one started (none died) and answers /readyz 200. */

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { before, describe, test } from 'node:test';
 import { Agent, request } from 'undici';
-import { recordsXml, simpleCallRecords, type TestRecord } from '../helpers/cdr-xml.ts';
+import { legUpdateBatches, recordsXml, simpleCallRecords, type TestRecord } from '../helpers/cdr-xml.ts';
 import { eventually, onTestFileEnd } from '../helpers/infra.ts';
 import { type Stack, startStack, storedRecords } from '../helpers/stack.ts';
 
@@ -51,19 +51,7 @@ function run(session: string, total: number, perBatch: number): string[] {
 }
 
 function runBatches(session: string, total: number, perBatch: number): TestRecord[][] {
-  const batches: TestRecord[][] = [];
-  for (let start = 0; start < total; start += perBatch) {
-    const records: TestRecord[] = [];
-    for (let i = start; i < Math.min(start + perBatch, total); i++) {
-      records.push({
-        type: 'callLegUpdate',
-        correlatorIndex: i,
-        body: `<callLeg id="leg-${session}-${i % 500}"><state>connected</state><call>call-${session}-${i % 50}</call></callLeg>`,
-      });
-    }
-    batches.push(records);
-  }
-  return batches;
+  return legUpdateBatches(session, total, perBatch, { legs: 500, calls: 50 });
 }
 
 async function postAll(stack: Stack, bodies: string[], concurrency = 8): Promise<void> {

@@ -137,3 +137,23 @@ export function callStart(correlatorIndex: number, call: string, callCorrelator:
     body: `<call id="${call}"><name>${name}</name><callType>coSpace</callType><callCorrelator>${callCorrelator}</callCorrelator></call>`,
   };
 }
+
+/**
+ * `total` leg updates of one Call Bridge session, `correlatorIndex` 0…total-1, in batches of `perBatch`; record i
+ * updates leg i mod `legs` of call i mod `calls`, so legs and calls recur across batches.
+ */
+export function legUpdateBatches(session: string, total: number, perBatch: number, shape: { legs: number; calls: number }): TestRecord[][] {
+  const batches: TestRecord[][] = [];
+  for (let start = 0; start < total; start += perBatch) {
+    const records: TestRecord[] = [];
+    for (let i = start; i < Math.min(start + perBatch, total); i++) {
+      records.push({
+        type: 'callLegUpdate',
+        correlatorIndex: i,
+        body: `<callLeg id="leg-${session}-${i % shape.legs}"><state>connected</state><call>call-${session}-${i % shape.calls}</call></callLeg>`,
+      });
+    }
+    batches.push(records);
+  }
+  return batches;
+}
