@@ -5,8 +5,12 @@ export * from './schema.ts';
 export {
   CALL_MESSAGE_STATUSES,
   type CallMessageStatus,
+  CMS_NODE_MODES,
   CMS_WRITE_KINDS,
   CMS_WRITE_STATUSES,
+  type CmsNodeMode,
   type CmsWriteKind,
   type CmsWriteStatus,
+  OBSERVATION_SOURCES,
+  type ObservationSource,
 } from './states.ts';

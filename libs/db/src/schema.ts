@@ -1,7 +1,7 @@
 import type { XmlObject, XmlValue } from '@cms/cdr';
 import { sql } from 'drizzle-orm';
 import { bigint, bigserial, boolean, index, integer, jsonb, pgTable, primaryKey, text, timestamp, uniqueIndex } from 'drizzle-orm/pg-core';
-import { CALL_MESSAGE_STATUSES, CMS_WRITE_KINDS, CMS_WRITE_STATUSES } from './states.ts';
+import { CALL_MESSAGE_STATUSES, CMS_NODE_MODES, CMS_WRITE_KINDS, CMS_WRITE_STATUSES, OBSERVATION_SOURCES } from './states.ts';
 
 /**
  * Every CDR exactly once. `session` + `correlatorIndex` is CMS's own unique key for a record, the same for
@@ -255,6 +255,41 @@ export const callLegObservations = pgTable(
     state: text('state'),
     deactivated: boolean('deactivated'),
     observedAt: timestamp('observed_at', { withTimezone: true, mode: 'string' }).notNull().defaultNow(),
+    /** The CMS participant that owns the leg (operator actions that CMS takes per participant use it). */
+    participantId: text('participant_id'),
+    /** The participant's name as the roster shows it. */
+    name: text('name'),
+    direction: text('direction'),
+    /** true: the participant activates the call (hosts); false: a guest that may wait in the lobby. */
+    activator: boolean('activator'),
+    audioMuted: boolean('audio_muted'),
+    videoMuted: boolean('video_muted'),
+    layout: text('layout'),
+    importance: integer('importance'),
+    presenter: boolean('presenter'),
+    activeSpeaker: boolean('active_speaker'),
+    /** ObservationSource: which channel last told us (the events feed, or paced polling). */
+    source: text('source', { enum: OBSERVATION_SOURCES }).notNull().default('polling'),
+    updatedAt: timestamp('updated_at', { withTimezone: true, mode: 'string' }).notNull().defaultNow(),
   },
-  (t) => [index('call_leg_observations_call_idx').on(t.callId), index('call_leg_observations_node_idx').on(t.node)],
+  (t) => [
+    index('call_leg_observations_call_idx').on(t.callId),
+    index('call_leg_observations_node_idx').on(t.node),
+    index('call_leg_observations_participant_idx').on(t.participantId),
+    index('call_leg_observations_lobby_idx').on(t.callId).where(sql`deactivated`),
+  ],
 );
+
+/**
+ * How the cms-actuator currently learns about each CMS node (events feed or polling) and the node's write health,
+ * so the API and the console can show it without asking the actuator.
+ */
+export const cmsNodeStatus = pgTable('cms_node_status', {
+  node: text('node').primaryKey(),
+  /** CmsNodeMode (states.ts says what each means). */
+  mode: text('mode', { enum: CMS_NODE_MODES }).notNull(),
+  /** The node's write health as node-health.ts reports it (ok, busy, held, unreachable). */
+  health: text('health'),
+  detail: jsonb('detail').$type<Record<string, unknown>>(),
+  updatedAt: timestamp('updated_at', { withTimezone: true, mode: 'string' }).notNull().defaultNow(),
+});

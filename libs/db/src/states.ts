@@ -31,3 +31,20 @@ export type CmsWriteStatus = (typeof CMS_WRITE_STATUSES)[number];
 /** `cms_writes.kind`: what was written (only call messages so far). */
 export const CMS_WRITE_KINDS = ['callMessage'] as const;
 export type CmsWriteKind = (typeof CMS_WRITE_KINDS)[number];
+
+/**
+ * `call_leg_observations.source`: which channel last told us a leg's live state.
+ * - events: the CMS events feed (callRoster), within about a second of the change on the bridge
+ * - polling: the actuator's paced API reads (reconciliation), where the events feed is unavailable
+ */
+export const OBSERVATION_SOURCES = ['events', 'polling'] as const;
+export type ObservationSource = (typeof OBSERVATION_SOURCES)[number];
+
+/**
+ * `cms_node_status.mode`: how the actuator follows a CMS node's live state.
+ * - events: the events feed is connected and subscribed
+ * - polling: the feed is unavailable (refused, old CMS, port blocked); paced polling carries on alone
+ * - unreachable: neither the feed nor the API answers
+ */
+export const CMS_NODE_MODES = ['events', 'polling', 'unreachable'] as const;
+export type CmsNodeMode = (typeof CMS_NODE_MODES)[number];
