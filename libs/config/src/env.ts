@@ -36,6 +36,7 @@ export const ENV_BINDINGS: readonly EnvBinding[] = [
   { env: 'ACTUATOR_LOCK_MS', path: ['actuator', 'lockDurationMs'], kind: 'int' },
   { env: 'ACTUATOR_RECONCILE_INTERVAL_SECONDS', path: ['actuator', 'reconcileIntervalSeconds'], kind: 'int' },
   { env: 'ACTUATOR_READS_PER_SECOND', path: ['actuator', 'readsPerSecond'], kind: 'int' },
+  { env: 'STORAGE_RETENTION_DAYS', path: ['storage', 'retentionDays'], kind: 'int' },
   { env: 'POLICY_SECURE_DOMAINS', path: ['policy', 'secureDomains'], kind: 'list' },
   { env: 'POLICY_INTERNAL_DOMAINS', path: ['policy', 'internalDomains'], kind: 'list' },
 ];

@@ -122,6 +122,15 @@ export const configSchema = z.strictObject({
       lockDurationMs: z.number().int().min(1000).default(30_000),
     })
     .prefault({}),
+  storage: z
+    .strictObject({
+      /**
+       * Days records (and level changes, CMS write outcomes) are kept: the policy worker drops each monthly partition
+       * once all of it is older than this. Whole partitions go, never row by row.
+       */
+      retentionDays: z.number().int().positive().default(400),
+    })
+    .prefault({}),
   cms: z.strictObject({ nodes: z.array(cmsNodeSchema).default([]) }).prefault({}),
   policy: z
     .strictObject({
