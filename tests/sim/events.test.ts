@@ -115,6 +115,70 @@ describe('events', () => {
     sim.endCall(m);
   });
 
+  test('roster, call list and callInfo updates carry only the elements that changed (adds carry every subscribed element)', async () => {
+    const m = sim.startCall({ bridges: ['cms-1'] });
+    const callId = m.callId('cms-1');
+    const bob = sim.join({ meeting: m, bridge: 'cms-1', remoteParty: 'bob@example.com', displayName: 'Bob' });
+    const client = await connect();
+    client.subscribe([
+      { index: 1, type: 'callRoster', call: callId, elements: ['name', 'uri', 'state', 'audioMuted', 'videoMuted', 'layout'] },
+      { index: 2, type: 'calls', elements: ['name', 'participants', 'lockState'] },
+      { index: 3, type: 'callInfo', call: callId, elements: ['name', 'participants', 'lockState'] },
+    ]);
+    const updates = (type: string, key: string) =>
+      client
+        .messages(type)
+        .flatMap((x) => x.updates)
+        .filter((u: Record<string, unknown>) => u[key] === (key === 'call' ? callId : bob.participantId));
+    await eventually(() => updates('rosterUpdate', 'participant').length === 1 && client.messages('callInfoUpdate').length === 1, {
+      what: 'initial lists',
+    });
+    assert.deepEqual(updates('rosterUpdate', 'participant')[0], {
+      participant: bob.participantId,
+      updateType: 'add',
+      name: 'Bob',
+      uri: 'bob@example.com',
+      state: 'connected',
+      audioMuted: false,
+      videoMuted: false,
+      layout: 'automatic',
+    });
+    sim.updateCallLeg(bob.callLegId, { rxAudioMute: true });
+    await eventually(() => updates('rosterUpdate', 'participant').length === 2, { what: 'mute update' });
+    assert.deepEqual(updates('rosterUpdate', 'participant')[1], { participant: bob.participantId, updateType: 'update', audioMuted: true });
+    sim.updateCallLeg(bob.callLegId, { chosenLayout: 'speakerOnly' });
+    await eventually(() => updates('rosterUpdate', 'participant').length === 3, { what: 'layout update' });
+    assert.deepEqual(updates('rosterUpdate', 'participant')[2], {
+      participant: bob.participantId,
+      updateType: 'update',
+      layout: 'speakerOnly',
+    });
+
+    sim.updateCall(callId, { locked: true });
+    await eventually(() => updates('callListUpdate', 'call').some((u: { updateType: string }) => u.updateType === 'update'), {
+      what: 'call list update',
+    });
+    assert.deepEqual(updates('callListUpdate', 'call').at(-1), { call: callId, updateType: 'update', lockState: 'locked' });
+    await eventually(() => client.messages('callInfoUpdate').length === 2, { what: 'callInfo update' });
+    assert.deepEqual(client.messages('callInfoUpdate')[1].callInfo, { call: callId, lockState: 'locked' });
+    sim.endCall(m);
+  });
+
+  test('with the events service off /events/v1 answers 404; dropped connections leave tokens valid', async () => {
+    const client = await connect('cms-2');
+    const token = await EventsClient.token(sim.bridge('cms-2'));
+    sim.dropEventsConnections({ bridge: 'cms-2' });
+    await eventually(() => client.closeCode !== null, { what: 'dropped' });
+    assert.equal(client.closeCode, 1006, 'no close frame');
+    const again = await EventsClient.connect(sim.bridge('cms-2'), token);
+    clients.push(again);
+    sim.setEventsEnabled(false, { bridge: 'cms-2' });
+    await eventually(() => again.closeCode !== null, { what: 'dropped when switched off' });
+    await assert.rejects(EventsClient.connect(sim.bridge('cms-2'), token), /404/);
+    sim.setEventsEnabled(true, { bridge: 'cms-2' });
+    clients.push(await EventsClient.connect(sim.bridge('cms-2'), token));
+  });
+
   test('callRoster and callInfo subscriptions are deactivated when the call leaves the bridge', async () => {
     const m = sim.startCall({ bridges: ['cms-2'] });
     const callId = m.callId('cms-2');

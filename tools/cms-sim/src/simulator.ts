@@ -308,6 +308,16 @@ export class Simulator {
     return this.#info(runtime);
   }
 
+  /** Events service off (GET /events/v1 answers 404, open connections drop) or on again. */
+  setEventsEnabled(on: boolean, options: { bridge?: string } = {}): void {
+    for (const r of this.#select(options.bridge)) r.events.setEnabled(on);
+  }
+
+  /** Drops every events WebSocket of a bridge without a close frame (a network drop); calls carry on. */
+  dropEventsConnections(options: { bridge?: string } = {}): void {
+    for (const r of this.#select(options.bridge)) r.events.dropConnections();
+  }
+
   /** Simulated CDR receiver outage: POSTs fail as if the receiver were unreachable. */
   receiverOutage(on: boolean, options: { bridge?: string; receiver?: string } = {}): void {
     for (const r of this.#select(options.bridge)) r.cdr.setOutage(on, options.receiver);

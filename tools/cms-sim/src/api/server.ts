@@ -131,6 +131,8 @@ export async function buildBridgeServer(deps: BridgeServerDeps): Promise<Fastify
     {
       websocket: true,
       preValidation: async (request, reply) => {
+        // A CMS without the events service (before 2.4, or switched off) does not know the path.
+        if (!events.enabled) return sendFailure(reply, new CmsFailure(404, 'unrecognizedObject'));
         const token = (request.query as Record<string, string | undefined>).authToken;
         if (!events.tokens.valid(token)) return sendFailure(reply, new CmsFailure(401, 'authenticationFailed'));
         if (Date.now() < gate.downUntil) return sendFailure(reply, new CmsFailure(503, 'callBridgeUnavailable'));

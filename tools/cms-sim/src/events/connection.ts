@@ -19,7 +19,14 @@ interface Subscription {
   pending: Map<string, UpdateType>;
   /** callInfo: a fresh callInfoUpdate is due. */
   infoDue: boolean;
+  /**
+   * The element values last sent per object (call or participant id; '' for callInfo): an update carries only the
+   * elements that changed since, as the Events Guide says, and one where nothing subscribed changed is not sent.
+   */
+  sent: Map<string, Record<string, Json>>;
 }
+
+type Json = string | number | boolean;
 
 type OutgoingMessage = Record<string, unknown> & { type: string };
 
@@ -92,6 +99,13 @@ export class EventsConnection {
     if (this.#closed) return;
     this.#closed = true;
     this.#socket.close(code, reason);
+  }
+
+  /** Drops the TCP connection without a close frame, as a network failure would. */
+  terminate(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#socket.terminate();
   }
 
   /** A model change on the cluster: queue what this connection's subscriptions must hear about. */
@@ -277,38 +291,59 @@ export class EventsConnection {
       sub.infoDue = false;
       const call = this.#localCall(sub.call);
       if (!call) return undefined;
-      return {
-        type: 'callInfoUpdate',
-        subscriptionIndex: sub.index,
-        callInfo: { call: call.id, ...callElementValues(call, sub.elements) },
-      };
+      const changed = changedElements(sub, '', callElementValues(call, sub.elements), 'update');
+      if (!changed) return undefined;
+      return { type: 'callInfoUpdate', subscriptionIndex: sub.index, callInfo: { call: call.id, ...changed } };
     }
     if (sub.pending.size === 0) return undefined;
     const entries = [...sub.pending];
     sub.pending.clear();
     if (sub.type === 'calls') {
-      const updates = entries.map(([id, updateType]) => {
+      const updates = entries.flatMap(([id, updateType]) => {
         const call = this.#localCall(id);
-        return updateType === 'remove' || !call
-          ? { call: id, updateType: 'remove' }
-          : { call: id, updateType, ...callElementValues(call, sub.elements) };
+        if (updateType === 'remove' || !call) return [removal(sub, 'call', id)];
+        const changed = changedElements(sub, id, callElementValues(call, sub.elements), updateType);
+        return changed ? [{ call: id, updateType, ...changed }] : [];
       });
-      return { type: 'callListUpdate', subscriptionIndex: sub.index, updates };
+      return updates.length ? { type: 'callListUpdate', subscriptionIndex: sub.index, updates } : undefined;
     }
     const call = sub.call ? this.#localCall(sub.call) : undefined;
-    const updates = entries.map(([id, updateType]) => {
+    const updates = entries.flatMap(([id, updateType]) => {
       const participant = call?.meeting.participants.get(id);
-      return updateType === 'remove' || !participant
-        ? { participant: id, updateType: 'remove' }
-        : { participant: id, updateType, ...rosterElementValues(this.#cluster, participant, sub.elements) };
+      if (updateType === 'remove' || !participant) return [removal(sub, 'participant', id)];
+      const changed = changedElements(sub, id, rosterElementValues(this.#cluster, participant, sub.elements), updateType);
+      return changed ? [{ participant: id, updateType, ...changed }] : [];
     });
-    return { type: 'rosterUpdate', subscriptionIndex: sub.index, updates };
+    return updates.length ? { type: 'rosterUpdate', subscriptionIndex: sub.index, updates } : undefined;
   }
 
   #send(payload: unknown): void {
     if (this.#closed) return;
     this.#socket.send(JSON.stringify(payload));
   }
+}
+
+/**
+ * What an update tells about one object: every subscribed element when it is new to the client (`add`), otherwise
+ * only the elements whose value differs from what was last sent; null when nothing the client asked for changed.
+ */
+function changedElements(sub: Subscription, id: string, values: Record<string, Json>, updateType: UpdateType): Record<string, Json> | null {
+  const before = sub.sent.get(id);
+  sub.sent.set(id, values);
+  if (updateType === 'add' || !before) return values;
+  const changed: Record<string, Json> = {};
+  let any = false;
+  for (const [element, value] of Object.entries(values)) {
+    if (before[element] === value) continue;
+    changed[element] = value;
+    any = true;
+  }
+  return any ? changed : null;
+}
+
+function removal(sub: Subscription, key: 'call' | 'participant', id: string): Record<string, string> {
+  sub.sent.delete(id);
+  return { [key]: id, updateType: 'remove' };
 }
 
 function queue(sub: Subscription, id: string, type: UpdateType): void {
@@ -335,6 +370,7 @@ function parseSubscription(raw: Record<string, unknown>): Subscription | null {
     state: 'pending',
     pending: new Map(),
     infoDue: false,
+    sent: new Map(),
   };
 }
 

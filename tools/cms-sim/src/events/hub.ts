@@ -25,12 +25,30 @@ export class EventsHub {
   readonly #connections = new Set<EventsConnection>();
   #nextId = 1;
   #refused = 0;
+  #enabled = true;
 
   constructor(cluster: Cluster, bridge: string, limits: EventsLimits) {
     this.#cluster = cluster;
     this.#bridge = bridge;
     this.limits = limits;
     this.tokens = new TokenStore(limits.tokenTtlMs);
+  }
+
+  /** false: /events/v1 answers 404, as on a CMS without the events service (or with its port blocked). */
+  get enabled(): boolean {
+    return this.#enabled;
+  }
+
+  /** Turns the events service off (open connections drop) or on again. */
+  setEnabled(on: boolean): void {
+    this.#enabled = on;
+    if (!on) this.dropConnections();
+  }
+
+  /** Every connection drops without a close handshake (a network drop); tokens stay valid, unlike a restart. */
+  dropConnections(): void {
+    for (const connection of this.#connections) connection.terminate();
+    this.#connections.clear();
   }
 
   get full(): boolean {
