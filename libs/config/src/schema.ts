@@ -131,7 +131,22 @@ export const configSchema = z.strictObject({
       retentionDays: z.number().int().positive().default(400),
     })
     .prefault({}),
-  cms: z.strictObject({ nodes: z.array(cmsNodeSchema).default([]) }).prefault({}),
+  cms: z
+    .strictObject({
+      nodes: z.array(cmsNodeSchema).default([]),
+      /** The CMS events feed (WebSocket /events/v1, CMS 2.4+): each node's live roster within about a second. */
+      events: z
+        .strictObject({
+          /** false: live state comes from paced polling (reconciliation) alone. */
+          enabled: z.boolean().default(true),
+          /** A new auth token is asked for when the one in hand is this old (CMS tokens expire; only new connections use them). */
+          tokenRefreshSeconds: z.number().int().min(1).default(300),
+          /** Longest pause between two connection attempts (capped, jittered exponential back-off). */
+          reconnectMaxSeconds: z.number().int().min(1).default(30),
+        })
+        .prefault({}),
+    })
+    .prefault({}),
   policy: z
     .strictObject({
       secureDomains: z.array(z.string().min(1)).default([]),
