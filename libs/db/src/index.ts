@@ -12,5 +12,9 @@ export {
   type CmsWriteKind,
   type CmsWriteStatus,
   OBSERVATION_SOURCES,
+  OPERATOR_ACTION_KINDS,
+  OPERATOR_ACTION_STATUSES,
   type ObservationSource,
+  type OperatorActionKind,
+  type OperatorActionStatus,
 } from './states.ts';

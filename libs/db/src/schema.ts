@@ -1,7 +1,15 @@
 import type { XmlObject, XmlValue } from '@cms/cdr';
 import { sql } from 'drizzle-orm';
 import { bigint, bigserial, boolean, index, integer, jsonb, pgTable, primaryKey, text, timestamp, uniqueIndex } from 'drizzle-orm/pg-core';
-import { CALL_MESSAGE_STATUSES, CMS_NODE_MODES, CMS_WRITE_KINDS, CMS_WRITE_STATUSES, OBSERVATION_SOURCES } from './states.ts';
+import {
+  CALL_MESSAGE_STATUSES,
+  CMS_NODE_MODES,
+  CMS_WRITE_KINDS,
+  CMS_WRITE_STATUSES,
+  OBSERVATION_SOURCES,
+  OPERATOR_ACTION_KINDS,
+  OPERATOR_ACTION_STATUSES,
+} from './states.ts';
 
 /**
  * Every CDR exactly once. `session` + `correlatorIndex` is CMS's own unique key for a record, the same for
@@ -221,7 +229,7 @@ export const cmsWrites = pgTable(
     id: bigserial('id', { mode: 'number' }).primaryKey(),
     at: timestamp('at', { withTimezone: true, mode: 'string' }).notNull().defaultNow(),
     node: text('node').notNull(),
-    /** CmsWriteKind: callMessage (operator command kinds later). */
+    /** CmsWriteKind: callMessage, or the operator action kind whose step this write was. */
     kind: text('kind', { enum: CMS_WRITE_KINDS }).notNull(),
     callId: text('call_id'),
     target: text('target'),
@@ -293,3 +301,96 @@ export const cmsNodeStatus = pgTable('cms_node_status', {
   detail: jsonb('detail').$type<Record<string, unknown>>(),
   updatedAt: timestamp('updated_at', { withTimezone: true, mode: 'string' }).notNull().defaultNow(),
 });
+
+/**
+ * Every operator action (call control): who asked (token name and role), what, on which call or leg, with which
+ * parameters, and how it ended (CMS's status and failure reason). One row per request; its writes are the steps
+ * below, one per CMS node (call instance) it touches.
+ */
+export const operatorActions = pgTable(
+  'operator_actions',
+  {
+    id: bigserial('id', { mode: 'number' }).primaryKey(),
+    createdAt: timestamp('created_at', { withTimezone: true, mode: 'string' }).notNull().defaultNow(),
+    tokenName: text('token_name').notNull(),
+    role: text('role').notNull(),
+    /** OperatorActionKind (states.ts says what each means). */
+    kind: text('kind', { enum: OPERATOR_ACTION_KINDS }).notNull(),
+    callId: text('call_id'),
+    legId: text('leg_id'),
+    meetingKey: text('meeting_key'),
+    /** The request body as the operator sent it (Cisco's field names). */
+    parameters: jsonb('parameters').$type<Record<string, unknown>>().notNull().default({}),
+    /** The Idempotency-Key header: a retried POST with the same key (and token) is the same action. */
+    idempotencyKey: text('idempotency_key'),
+    /** Hash of what was asked, so a key reused for a different request is refused. */
+    requestHash: text('request_hash'),
+    /** OperatorActionStatus. */
+    status: text('status', { enum: OPERATOR_ACTION_STATUSES }).notNull().default('queued'),
+    httpStatus: integer('http_status'),
+    failureReason: text('failure_reason'),
+    failureParameter: text('failure_parameter'),
+    result: jsonb('result').$type<Record<string, unknown>>(),
+    completedAt: timestamp('completed_at', { withTimezone: true, mode: 'string' }),
+  },
+  (t) => [
+    uniqueIndex('operator_actions_idempotency_idx').on(t.tokenName, t.idempotencyKey).where(sql`idempotency_key IS NOT NULL`),
+    index('operator_actions_call_idx').on(t.callId, t.id),
+    index('operator_actions_meeting_idx').on(t.meetingKey, t.id),
+  ],
+);
+
+/** One CMS node's part of an operator action: one write job on that node's queue, with its outcome and timings. */
+export const operatorActionSteps = pgTable(
+  'operator_action_steps',
+  {
+    actionId: bigint('action_id', { mode: 'number' })
+      .notNull()
+      .references(() => operatorActions.id, { onDelete: 'cascade' }),
+    step: integer('step').notNull(),
+    node: text('node').notNull(),
+    callId: text('call_id'),
+    /** What the job writes (ids resolved when the action was accepted). */
+    params: jsonb('params').$type<Record<string, unknown>>().notNull().default({}),
+    /** OperatorActionStatus. */
+    status: text('status', { enum: OPERATOR_ACTION_STATUSES }).notNull().default('queued'),
+    httpStatus: integer('http_status'),
+    failureReason: text('failure_reason'),
+    failureParameter: text('failure_parameter'),
+    result: jsonb('result').$type<Record<string, unknown>>(),
+    /** CMS writes this step made (PUT/POST/DELETE). */
+    writes: integer('writes').notNull().default(0),
+    attempts: integer('attempts').notNull().default(0),
+    startedAt: timestamp('started_at', { withTimezone: true, mode: 'string' }),
+    /** When its first write was sent to CMS (after the write ceiling let it through). */
+    firstWriteAt: timestamp('first_write_at', { withTimezone: true, mode: 'string' }),
+    completedAt: timestamp('completed_at', { withTimezone: true, mode: 'string' }),
+    /** Time spent waiting for CMS's answers. */
+    cmsMs: integer('cms_ms'),
+  },
+  (t) => [primaryKey({ columns: [t.actionId, t.step] })],
+);
+
+/** Presenter mode on a meeting: who presents, and the action that turned it on. */
+export const presenterModes = pgTable('presenter_modes', {
+  meetingKey: text('meeting_key').primaryKey(),
+  presenterLegId: text('presenter_leg_id').notNull(),
+  actionId: bigint('action_id', { mode: 'number' }).notNull(),
+  startedAt: timestamp('started_at', { withTimezone: true, mode: 'string' }).notNull().defaultNow(),
+});
+
+/** What presenter mode changed on each leg (its layout, mutes, importance before), so turning it off restores them. */
+export const presenterSavedLegs = pgTable(
+  'presenter_saved_legs',
+  {
+    meetingKey: text('meeting_key').notNull(),
+    callLegId: text('call_leg_id').notNull(),
+    node: text('node').notNull(),
+    callId: text('call_id').notNull(),
+    participantId: text('participant_id'),
+    previous: jsonb('previous').$type<Record<string, string | number | boolean | null>>().notNull(),
+    actionId: bigint('action_id', { mode: 'number' }).notNull(),
+    savedAt: timestamp('saved_at', { withTimezone: true, mode: 'string' }).notNull().defaultNow(),
+  },
+  (t) => [primaryKey({ columns: [t.meetingKey, t.callLegId] })],
+);

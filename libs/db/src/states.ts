@@ -28,8 +28,38 @@ export type CallMessageStatus = (typeof CALL_MESSAGE_STATUSES)[number];
 export const CMS_WRITE_STATUSES = ['applied', 'unchanged', 'callEnded', 'deadLettered', 'retrying', 'held'] as const;
 export type CmsWriteStatus = (typeof CMS_WRITE_STATUSES)[number];
 
-/** `cms_writes.kind`: what was written (only call messages so far). */
-export const CMS_WRITE_KINDS = ['callMessage'] as const;
+/**
+ * `operator_actions.kind` (and the write-job kind of each of its steps): what an operator asked for.
+ * - addParticipant: dial out (POST /calls/<id>/participants)
+ * - updateCallLeg: mute/unmute or layout of one participant (PUT /callLegs/<id>)
+ * - updateAllParticipants: the same for everyone of the meeting (PUT /calls/<id>/participants/*, every instance)
+ * - presenterOn / presenterOff: everyone but the presenter speakerOnly and audio-muted; off restores what it changed
+ * - deleteCallLeg: disconnect one participant; deleteCall: end the meeting (every instance)
+ * - admitParticipants: let participants in from the lobby (PUT /participants/<id> deactivated=false)
+ */
+export const OPERATOR_ACTION_KINDS = [
+  'addParticipant',
+  'updateCallLeg',
+  'updateAllParticipants',
+  'presenterOn',
+  'presenterOff',
+  'deleteCallLeg',
+  'deleteCall',
+  'admitParticipants',
+] as const;
+export type OperatorActionKind = (typeof OPERATOR_ACTION_KINDS)[number];
+
+/**
+ * `operator_actions.status` and `operator_action_steps.status`.
+ * - queued: accepted, on the node's write queue (or being written, or waiting to be retried)
+ * - applied: CMS took every write of it
+ * - failed: CMS refused it (its failureDetails are kept) or it could not be written
+ */
+export const OPERATOR_ACTION_STATUSES = ['queued', 'applied', 'failed'] as const;
+export type OperatorActionStatus = (typeof OPERATOR_ACTION_STATUSES)[number];
+
+/** `cms_writes.kind`: what was written (call messages, and each operator action kind). */
+export const CMS_WRITE_KINDS = ['callMessage', ...OPERATOR_ACTION_KINDS] as const;
 export type CmsWriteKind = (typeof CMS_WRITE_KINDS)[number];
 
 /**
