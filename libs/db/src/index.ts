@@ -12,9 +12,9 @@ export {
   type CmsWriteKind,
   type CmsWriteStatus,
   OBSERVATION_SOURCES,
+  type ObservationSource,
   OPERATOR_ACTION_KINDS,
   OPERATOR_ACTION_STATUSES,
-  type ObservationSource,
   type OperatorActionKind,
   type OperatorActionStatus,
 } from './states.ts';
