@@ -5,6 +5,7 @@ import { createLogger, createMetricsRegistry, type Logger, type Registry } from 
 import { compilePolicy } from '@cms/policy';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifySchemaValidationError } from 'fastify';
 import { apiTokens, installAuth } from './auth.ts';
+import { createConsole } from './console/index.ts';
 import { databaseUnavailable } from './db-unavailable.ts';
 import { registerDocs } from './docs.ts';
 import { installLevelMetrics, installRequestMetrics } from './metrics.ts';
@@ -96,12 +97,14 @@ export async function buildRecordsApi(deps: RecordsApiDeps): Promise<RecordsApiS
   for (const schema of sharedSchemas) app.addSchema(schema);
   await registerDocs(app);
   const checks = [databaseCheck(db)];
+  // The operator console at / (its session cookie is also a way into /api/v1, with CSRF checks for changes).
+  const operatorConsole = createConsole({ config, db, tokens });
   installHealthRoutes(app, { registry, checks, metrics: config.api.publicMetrics });
   const metricsApp = createMetricsApp({ log: log as FastifyBaseLogger, registry, checks });
 
   await app.register(
     async (api) => {
-      installAuth(api, tokens);
+      installAuth(api, tokens, operatorConsole.sessionAuth);
       installParameterChecks(api);
       await api.register(recordsRoutes, { db });
       await api.register(recordsCompatRoutes, { db });
@@ -110,11 +113,19 @@ export async function buildRecordsApi(deps: RecordsApiDeps): Promise<RecordsApiS
     },
     { prefix: '/api/v1' },
   );
+  await operatorConsole.register(app, {
+    selfReady: () =>
+      checks[0]!.check().then(
+        () => true,
+        () => false,
+      ),
+  });
   return {
     app,
     metricsApp,
     close: async () => {
       await Promise.all([app.close(), metricsApp.close()]);
+      await operatorConsole.close();
     },
   };
 }

@@ -40,7 +40,7 @@ function unauthorized(detail: string, wwwAuthenticate: string): HttpProblem {
 }
 
 /** Finds the token's owner comparing against every configured token, so timing says nothing about which one matched. */
-function principalFor(presented: string, tokens: ApiToken[]): Principal | null {
+export function principalFor(presented: string, tokens: ApiToken[]): Principal | null {
   let found: Principal | null = null;
   for (const candidate of tokens) {
     if (tokenMatches(presented, candidate.token) && found === null) found = { name: candidate.name, role: candidate.role };
@@ -48,16 +48,25 @@ function principalFor(presented: string, tokens: ApiToken[]): Principal | null {
   return found;
 }
 
-/** Authenticates every request of `scope` (401 without a known bearer token) and tags its log lines with the token's name. */
-export function installAuth(scope: FastifyInstance, tokens: ApiToken[]): void {
+/**
+ * A browser session instead of a bearer token (the operator console's cookie): the principal it was signed in as,
+ * or null when the request carries no session. It throws itself for an expired session or a missing CSRF token.
+ */
+export type SessionAuth = (request: FastifyRequest) => Promise<Principal | null>;
+
+/**
+ * Authenticates every request of `scope` (401 without a known bearer token, or a console session when `sessionAuth`
+ * is given) and tags its log lines with the token's name.
+ */
+export function installAuth(scope: FastifyInstance, tokens: ApiToken[], sessionAuth?: SessionAuth): void {
   if (!scope.hasRequestDecorator('principal')) scope.decorateRequest('principal', null);
   scope.addHook('onRequest', async (request: FastifyRequest, reply: FastifyReply) => {
     const presented = bearerToken(request.headers.authorization);
-    if (presented === undefined) {
-      throw unauthorized('Send "Authorization: Bearer <token>" with a token from API_TOKEN or api.tokens.', REALM);
-    }
-    const principal = principalFor(presented, tokens);
+    const principal = presented === undefined ? await sessionPrincipal(request, sessionAuth) : principalFor(presented, tokens);
     if (principal === null) {
+      if (presented === undefined) {
+        throw unauthorized('Send "Authorization: Bearer <token>" with a token from API_TOKEN or api.tokens.', REALM);
+      }
       throw unauthorized(
         'The bearer token is not one this service knows; use a token from API_TOKEN or api.tokens.',
         `${REALM}, error="invalid_token"`,
@@ -68,6 +77,10 @@ export function installAuth(scope: FastifyInstance, tokens: ApiToken[]): void {
     request.log = log;
     reply.log = log;
   });
+}
+
+async function sessionPrincipal(request: FastifyRequest, sessionAuth: SessionAuth | undefined): Promise<Principal | null> {
+  return sessionAuth ? await sessionAuth(request) : null;
 }
 
 /** preHandler for routes that need at least `role` (viewer for reads; call control needs operator). */
