@@ -13,6 +13,7 @@ import type {
   CmsListQuery,
   CmsPage,
   FormFields,
+  ParticipantsBulkUpdate,
   ParticipantUpdate,
 } from './types.ts';
 import { type CmsObject, children, failureDetails, parseCmsXml, rootObject } from './xml.ts';
@@ -100,6 +101,11 @@ export class CmsClient {
     await this.request('PUT', `/api/v1/calls/${enc(id)}`, { form: fields as FormFields });
   }
 
+  /** DELETE /api/v1/calls/<id>: ends the call (on this bridge; other instances of a meeting end on their own). */
+  async deleteCall(id: string): Promise<void> {
+    await this.request('DELETE', `/api/v1/calls/${enc(id)}`);
+  }
+
   // ---- call legs ----
 
   listCallLegs(callId: string, query: CmsListQuery = {}): Promise<CmsPage<CmsCallLegSummary>> {
@@ -129,6 +135,22 @@ export class CmsClient {
   /** PUT /api/v1/participants/<id> (`deactivated: false` admits from the lobby). */
   async updateParticipant(id: string, fields: ParticipantUpdate): Promise<void> {
     await this.request('PUT', `/api/v1/participants/${enc(id)}`, { form: fields as FormFields });
+  }
+
+  /** GET /api/v1/participants/<id>: top-level fields plus `configuration` and `status` objects. */
+  async getParticipant(id: string): Promise<CmsObject> {
+    return this.#getObject(`/api/v1/participants/${enc(id)}`, 'participant');
+  }
+
+  /**
+   * PUT /api/v1/calls/<id>/participants/*: one change for every participant of the call hosted on this bridge, except
+   * (mode exclude, the default) or only (mode selected) the participants in `filterIds` (CMS takes at most 20).
+   */
+  async updateAllParticipants(callId: string, fields: ParticipantsBulkUpdate): Promise<void> {
+    const { filterIds, ...rest } = fields;
+    if (filterIds && filterIds.length > MAX_FILTER_IDS) throw new RangeError(`filterIds takes at most ${MAX_FILTER_IDS} ids`);
+    const form: FormFields = { ...(rest as FormFields), filterIds: filterIds?.length ? filterIds.join(',') : undefined };
+    await this.request('PUT', `/api/v1/calls/${enc(callId)}/participants/*`, { form });
   }
 
   /** POST /api/v1/calls/<id>/participants; returns the new participant's id (from the Location header). */
@@ -233,6 +255,9 @@ export class CmsClient {
     }
   }
 }
+
+/** The most participant ids CMS takes in filterIds of a bulk participant PUT. */
+export const MAX_FILTER_IDS = 20;
 
 function enc(id: string): string {
   return encodeURIComponent(id);

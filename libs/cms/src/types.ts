@@ -100,6 +100,43 @@ export interface AddParticipantOptions {
   /** false bypasses the lobby (CMS 2.9+). */
   deactivated?: boolean;
   movedParticipant?: string;
+  /** A layout name (Cisco's list, LAYOUTS). */
+  chosenLayout?: string;
+  nameLabelOverride?: string;
+  importance?: number;
+  needsActivation?: boolean;
+}
+
+/** Layout names CMS accepts for chosenLayout (API reference, call legs). */
+export const LAYOUTS = [
+  'allEqual',
+  'speakerOnly',
+  'telepresence',
+  'stacked',
+  'allEqualQuarters',
+  'allEqualNinths',
+  'allEqualSixteenths',
+  'allEqualTwentyFifths',
+  'onePlusFive',
+  'onePlusSeven',
+  'onePlusNine',
+  'automatic',
+  'onePlusN',
+] as const;
+export type Layout = (typeof LAYOUTS)[number];
+
+/** PUT /api/v1/calls/<id>/participants/*: the mute/layout/importance change, and whom it leaves out (or only covers). */
+export interface ParticipantsBulkUpdate {
+  rxAudioMute?: boolean;
+  txAudioMute?: boolean;
+  rxVideoMute?: boolean;
+  txVideoMute?: boolean;
+  chosenLayout?: string;
+  importance?: number | '';
+  /** Participant ids (at most 20). */
+  filterIds?: string[];
+  /** exclude (default): everyone but filterIds; selected: only filterIds. */
+  mode?: 'exclude' | 'selected';
 }
 
 export type FormFields = Record<string, string | number | boolean | undefined>;
