@@ -45,6 +45,8 @@ export interface HealthRoutesOptions {
    * (cdr-ingest, records-api) serves it on a separate metrics listener instead, so its main port answers 404.
    */
   metrics?: boolean;
+  /** More of the service's state for the /readyz body (e.g. the actuator's mode per CMS node); not checks. */
+  details?: () => Record<string, unknown>;
 }
 
 /** GET /healthz (process alive), GET /readyz (dependencies reachable), GET /metrics (Prometheus). */
@@ -53,7 +55,7 @@ export function installHealthRoutes(app: FastifyInstance, options: HealthRoutesO
   app.get('/readyz', { logLevel: 'warn' }, async (_req, reply) => {
     const results = await Promise.all(options.checks.map(runCheck));
     const ready = results.every((r) => r.ok);
-    return reply.code(ready ? 200 : 503).send({ status: ready ? 'ready' : 'not ready', checks: results });
+    return reply.code(ready ? 200 : 503).send({ status: ready ? 'ready' : 'not ready', checks: results, ...options.details?.() });
   });
   if (options.metrics === false) return;
   // Readiness as metrics, evaluated at each scrape (the same checks as /readyz): Prometheus alerts on a service that
