@@ -1,5 +1,5 @@
 export { basicAuthHeader } from './api/auth.ts';
-export type { ApiCounters, ApiRequestEntry } from './api/faults.ts';
+export type { ApiCounters, ApiRequestEntry, ArmedWriteFailure, WriteFailureSpec } from './api/faults.ts';
 export type { WriteLogEntry, WriteLogFilter, WriteOutcome } from './api/writeLog.ts';
 export { MAX_CDR_RECEIVERS } from './cdr/pipeline.ts';
 export type { SimRecord } from './cdr/records.ts';
@@ -7,7 +7,7 @@ export type { ReceiverStats } from './cdr/sender.ts';
 export { CdrDeliveryTimeoutError, CmsFailure, ScenarioError, SimulatorError } from './errors.ts';
 export type { ConnectionStats } from './events/connection.ts';
 export type { EventsStats } from './events/hub.ts';
-export type { LegQuality } from './model/changes.ts';
+export type { LegQuality, RosterElement } from './model/changes.ts';
 export type { CallUpdate, LegUpdate, MeetingSpec, ParticipantUpdate } from './model/cluster.ts';
 export { CALL_LEG_END_REASONS, LAYOUTS } from './model/types.ts';
 export type {
@@ -44,5 +44,6 @@ export {
   Simulator,
   type StartCallOptions,
   startSimulator,
+  type WriteFailureOptions,
 } from './simulator.ts';
 export { mulberry32 } from './util/prng.ts';

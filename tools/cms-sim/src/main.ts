@@ -28,6 +28,7 @@ const HELP = `cms-sim: simulated Cisco Meeting Server cluster
   --max-writes-per-second N  write ceiling per bridge                     CMS_SIM_MAX_WRITES_PER_SECOND
   --fraction-503 F       share of API requests answered 503               CMS_SIM_FRACTION_503 (0)
   --latency-ms N         added API latency                                CMS_SIM_LATENCY_MS   (0)
+  --dial-out-answer-ms N simulated ms a dial-out rings before it connects CMS_SIM_DIAL_OUT_ANSWER_MS (1000)
   --tls-key FILE / --tls-cert FILE   serve HTTPS                          CMS_SIM_TLS_KEY / CMS_SIM_TLS_CERT
   --exit-after-scenario  stop when the scenario/load run finishes         CMS_SIM_EXIT_AFTER_SCENARIO
   --log-level L          pino level                                       CMS_SIM_LOG_LEVEL    (info)
@@ -53,6 +54,7 @@ const { values } = parseArgs({
     'max-writes-per-second': { type: 'string' },
     'fraction-503': { type: 'string' },
     'latency-ms': { type: 'string' },
+    'dial-out-answer-ms': { type: 'string' },
     'tls-key': { type: 'string' },
     'tls-cert': { type: 'string' },
     'exit-after-scenario': { type: 'boolean' },
@@ -112,6 +114,7 @@ try {
       fraction503: numberOption('fraction-503', 'CMS_SIM_FRACTION_503'),
       latencyMs: numberOption('latency-ms', 'CMS_SIM_LATENCY_MS'),
     },
+    dialOutAnswerMs: numberOption('dial-out-answer-ms', 'CMS_SIM_DIAL_OUT_ANSWER_MS'),
     controlPort: numberOption('control-port', 'CMS_SIM_CONTROL_PORT') ?? 7400,
     controlToken: option('control-token', 'CMS_SIM_CONTROL_TOKEN'),
     tls: tlsKey && tlsCert ? { keyFile: tlsKey, certFile: tlsCert } : undefined,

@@ -91,6 +91,8 @@ export interface SimulatorOptions {
   tls?: TlsFiles;
   /** What happens to activated needsActivation legs when the last activator leaves; default "deactivate". */
   deactivationMode?: DeactivationMode;
+  /** Simulated ms a dial-out (POST calls/<id>/callLegs or participants) rings before it connects; default 1000; null = only when the driver answers it. */
+  dialOutAnswerMs?: number | null;
   events?: EventsOptions;
   /** Entries kept in the API write history; default 100000. */
   writeLogLimit?: number;

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import type { FastifyInstance } from 'fastify';
-import type { ApiCounters, ApiRequestEntry } from './api/faults.ts';
+import type { ApiCounters, ApiRequestEntry, ArmedWriteFailure, WriteFailureSpec } from './api/faults.ts';
 import { FaultGate } from './api/faults.ts';
 import { buildBridgeServer } from './api/server.ts';
 import { messageTimeRemaining, messageVisible } from './api/views.ts';
@@ -15,7 +15,7 @@ import { EventsHub, type EventsStats } from './events/hub.ts';
 import type { BridgeState } from './model/bridge.ts';
 import type { LegQuality } from './model/changes.ts';
 import { type CallUpdate, Cluster, type LegUpdate, type MeetingSpec, type ParticipantUpdate } from './model/cluster.ts';
-import type { Call, Meeting } from './model/types.ts';
+import type { Call, CallLeg, Meeting } from './model/types.ts';
 import {
   type FaultOptions,
   mergeFaults,
@@ -78,6 +78,9 @@ export interface JoinResult {
   deactivated: boolean;
 }
 
+/** failWrites(): which bridge's writes (default every bridge, each with its own count) and the answer. */
+export type WriteFailureOptions = WriteFailureSpec & { bridge?: string };
+
 export interface LegInspection {
   id: string;
   participantId: string;
@@ -95,6 +98,9 @@ export interface LegInspection {
   rxVideoMute: boolean;
   txVideoMute: boolean;
   chosenLayout: string;
+  /** Sharing content (presentation). */
+  presenter: boolean;
+  activeSpeaker: boolean;
 }
 
 export interface CallInspection {
@@ -112,7 +118,20 @@ export interface CallInspection {
   locked: boolean;
   recording: boolean;
   streaming: boolean;
-  participants: { id: string; name: string; bridge: string; importance: number | null }[];
+  /** The presenting leg if it is on this call's bridge (as GET /calls/<id> presenterCallLeg), else null. */
+  presenterCallLeg: string | null;
+  /** The meeting's presenting leg, on whichever bridge. */
+  presenter: string | null;
+  activeSpeaker: string | null;
+  participants: {
+    id: string;
+    name: string;
+    uri: string;
+    bridge: string;
+    importance: number | null;
+    state: string;
+    deactivated: boolean;
+  }[];
   legs: LegInspection[];
 }
 
@@ -127,6 +146,8 @@ export interface BridgeInspection {
   cdrCorrelatorIndex: number;
   alarms: { id: string; type: string; since: string }[];
   events: EventsStats;
+  /** Write failures armed with failWrites() and not used up yet. */
+  writeFailures: ArmedWriteFailure[];
   calls: CallInspection[];
 }
 
@@ -289,6 +310,47 @@ export class Simulator {
     this.cluster.updateParticipant(this.#participant(participantId), update);
   }
 
+  /** Sends a participant (or a leg's participant) to the lobby, as PUT /participants/<id> deactivated=true. */
+  moveToLobby(participantOrLegId: string): void {
+    this.cluster.updateParticipant(this.#participant(participantOrLegId), { deactivated: true });
+  }
+
+  /** The far end answers a ringing dial-out now (see the dialOutAnswerMs option). */
+  answerDialOut(callLegId: string): void {
+    const leg = this.#leg(callLegId);
+    if (leg.state !== 'ringing') throw new SimulatorError(`call leg ${callLegId} is not ringing (${leg.state})`);
+    this.cluster.answer(leg);
+  }
+
+  /** A leg starts (on = true) or stops sharing content; one presenter per meeting, a new one takes over. */
+  shareContent(callLegId: string, on = true): void {
+    this.cluster.shareContent(this.#leg(callLegId), on);
+  }
+
+  /** The leg heard as active speaker; null (with `meeting`: callCorrelator or call id) clears it. */
+  setActiveSpeaker(callLegId: string | null, options: { meeting?: string } = {}): void {
+    if (callLegId === null) {
+      if (!options.meeting) throw new SimulatorError('setActiveSpeaker(null) needs { meeting }');
+      this.cluster.setActiveSpeaker(this.#meeting(options.meeting), null);
+      return;
+    }
+    const leg = this.#leg(callLegId);
+    this.cluster.setActiveSpeaker(leg.meeting, leg);
+  }
+
+  /**
+   * The next matching API write(s) get CMS's failure answer (`<failureDetails><reason/></failureDetails>`)
+   * and change nothing; they are in the write log as `failed` with the reason.
+   */
+  failWrites(options: WriteFailureOptions): ArmedWriteFailure[] {
+    const { bridge, ...spec } = options;
+    return this.#select(bridge).map((r) => ({ ...r.gate.armFailure(spec) }));
+  }
+
+  clearWriteFailures(options: { bridge?: string } = {}): void {
+    for (const r of this.#select(options.bridge)) r.gate.clearFailures();
+  }
+
   record(callId: string, on = true): void {
     this.cluster.updateCall(this.#call(callId), { recording: on });
   }
@@ -367,6 +429,7 @@ export class Simulator {
         cdrCorrelatorIndex: r.cdr.nextCorrelatorIndex,
         alarms: r.cdr.alarm ? [{ id: r.cdr.alarm.id, type: r.cdr.alarm.type, since: new Date(r.cdr.alarm.since).toISOString() }] : [],
         events: r.events.stats(),
+        writeFailures: r.gate.armedFailures.map((f) => ({ ...f })),
         calls: [...r.state.calls.values()].map((call) => this.#inspectCall(call, now)),
       })),
       writes: { total: writes.length, byOutcome },
@@ -439,6 +502,7 @@ export class Simulator {
   async stop(): Promise<void> {
     if (this.#stopped) return;
     this.#stopped = true;
+    this.cluster.dispose();
     for (const stop of this.#scenarioStops) stop();
     for (const r of this.#runtimes) r.events.closeAll(1001, 'shutdown');
     await Promise.all([
@@ -480,6 +544,12 @@ export class Simulator {
     const meeting = this.cluster.meetings.get(ref) ?? this.cluster.locateCall(ref)?.meeting;
     if (!meeting) throw new SimulatorError(`no live meeting ${ref}`);
     return meeting;
+  }
+
+  #leg(callLegId: string): CallLeg {
+    const leg = this.cluster.locateLeg(callLegId);
+    if (!leg) throw new SimulatorError(`no call leg ${callLegId}`);
+    return leg;
   }
 
   #call(callId: string): Call {
@@ -534,7 +604,21 @@ export class Simulator {
       locked: m.locked,
       recording: call.recording !== null,
       streaming: call.streaming !== null,
-      participants: [...m.participants.values()].map((p) => ({ id: p.id, name: p.name, bridge: p.bridge, importance: p.importance })),
+      presenterCallLeg: m.presenterLegId && call.legIds.has(m.presenterLegId) ? m.presenterLegId : null,
+      presenter: m.presenterLegId,
+      activeSpeaker: m.activeSpeakerLegId,
+      participants: [...m.participants.values()].map((p) => {
+        const legs = p.legIds.map((id) => this.cluster.bridges.get(p.bridge)?.legs.get(id)).filter((l) => l !== undefined);
+        return {
+          id: p.id,
+          name: p.name,
+          uri: p.uri,
+          bridge: p.bridge,
+          importance: p.importance,
+          state: legs[0]?.state ?? 'connected',
+          deactivated: legs.some((l) => l.deactivated),
+        };
+      }),
       legs: this.cluster.legsOf(call).map((l) => ({
         id: l.id,
         participantId: l.groupId,
@@ -552,6 +636,8 @@ export class Simulator {
         rxVideoMute: l.configuration.rxVideoMute,
         txVideoMute: l.configuration.txVideoMute,
         chosenLayout: l.configuration.chosenLayout,
+        presenter: m.presenterLegId === l.id,
+        activeSpeaker: m.activeSpeakerLegId === l.id,
       })),
     };
   }
@@ -573,7 +659,8 @@ export async function startSimulator(options: SimulatorOptions = {}): Promise<Si
   const urlHost = options.advertisedHost ?? (host === '0.0.0.0' || host === '::' ? '127.0.0.1' : host);
   const pageCap = options.pageCap ?? 10;
   if (pageCap < 1) throw new RangeError('pageCap must be >= 1');
-  const cluster = new Cluster({ seed, clock, deactivationMode: options.deactivationMode });
+  if (options.dialOutAnswerMs != null && !(options.dialOutAnswerMs >= 0)) throw new RangeError('dialOutAnswerMs must be >= 0 or null');
+  const cluster = new Cluster({ seed, clock, deactivationMode: options.deactivationMode, dialOutAnswerMs: options.dialOutAnswerMs });
   const writeLog = new WriteLog(options.writeLogLimit ?? 100_000);
   const runtimes: BridgeRuntime[] = [];
   const urls = new Map<string, string>();

@@ -24,6 +24,37 @@ export interface ApiRequestEntry {
   url: string;
 }
 
+/** A write failure armed by a test: the next matching writes get this answer and change nothing. */
+export interface WriteFailureSpec {
+  /** The `<failureDetails>` reason, e.g. callLegDoesNotExist, participantLimitReached, parameterError. */
+  failureReason: string;
+  /** HTTP status; default 404 for the *DoesNotExist reasons, 503 for databaseNotReady/callBridgeUnavailable, else 400. */
+  status?: number;
+  /** For parameterError: the parameter named in the answer. */
+  parameter?: string;
+  /** Only writes with this method (POST, PUT, DELETE); default any. */
+  method?: string;
+  /** Only writes whose path (with query) contains this, case-insensitive; default any. */
+  urlContains?: string;
+  /** How many matching writes fail; default 1. */
+  times?: number;
+}
+
+export interface ArmedWriteFailure {
+  failureReason: string;
+  status: number;
+  parameter: string | undefined;
+  method: string | undefined;
+  urlContains: string | undefined;
+  remaining: number;
+}
+
+function defaultFailureStatus(reason: string): number {
+  if (reason.endsWith('DoesNotExist')) return 404;
+  if (reason === 'databaseNotReady' || reason === 'callBridgeUnavailable') return 503;
+  return 400;
+}
+
 export type GateVerdict = 'pass' | 'fault503' | 'rateLimited' | 'restarting';
 
 /** Per-bridge fault injection: latency, random 503s, the write ceiling (sliding one-second window), restart downtime. */
@@ -45,6 +76,7 @@ export class FaultGate {
   readonly #requestLimit: number;
   readonly #random: Random;
   #window: number[] = [];
+  #failures: ArmedWriteFailure[] = [];
 
   constructor(faults: ResolvedFaults, random: Random, requestLimit = 100_000) {
     this.faults = faults;
@@ -64,6 +96,44 @@ export class FaultGate {
   set(change: FaultOptions): ResolvedFaults {
     this.faults = mergeFaults(this.faults, change);
     return this.faults;
+  }
+
+  armFailure(spec: WriteFailureSpec): ArmedWriteFailure {
+    const times = spec.times ?? 1;
+    if (!spec.failureReason || !/^\w+$/.test(spec.failureReason)) throw new RangeError('failureReason must be a CMS reason name');
+    if (!(Number.isInteger(times) && times >= 1)) throw new RangeError('times must be a whole number >= 1');
+    const status = spec.status ?? defaultFailureStatus(spec.failureReason);
+    if (!(Number.isInteger(status) && status >= 400 && status <= 599)) throw new RangeError('status must be 4xx or 5xx');
+    const armed: ArmedWriteFailure = {
+      failureReason: spec.failureReason,
+      status,
+      parameter: spec.parameter,
+      method: spec.method?.toUpperCase(),
+      urlContains: spec.urlContains?.toLowerCase(),
+      remaining: times,
+    };
+    this.#failures.push(armed);
+    return armed;
+  }
+
+  clearFailures(): void {
+    this.#failures = [];
+  }
+
+  get armedFailures(): readonly ArmedWriteFailure[] {
+    return this.#failures;
+  }
+
+  /** The armed failure a write meets (used up one at a time), or null. */
+  takeFailure(method: string, url: string): ArmedWriteFailure | null {
+    const path = url.toLowerCase();
+    const found = this.#failures.find(
+      (f) => (f.method === undefined || f.method === method) && (f.urlContains === undefined || path.includes(f.urlContains)),
+    );
+    if (!found) return null;
+    found.remaining--;
+    if (found.remaining <= 0) this.#failures = this.#failures.filter((f) => f !== found);
+    return found;
   }
 
   latency(): number {

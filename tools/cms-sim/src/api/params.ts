@@ -51,3 +51,27 @@ export function layoutParam(params: Params): string | undefined {
   }
   return undefined;
 }
+
+/** Longest remoteParty accepted (a SIP URI; Cisco documents no limit, so ours is generous). */
+const MAX_REMOTE_PARTY = 256;
+
+/**
+ * The address a dial-out calls: a URI (`user@host`, optionally `sip:`/`sips:`) or a number. Empty, blank, with
+ * spaces or control characters, more than one `@`, or an empty user or host part → parameterError (our reading:
+ * Cisco documents only that remoteParty is required).
+ */
+export function remotePartyParam(params: Params): string {
+  const value = params.remoteParty;
+  if (value === undefined || !isDialable(value)) throw parameterError('remoteParty');
+  return value;
+}
+
+function isDialable(value: string): boolean {
+  if (value.length === 0 || value.length > MAX_REMOTE_PARTY) return false;
+  if (/[\s\u0000-\u001f\u007f<>"]/.test(value)) return false;
+  const address = value.replace(/^sips?:/i, '');
+  const parts = address.split('@');
+  if (parts.length > 2) return false;
+  if (parts.length === 2) return parts[0] !== '' && /^[A-Za-z0-9.-]+(:\d{1,5})?(;.*)?$/.test(parts[1] ?? '');
+  return address !== '';
+}

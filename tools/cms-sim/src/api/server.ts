@@ -80,8 +80,15 @@ export async function buildBridgeServer(deps: BridgeServerDeps): Promise<Fastify
     if (!isApi(request)) return;
     const latency = gate.latency();
     if (latency > 0) await new Promise((resolve) => setTimeout(resolve, latency));
-    const verdict = gate.judge(isWrite(request));
-    if (verdict === 'pass') return;
+    const write = isWrite(request);
+    const verdict = gate.judge(write);
+    if (verdict === 'pass') {
+      // A failure a test armed: CMS's answer, and the model is left untouched.
+      const armed = write ? gate.takeFailure(request.method, request.url) : null;
+      if (!armed) return;
+      reply.header('x-cms-sim-fault', 'injected');
+      return sendFailure(reply, new CmsFailure(armed.status, armed.failureReason, armed.parameter));
+    }
     outcomes.set(request, VERDICT_OUTCOME[verdict]);
     reply.header('x-cms-sim-fault', verdict);
     return sendFailure(reply, new CmsFailure(503, verdict === 'restarting' ? 'callBridgeUnavailable' : 'databaseNotReady'));

@@ -43,6 +43,7 @@ export function callDetail(cluster: Cluster, call: Call): XmlNode {
     numParticipantsLocal: local,
     numParticipantsRemote: remote,
     numDistributedInstances: m.instances.size - 1,
+    presenterCallLeg: m.presenterLegId && call.legIds.has(m.presenterLegId) ? m.presenterLegId : undefined,
     locked: m.locked,
     recording: call.recording !== null,
     streaming: call.streaming !== null,
@@ -111,19 +112,25 @@ export function participantSummary(cluster: Cluster, participant: Participant, b
   };
 }
 
+/**
+ * GET /participants/<id>: `uri` (the address, not remoteParty), top-level `numCallLegs`, `importance` under
+ * `configuration`, `status/state`. A participant hosted elsewhere is described by this bridge as well.
+ */
 export function participantDetail(cluster: Cluster, participant: Participant, bridge: string): XmlNode {
   const host = cluster.bridges.get(participant.bridge);
   const legs = participant.legIds.map((id) => host?.legs.get(id)).filter((l): l is CallLeg => l !== undefined);
   return {
     ...participantSummary(cluster, participant, bridge),
-    remoteParty: participant.uri,
+    uri: participant.uri,
     direction: participant.direction,
-    importance: participant.importance ?? undefined,
-    nameLabelOverride: participant.nameLabelOverride || undefined,
+    numCallLegs: legs.length,
+    configuration: {
+      importance: participant.importance ?? undefined,
+      nameLabelOverride: participant.nameLabelOverride || undefined,
+    },
     status: {
       state: legs[0]?.state ?? 'connected',
       deactivated: legs.some((l) => l.deactivated),
-      numCallLegs: legs.length,
     },
   };
 }

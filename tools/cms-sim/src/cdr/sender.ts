@@ -46,8 +46,8 @@ export interface ReceiverStats {
  * One Call Bridge → one receiver. Records wait in an ordered buffer; the oldest unacknowledged POST is sent
  * (and re-sent with exponential back-off) until it is answered 200, and only then the next one, so order is
  * preserved. Beyond `bufferLimit` the oldest records are discarded and the next record sent carries
- * numPreceedingRecordsMissing. recordIndex is given when a record first goes into a POST, so discarded
- * records leave no gap in it.
+ * numPreceedingRecordsMissing. recordIndex is given when a record first goes into a POST and kept for every
+ * re-send, so records discarded before they were ever sent leave no gap in it, and no index names two records.
  */
 export class ReceiverSender {
   readonly uri: string;
@@ -156,7 +156,11 @@ export class ReceiverSender {
     }
   }
 
-  /** The POST in progress lost its oldest records to the buffer limit: rebuild it from what is left. */
+  /**
+   * The POST in progress lost its oldest records to the buffer limit: rebuild it from what is left. The records
+   * left keep the recordIndex they were sent with (a receiver may have seen them), and the discarded ones' indexes
+   * are never given to another record: the gap is what numPreceedingRecordsMissing accounts for.
+   */
   #dissolveBatch(): void {
     const batch = this.#batch;
     if (!batch) return;
@@ -164,9 +168,6 @@ export class ReceiverSender {
     this.#batch = null;
     if (this.#timer) clearTimeout(this.#timer);
     this.#timer = null;
-    const first = batch.entries[0];
-    if (first?.recordIndex != null && first.record.session === this.#indexSession) this.#nextRecordIndex = first.recordIndex;
-    for (const entry of batch.entries) entry.recordIndex = null;
   }
 
   #pump(): void {

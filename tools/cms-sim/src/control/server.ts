@@ -5,7 +5,7 @@ import type { FaultOptions } from '../options.ts';
 import { parseScenarioText, validateScenario } from '../scenario/parse.ts';
 import { startScenario } from '../scenario/runner.ts';
 import type { ScenarioReport } from '../scenario/types.ts';
-import type { Simulator } from '../simulator.ts';
+import type { Simulator, WriteFailureOptions } from '../simulator.ts';
 import { DRIVER_METHODS, type DriverMethod } from './driverMethods.ts';
 
 export interface ControlServerOptions {
@@ -89,6 +89,16 @@ export async function startControlServer(sim: Simulator, options: ControlServerO
     const { bridge, ...faults } = request.body ?? {};
     sim.setFaults(faults, { bridge });
     return sim.inspect().bridges.map((b) => ({ name: b.name, faults: b.faults }));
+  });
+
+  app.post<{ Body: WriteFailureOptions | undefined }>('/write-failures', async (request) => {
+    const body = request.body;
+    if (!body || typeof body.failureReason !== 'string') throw new ControlRequestError(400, 'body needs {"failureReason": "..."}');
+    return sim.failWrites(body);
+  });
+  app.delete<{ Querystring: { bridge?: string } }>('/write-failures', async (request) => {
+    sim.clearWriteFailures({ bridge: request.query.bridge });
+    return { cleared: true };
   });
 
   app.post<{ Params: { name: string }; Body: { graceful?: boolean; downMs?: number } | undefined }>(

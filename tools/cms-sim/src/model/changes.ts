@@ -1,5 +1,27 @@
 import type { Call, CallLeg, MediaOutput, Meeting, Participant } from './types.ts';
 
+/**
+ * Elements of a `callRoster` subscription (Events Guide) a participant change touches, plus `deactivated`
+ * (ours: the lobby state, which Cisco's roster list has no element for). The events feed sends only these.
+ */
+export type RosterElement =
+  | 'name'
+  | 'uri'
+  | 'state'
+  | 'direction'
+  | 'audioMuted'
+  | 'videoMuted'
+  | 'importance'
+  | 'layout'
+  | 'activeSpeaker'
+  | 'presenter'
+  | 'endpointRecording'
+  | 'canMove'
+  | 'canMoveToLobby'
+  | 'movedParticipant'
+  | 'movedParticipantCallBridge'
+  | 'deactivated';
+
 /** Fields of a `callLegUpdate` record that a change carries (the record also repeats the leg's identity). */
 export interface LegCdrUpdate {
   state?: 'connected';
@@ -43,6 +65,7 @@ export type Change =
   | { kind: 'callUpdated'; bridge: string; call: Call; elements: CallElement[] }
   | { kind: 'callEnded'; bridge: string; call: Call; durationSeconds: number }
   | { kind: 'legStarted'; bridge: string; leg: CallLeg }
+  /** `cdr` null: a change CMS writes no record for (mutes, layout, needsActivation set through the API). */
   | { kind: 'legUpdated'; bridge: string; leg: CallLeg; cdr: LegCdrUpdate | null }
   | {
       kind: 'legEnded';
@@ -55,7 +78,9 @@ export type Change =
     }
   | { kind: 'recordingStarted' | 'streamingStarted'; bridge: string; call: Call; output: MediaOutput }
   | { kind: 'recordingEnded' | 'streamingEnded'; bridge: string; call: Call; output: MediaOutput }
-  | { kind: 'participantAdded' | 'participantUpdated' | 'participantRemoved'; meeting: Meeting; participant: Participant }
+  | { kind: 'participantAdded' | 'participantRemoved'; meeting: Meeting; participant: Participant }
+  /** `elements`: the roster elements that changed (never empty). */
+  | { kind: 'participantUpdated'; meeting: Meeting; participant: Participant; elements: RosterElement[] }
   | { kind: 'bridgeRestarted'; bridge: string; session: string };
 
 export type ChangeListener = (change: Change) => void;

@@ -4,7 +4,7 @@ import type { DeactivationMode } from '../options.ts';
 import { type SimClock, seconds } from '../util/clock.ts';
 import { deriveSeed, Random } from '../util/prng.ts';
 import { BridgeState } from './bridge.ts';
-import { type CallElement, ChangeBus, type LegCdrUpdate } from './changes.ts';
+import { type CallElement, ChangeBus, type LegCdrUpdate, type LegQuality, type RosterElement } from './changes.ts';
 import { isActivator, joinsDeactivated, lobbyActions } from './lobby.ts';
 import { inventQuality, type QualityOverride } from './quality.ts';
 import {
@@ -81,6 +81,9 @@ export interface RestartSpec {
   graceful?: boolean;
 }
 
+/** A dial-out rings this long (simulated ms) by default before it connects. */
+const DEFAULT_DIAL_OUT_ANSWER_MS = 1000;
+
 const MEETING_WORDS = ['Board', 'Sales', 'Dev', 'Ops', 'Design', 'Support', 'Finance', 'Legal', 'Weekly', 'Project'];
 
 /**
@@ -94,13 +97,17 @@ export class Cluster {
   readonly bus = new ChangeBus();
   readonly clock: SimClock;
   readonly deactivationMode: DeactivationMode;
+  /** Simulated ms a dial-out rings before the far end answers; null = only when told (answer()). */
+  dialOutAnswerMs: number | null;
   readonly #ids: Random;
   readonly #random: Random;
+  readonly #timers = new Set<NodeJS.Timeout>();
   #meetingCounter = 0;
 
-  constructor(options: { seed: number; clock: SimClock; deactivationMode?: DeactivationMode }) {
+  constructor(options: { seed: number; clock: SimClock; deactivationMode?: DeactivationMode; dialOutAnswerMs?: number | null }) {
     this.clock = options.clock;
     this.deactivationMode = options.deactivationMode ?? 'deactivate';
+    this.dialOutAnswerMs = options.dialOutAnswerMs === undefined ? DEFAULT_DIAL_OUT_ANSWER_MS : options.dialOutAnswerMs;
     this.#ids = new Random(deriveSeed(options.seed, 'ids'));
     this.#random = new Random(deriveSeed(options.seed, 'content'));
   }
@@ -202,6 +209,8 @@ export class Cluster {
       locked: false,
       links: [],
       ended: false,
+      presenterLegId: null,
+      activeSpeakerLegId: null,
     };
     if (this.meetings.has(meeting.callCorrelator)) throw new SimulatorError(`callCorrelator ${meeting.callCorrelator} is in use`);
     this.meetings.set(meeting.callCorrelator, meeting);
@@ -244,39 +253,10 @@ export class Cluster {
     const { meeting } = spec;
     this.#assertOpen(meeting);
     const bridge = this.bridge(spec.bridge);
-    const kind = spec.kind ?? 'sip';
     const direction = spec.direction ?? 'incoming';
     // Outgoing legs are placed from a call, so the call exists (and is named in callLegStart) before the leg.
     let call = direction === 'outgoing' ? this.ensureInstance(meeting, bridge.name) : meeting.instances.get(bridge.name);
-    const remoteParty = spec.remoteParty ?? this.#inventRemoteParty(kind);
-    const legId = this.newId();
-    const leg = this.#newLeg(bridge.name, meeting, {
-      id: legId,
-      kind,
-      type: kind === 'sip' ? 'sip' : 'acano',
-      subType: kind === 'sip' ? null : 'webApp',
-      direction,
-      remoteParty,
-      displayName: spec.displayName ?? displayNameOf(remoteParty),
-      remoteAddress: spec.remoteAddress ?? domainOf(remoteParty),
-      groupId: kind === 'sip' ? this.newId() : legId,
-      callId: direction === 'outgoing' && call ? call.id : null,
-      needsActivation: spec.needsActivation ?? kind === 'guest',
-    });
-    leg.admitted = spec.admitted ?? false;
-    const participant: Participant = {
-      id: leg.groupId,
-      meeting,
-      bridge: bridge.name,
-      name: leg.displayName,
-      uri: remoteParty,
-      direction,
-      kind,
-      legIds: [],
-      importance: spec.importance ?? null,
-      nameLabelOverride: '',
-      dtmfSequences: [],
-    };
+    const { leg, participant } = this.#personLeg(spec, direction, direction === 'outgoing' && call ? call.id : null);
     bridge.legs.set(leg.id, leg);
     bridge.noteLegCount();
     this.bus.emit({ kind: 'legStarted', bridge: bridge.name, leg });
@@ -291,9 +271,68 @@ export class Cluster {
     return leg;
   }
 
-  /** Dial-out from a call (POST calls/<id>/callLegs or participants). */
-  dialOut(call: Call, spec: Omit<JoinSpec, 'meeting' | 'bridge' | 'direction'>): CallLeg {
-    return this.join({ ...spec, meeting: call.meeting, bridge: call.bridge, direction: 'outgoing' });
+  /**
+   * Dial-out from a call (POST calls/<id>/callLegs or participants): an outgoing leg in the call that rings
+   * (callLegStart naming the call; the roster shows it `ringing`) and connects when the far end answers,
+   * after `dialOutAnswerMs` or when answer() is called. A ringing leg that ends (DELETE, leave with
+   * remoteBusy, ...) never connects.
+   */
+  dialOut(call: Call, spec: Omit<JoinSpec, 'meeting' | 'bridge' | 'direction'>, configuration: LegUpdate = {}): CallLeg {
+    const meeting = call.meeting;
+    this.#assertOpen(meeting);
+    const bridge = this.bridge(call.bridge);
+    const { leg, participant } = this.#personLeg({ ...spec, meeting, bridge: call.bridge }, 'outgoing', call.id);
+    // Parameters of the POST are the leg's configuration from the start (no separate change).
+    const config = leg.configuration;
+    for (const key of ['rxAudioMute', 'txAudioMute', 'rxVideoMute', 'txVideoMute'] as const)
+      config[key] = configuration[key] ?? config[key];
+    config.chosenLayout = configuration.chosenLayout ?? config.chosenLayout;
+    config.callLegProfile = configuration.callLegProfile ?? config.callLegProfile;
+    bridge.legs.set(leg.id, leg);
+    bridge.noteLegCount();
+    call.legIds.add(leg.id);
+    call.maxActiveLegs = Math.max(call.maxActiveLegs, call.legIds.size);
+    participant.legIds.push(leg.id);
+    meeting.participants.set(participant.id, participant);
+    bridge.participants.set(participant.id, participant);
+    this.bus.emit({ kind: 'legStarted', bridge: bridge.name, leg });
+    this.bus.emit({ kind: 'participantAdded', meeting, participant });
+    this.#touchMeeting(meeting, ['participants']);
+    if (this.dialOutAnswerMs !== null) {
+      const timer = setTimeout(() => {
+        this.#timers.delete(timer);
+        this.answer(leg);
+      }, this.clock.toReal(this.dialOutAnswerMs));
+      this.#timers.add(timer);
+    }
+    return leg;
+  }
+
+  /** The far end answers a ringing dial-out: callLegUpdate state=connected (deactivated if it must wait in the lobby). */
+  answer(leg: CallLeg): void {
+    if (leg.ended || leg.state !== 'ringing' || leg.callId === null) return;
+    const call = this.bridge(leg.bridge).calls.get(leg.callId);
+    if (!call) return;
+    const meeting = call.meeting;
+    const activatorPresent = this.meetingLegs(meeting).some(isActivator);
+    leg.state = 'connected';
+    if (call.joinAudioMuteOverride) leg.configuration.rxAudioMute = true;
+    leg.deactivated = joinsDeactivated(leg, meeting.locked, activatorPresent);
+    if (!leg.deactivated) leg.activatedSince = this.clock.now();
+    const cdr: LegCdrUpdate = { state: 'connected', call: true };
+    if (leg.deactivated) cdr.deactivated = true;
+    this.bus.emit({ kind: 'legUpdated', bridge: leg.bridge, leg, cdr });
+    const elements: RosterElement[] = ['state'];
+    if (leg.deactivated) elements.push('deactivated');
+    if (call.joinAudioMuteOverride) elements.push('audioMuted');
+    this.#participantChanged(leg, elements);
+    this.#applyLobby(meeting);
+  }
+
+  /** Stops pending timers (dial-outs waiting to be answered). */
+  dispose(): void {
+    for (const timer of this.#timers) clearTimeout(timer);
+    this.#timers.clear();
   }
 
   /** A leg leaves: callLegEnd with `reason`; the bridge's call ends when its last person leaves. */
@@ -359,50 +398,62 @@ export class Cluster {
   }
 
   updateLeg(leg: CallLeg, update: LegUpdate): void {
-    const config = leg.configuration;
-    let rosterChanged = false;
-    for (const key of ['rxAudioMute', 'txAudioMute', 'rxVideoMute', 'txVideoMute'] as const) {
-      const value = update[key];
-      if (value !== undefined && value !== config[key]) {
-        config[key] = value;
-        rosterChanged = true;
-      }
-    }
-    if (update.chosenLayout !== undefined && update.chosenLayout !== config.chosenLayout) {
-      config.chosenLayout = update.chosenLayout;
-      rosterChanged = true;
-    }
-    if (update.callLegProfile !== undefined) config.callLegProfile = update.callLegProfile;
-    if (update.dtmfSequence) this.#participantOf(leg)?.dtmfSequences.push(update.dtmfSequence);
-    let lobbyChanged = false;
-    if (update.needsActivation !== undefined && update.needsActivation !== config.needsActivation) {
-      config.needsActivation = update.needsActivation;
-      lobbyChanged = true;
-    }
-    if (update.deactivated !== undefined) {
-      leg.admitted = !update.deactivated;
-      leg.heldInLobby = update.deactivated;
-      lobbyChanged = true;
-    }
-    if (rosterChanged) this.#participantChanged(leg);
-    if (lobbyChanged) this.#applyLobby(leg.meeting);
+    const elements = this.#updateLeg(leg, update);
+    if (elements.length > 0) this.#participantChanged(leg, elements);
+    this.#applyLobby(leg.meeting);
   }
 
   updateParticipant(participant: Participant, update: ParticipantUpdate): void {
-    let changed = false;
+    const elements = new Set<RosterElement>();
     if (update.importance !== undefined && update.importance !== participant.importance) {
       participant.importance = update.importance;
-      changed = true;
+      elements.add('importance');
     }
-    if (update.nameLabelOverride !== undefined) participant.nameLabelOverride = update.nameLabelOverride;
+    if (update.nameLabelOverride !== undefined && update.nameLabelOverride !== participant.nameLabelOverride) {
+      participant.nameLabelOverride = update.nameLabelOverride;
+      elements.add('name');
+    }
     const bridge = this.bridge(participant.bridge);
     for (const legId of participant.legIds) {
       const leg = bridge.legs.get(legId);
-      if (leg) this.updateLeg(leg, update);
+      if (leg) for (const e of this.#updateLeg(leg, update)) elements.add(e);
     }
-    if (changed && participant.meeting.participants.has(participant.id)) {
-      this.bus.emit({ kind: 'participantUpdated', meeting: participant.meeting, participant });
+    if (elements.size > 0 && participant.meeting.participants.has(participant.id)) {
+      this.bus.emit({ kind: 'participantUpdated', meeting: participant.meeting, participant, elements: [...elements] });
     }
+    this.#applyLobby(participant.meeting);
+  }
+
+  /**
+   * Content sharing (presentation) starts or stops for a leg. One presenter per meeting: a new one takes over.
+   * Shows in GET /calls/<id> presenterCallLeg (on the presenter's bridge), the roster's `presenter` and the
+   * callLegEnd presentationContributor share.
+   */
+  shareContent(leg: CallLeg, on: boolean): void {
+    const meeting = leg.meeting;
+    if (on) {
+      if (leg.ended || leg.state !== 'connected' || leg.deactivated || !isPersonLeg(leg))
+        throw new SimulatorError(`call leg ${leg.id} cannot share content (not connected, in the lobby or not a person)`);
+      if (meeting.presenterLegId === leg.id) return;
+      const previous = this.#presenterLeg(meeting);
+      if (previous) this.#stopPresenting(previous);
+      meeting.presenterLegId = leg.id;
+      leg.presentingSince = this.clock.now();
+      this.#participantChanged(leg, ['presenter']);
+    } else if (meeting.presenterLegId === leg.id) {
+      this.#stopPresenting(leg);
+    }
+  }
+
+  /** The leg heard as active speaker (null: nobody). Shows as the roster's `activeSpeaker`. */
+  setActiveSpeaker(meeting: Meeting, leg: CallLeg | null): void {
+    if (leg && (leg.ended || leg.meeting !== meeting)) throw new SimulatorError(`call leg ${leg.id} is not in this meeting`);
+    const id = leg?.id ?? null;
+    if (meeting.activeSpeakerLegId === id) return;
+    const previous = meeting.activeSpeakerLegId ? this.locateLeg(meeting.activeSpeakerLegId) : undefined;
+    meeting.activeSpeakerLegId = id;
+    if (previous) this.#participantChanged(previous, ['activeSpeaker']);
+    if (leg) this.#participantChanged(leg, ['activeSpeaker']);
   }
 
   /** Admits a participant waiting in the lobby. */
@@ -433,6 +484,95 @@ export class Cluster {
 
   #assertOpen(meeting: Meeting): void {
     if (meeting.ended) throw new CmsFailure(404, 'callDoesNotExist');
+  }
+
+  /** A new person leg and its participant (not yet in any map). */
+  #personLeg(spec: JoinSpec, direction: Direction, callId: string | null): { leg: CallLeg; participant: Participant } {
+    const kind = spec.kind ?? 'sip';
+    const remoteParty = spec.remoteParty ?? this.#inventRemoteParty(kind);
+    const legId = this.newId();
+    const leg = this.#newLeg(spec.bridge, spec.meeting, {
+      id: legId,
+      kind,
+      type: kind === 'sip' ? 'sip' : 'acano',
+      subType: kind === 'sip' ? null : 'webApp',
+      direction,
+      remoteParty,
+      displayName: spec.displayName ?? displayNameOf(remoteParty),
+      remoteAddress: spec.remoteAddress ?? domainOf(remoteParty),
+      groupId: kind === 'sip' ? this.newId() : legId,
+      callId,
+      needsActivation: spec.needsActivation ?? kind === 'guest',
+    });
+    leg.admitted = spec.admitted ?? false;
+    const participant: Participant = {
+      id: leg.groupId,
+      meeting: spec.meeting,
+      bridge: spec.bridge,
+      name: leg.displayName,
+      uri: remoteParty,
+      direction,
+      kind,
+      legIds: [],
+      importance: spec.importance ?? null,
+      nameLabelOverride: '',
+      dtmfSequences: [],
+    };
+    return { leg, participant };
+  }
+
+  /** Applies a leg write; returns the roster elements it changed. Lobby consequences are left to the caller. */
+  #updateLeg(leg: CallLeg, update: LegUpdate): RosterElement[] {
+    const config = leg.configuration;
+    const elements: RosterElement[] = [];
+    let configChanged = false;
+    // rx = what the bridge takes from this leg: the roster's audioMuted/videoMuted. tx mutes have no roster element.
+    const rosterOf = { rxAudioMute: 'audioMuted', rxVideoMute: 'videoMuted', txAudioMute: null, txVideoMute: null } as const;
+    for (const key of ['rxAudioMute', 'txAudioMute', 'rxVideoMute', 'txVideoMute'] as const) {
+      const value = update[key];
+      if (value !== undefined && value !== config[key]) {
+        config[key] = value;
+        configChanged = true;
+        const element = rosterOf[key];
+        if (element) elements.push(element);
+      }
+    }
+    if (update.chosenLayout !== undefined && update.chosenLayout !== config.chosenLayout) {
+      config.chosenLayout = update.chosenLayout;
+      configChanged = true;
+      elements.push('layout');
+    }
+    if (update.callLegProfile !== undefined && update.callLegProfile !== config.callLegProfile) {
+      config.callLegProfile = update.callLegProfile;
+      configChanged = true;
+    }
+    if (update.dtmfSequence) this.#participantOf(leg)?.dtmfSequences.push(update.dtmfSequence);
+    if (update.needsActivation !== undefined && update.needsActivation !== config.needsActivation) {
+      config.needsActivation = update.needsActivation;
+      configChanged = true;
+      elements.push('canMoveToLobby');
+    }
+    if (update.deactivated === false && (leg.deactivated || leg.heldInLobby)) {
+      // Admitted from the lobby. Someone not waiting there is left as they are (200, nothing changes).
+      leg.admitted = true;
+      leg.heldInLobby = false;
+    } else if (update.deactivated === true && !leg.heldInLobby) {
+      leg.admitted = false;
+      leg.heldInLobby = true;
+    }
+    if (configChanged) this.bus.emit({ kind: 'legUpdated', bridge: leg.bridge, leg, cdr: null });
+    return elements;
+  }
+
+  #presenterLeg(meeting: Meeting): CallLeg | undefined {
+    return meeting.presenterLegId ? this.locateLeg(meeting.presenterLegId) : undefined;
+  }
+
+  #stopPresenting(leg: CallLeg): void {
+    if (leg.presentingSince !== null) leg.presentedMs += this.clock.now() - leg.presentingSince;
+    leg.presentingSince = null;
+    if (leg.meeting.presenterLegId === leg.id) leg.meeting.presenterLegId = null;
+    if (!leg.ended) this.#participantChanged(leg, ['presenter']);
   }
 
   #newLeg(
@@ -487,6 +627,8 @@ export class Cluster {
       activatedMs: 0,
       activatedSince: null,
       ended: false,
+      presentedMs: 0,
+      presentingSince: null,
       peerLegId: null,
     };
   }
@@ -528,7 +670,7 @@ export class Cluster {
         leg.activatedSince = now;
       }
       this.bus.emit({ kind: 'legUpdated', bridge: leg.bridge, leg, cdr: { deactivated } });
-      this.#participantChanged(leg);
+      this.#participantChanged(leg, ['deactivated']);
     }
   }
 
@@ -536,9 +678,9 @@ export class Cluster {
     return leg.meeting.participants.get(leg.groupId);
   }
 
-  #participantChanged(leg: CallLeg): void {
+  #participantChanged(leg: CallLeg, elements: RosterElement[]): void {
     const participant = this.#participantOf(leg);
-    if (participant) this.bus.emit({ kind: 'participantUpdated', meeting: leg.meeting, participant });
+    if (participant && elements.length > 0) this.bus.emit({ kind: 'participantUpdated', meeting: leg.meeting, participant, elements });
   }
 
   #endLeg(leg: CallLeg, reason: string, quality?: QualityOverride): void {
@@ -546,6 +688,8 @@ export class Cluster {
     const bridge = this.bridge(leg.bridge);
     const now = this.clock.now();
     leg.ended = true;
+    if (leg.meeting.presenterLegId === leg.id) this.#stopPresenting(leg);
+    if (leg.meeting.activeSpeakerLegId === leg.id) leg.meeting.activeSpeakerLegId = null;
     if (leg.activatedSince !== null) {
       leg.activatedMs += now - leg.activatedSince;
       leg.activatedSince = null;
@@ -562,7 +706,7 @@ export class Cluster {
       bridge: bridge.name,
       leg,
       reason,
-      quality: inventQuality(leg, this.#random, quality),
+      quality: withPresentation(inventQuality(leg, this.#random, quality), leg, now, quality),
       durationSeconds: seconds(now - leg.startedAt),
       activatedSeconds: seconds(leg.activatedMs),
     });
@@ -752,6 +896,13 @@ export class Cluster {
     if (kind === 'guest') return `guest${n}`;
     return `${first}.${n}@${this.#random.pick(['example.com', 'partner.example.org', 'visitor.example.net'])}`;
   }
+}
+
+/** A leg that shared content reports the share of its time it did so as presentationContributor. */
+function withPresentation(q: LegQuality, leg: CallLeg, now: number, override: QualityOverride | undefined): LegQuality {
+  if (leg.presentedMs <= 0 || override?.mediaUsagePercentages) return q;
+  const share = Math.min(100, (100 * leg.presentedMs) / Math.max(1, now - leg.startedAt));
+  return { ...q, mediaUsagePercentages: { ...q.mediaUsagePercentages, presentationContributor: share.toFixed(1) } };
 }
 
 function domainOf(uri: string): string {

@@ -9,7 +9,12 @@ import { type CallLeg, isPersonLeg } from './types.ts';
  */
 
 export function isActivator(leg: CallLeg): boolean {
-  return isPersonLeg(leg) && !leg.ended && leg.callId !== null && !leg.configuration.needsActivation && !leg.heldInLobby;
+  return inCall(leg) && !leg.configuration.needsActivation && !leg.heldInLobby;
+}
+
+/** A person's leg that is in its call and answered: a dial-out still ringing is neither activator nor in the lobby. */
+function inCall(leg: CallLeg): boolean {
+  return isPersonLeg(leg) && !leg.ended && leg.callId !== null && leg.state === 'connected';
 }
 
 export function joinsDeactivated(leg: CallLeg, locked: boolean, activatorPresent: boolean): boolean {
@@ -24,7 +29,7 @@ export function lobbyActions(legs: readonly CallLeg[], locked: boolean, mode: De
   const activatorPresent = legs.some(isActivator);
   const actions: LobbyAction[] = [];
   for (const leg of legs) {
-    if (!isPersonLeg(leg) || leg.ended || leg.callId === null) continue;
+    if (!inCall(leg)) continue;
     const desired = desiredState(leg, locked, activatorPresent, mode);
     if (desired === 'disconnect') actions.push({ leg, action: 'disconnect' });
     else if (desired === 'deactivated' && !leg.deactivated) actions.push({ leg, action: 'deactivate' });

@@ -89,6 +89,9 @@ export interface CallLeg {
   activatedMs: number;
   activatedSince: number | null;
   ended: boolean;
+  /** Simulated ms this leg shared content (presentation) before `presentingSince`. */
+  presentedMs: number;
+  presentingSince: number | null;
   /** The other side of a distribution link. */
   peerLegId: string | null;
 }
@@ -158,6 +161,10 @@ export interface Meeting {
   links: DistributionLink[];
   /** Ended meetings accept no joins. */
   ended: boolean;
+  /** The leg sharing content (one per meeting, on whichever bridge hosts it); GET /calls presenterCallLeg. */
+  presenterLegId: string | null;
+  /** The leg heard as the active speaker; the roster's activeSpeaker. */
+  activeSpeakerLegId: string | null;
 }
 
 export function isPersonLeg(leg: CallLeg): boolean {

@@ -1,10 +1,10 @@
 import type { FastifyInstance } from 'fastify';
-import { CmsFailure, parameterError } from '../../errors.ts';
+import { CmsFailure } from '../../errors.ts';
 import type { LegUpdate } from '../../model/cluster.ts';
 import type { CallLeg } from '../../model/types.ts';
 import { API, type ApiContext } from '../context.ts';
 import { paginate } from '../pagination.ts';
-import { boolParam, formParams, layoutParam, type Params } from '../params.ts';
+import { boolParam, formParams, layoutParam, type Params, remotePartyParam } from '../params.ts';
 import { legDetail, legSummary } from '../views.ts';
 import { sendOk, sendXml } from '../xml.ts';
 
@@ -39,14 +39,13 @@ export function callLegRoutes(app: FastifyInstance, ctx: ApiContext): void {
   app.post<WithId>(`${API}/calls/:id/callLegs`, async (request, reply) => {
     const call = cluster.findCall(ctx.bridge, request.params.id);
     const p = formParams(request);
-    if (!p.remoteParty) throw parameterError('remoteParty');
+    const remoteParty = remotePartyParam(p);
     const update = parseLegUpdate(p);
-    const leg = cluster.dialOut(call, {
-      remoteParty: p.remoteParty,
-      needsActivation: update.needsActivation ?? false,
-      admitted: update.deactivated === false,
-    });
-    cluster.updateLeg(leg, { ...update, needsActivation: undefined, deactivated: undefined });
+    const leg = cluster.dialOut(
+      call,
+      { remoteParty, needsActivation: update.needsActivation ?? false, admitted: update.deactivated === false },
+      update,
+    );
     return sendOk(reply, `${API}/callLegs/${leg.id}`);
   });
 

@@ -4,7 +4,7 @@ import type { Cluster, ParticipantUpdate } from '../../model/cluster.ts';
 import type { Participant } from '../../model/types.ts';
 import { API, type ApiContext } from '../context.ts';
 import { paginate } from '../pagination.ts';
-import { enumParam, formParams, intParam, type Params } from '../params.ts';
+import { enumParam, formParams, intParam, type Params, remotePartyParam } from '../params.ts';
 import { participantDetail, participantSummary } from '../views.ts';
 import { sendOk, sendXml } from '../xml.ts';
 import { parseLegUpdate } from './callLegs.ts';
@@ -45,17 +45,19 @@ export function participantRoutes(app: FastifyInstance, ctx: ApiContext): void {
   app.post<WithId>(`${API}/calls/:id/participants`, async (request, reply) => {
     const call = cluster.findCall(ctx.bridge, request.params.id);
     const p = formParams(request);
-    if (!p.remoteParty) throw parameterError('remoteParty');
+    const remoteParty = remotePartyParam(p);
     const update = parseParticipantUpdate(p);
-    const leg = cluster.dialOut(call, {
-      remoteParty: p.remoteParty,
-      displayName: p.nameLabelOverride || undefined,
-      needsActivation: update.needsActivation ?? false,
-      admitted: update.deactivated === false,
-      importance: update.importance ?? null,
-    });
-    const participant = call.meeting.participants.get(leg.groupId);
-    if (participant) cluster.updateParticipant(participant, { ...update, needsActivation: undefined, deactivated: undefined });
+    const leg = cluster.dialOut(
+      call,
+      {
+        remoteParty,
+        displayName: p.nameLabelOverride || undefined,
+        needsActivation: update.needsActivation ?? false,
+        admitted: update.deactivated === false,
+        importance: update.importance ?? null,
+      },
+      update,
+    );
     return sendOk(reply, `${API}/participants/${leg.groupId}`);
   });
 
