@@ -17,6 +17,7 @@ import { NodeReconciler, type RecomputeRequest } from './reconcile/node-reconcil
 import { ReconcileWorker } from './reconcile/reconcile-worker.ts';
 import { Sweeper } from './reconcile/sweeper.ts';
 import { type ActuatorTuning, resolveTuning } from './tuning.ts';
+import { levelsOfMessageTexts } from './write-call-message.ts';
 
 export interface ActuatorDeps {
   config: Config;
@@ -65,8 +66,9 @@ export async function buildActuator(deps: ActuatorDeps): Promise<ActuatorService
   const workers = new WorkerHealth({ log, exitOnStop: deps.exitWhenWorkerStops });
 
   const writers = new Map<string, NodeWriter>();
+  const messageLevels = levelsOfMessageTexts(config.policy.messages);
   for (const node of config.cms.nodes) {
-    const writer = new NodeWriter({ node, db, redis, prefix: config.queue.prefix, log, metrics, tuning });
+    const writer = new NodeWriter({ node, db, redis, prefix: config.queue.prefix, log, metrics, tuning, messageLevels });
     writer.health.onContact((contact) => metrics.nodeReachable.set({ node: node.name }, contact.reachable ? 1 : 0));
     writers.set(node.name, writer);
   }

@@ -1,10 +1,12 @@
 import { type CallMessageStatus, type CmsWriteKind, type CmsWriteStatus, callMessages, calls, cmsWrites, type Database } from '@cms/db';
-import { and, eq, sql } from 'drizzle-orm';
+import { and, desc, eq, sql } from 'drizzle-orm';
 
 /** The desired message of a call as the actuator needs it, with what is known about the call's end. */
 export interface DesiredRow {
   callId: string;
   node: string | null;
+  /** The meeting's security level this message shows (1 most secure); null for the cleared message. */
+  level: number | null;
   messageText: string;
   messagePosition: string | null;
   messageDuration: string;
@@ -16,13 +18,24 @@ export interface DesiredRow {
   sinceLastWriteMs: number | null;
   /** The version that PUT wrote; null if none. */
   lastWriteVersion: number | null;
+  /** The text that PUT wrote (what the call shows, unless CMS lost it); null if none. */
+  lastWriteText: string | null;
 }
 
 export async function loadDesired(db: Database, callId: string): Promise<DesiredRow | undefined> {
+  // The call's last PUT that CMS accepted, read once for when, which version and which text.
+  const lastWrite = db
+    .select({ at: cmsWrites.at, version: cmsWrites.version, text: cmsWrites.desiredText })
+    .from(cmsWrites)
+    .where(and(eq(cmsWrites.callId, callMessages.callId), eq(cmsWrites.kind, 'callMessage'), eq(cmsWrites.status, 'applied')))
+    .orderBy(desc(cmsWrites.id))
+    .limit(1)
+    .as('last_write');
   const rows = await db
     .select({
       callId: callMessages.callId,
       node: callMessages.node,
+      level: callMessages.level,
       messageText: callMessages.messageText,
       messagePosition: callMessages.messagePosition,
       messageDuration: callMessages.messageDuration,
@@ -30,19 +43,13 @@ export async function loadDesired(db: Database, callId: string): Promise<Desired
       appliedVersion: callMessages.appliedVersion,
       status: callMessages.status,
       callEndedAt: calls.endedAt,
-      sinceLastWriteMs: sql<string | null>`(
-        SELECT extract(epoch FROM now() - w.at) * 1000 FROM ${cmsWrites} w
-        WHERE w.call_id = ${callMessages.callId} AND w.kind = 'callMessage' AND w.status = 'applied'
-        ORDER BY w.id DESC LIMIT 1
-      )`,
-      lastWriteVersion: sql<number | null>`(
-        SELECT w.version FROM ${cmsWrites} w
-        WHERE w.call_id = ${callMessages.callId} AND w.kind = 'callMessage' AND w.status = 'applied'
-        ORDER BY w.id DESC LIMIT 1
-      )`,
+      sinceLastWriteMs: sql<string | null>`extract(epoch FROM now() - ${lastWrite.at}) * 1000`,
+      lastWriteVersion: lastWrite.version,
+      lastWriteText: lastWrite.text,
     })
     .from(callMessages)
     .leftJoin(calls, eq(calls.id, callMessages.callId))
+    .leftJoinLateral(lastWrite, sql`true`)
     .where(eq(callMessages.callId, callId));
   const row = rows[0];
   return (

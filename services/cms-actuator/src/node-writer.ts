@@ -33,6 +33,8 @@ export interface NodeWriterDeps {
   log: Logger;
   metrics: ActuatorMetrics;
   tuning: ActuatorTuning;
+  /** The policy's message texts and the level each shows (write-call-message.ts levelsOfMessageTexts). */
+  messageLevels: ReadonlyMap<string, number>;
 }
 
 const LOG_LEVEL: Record<WriteOutcome['status'], 'info' | 'warn' | 'error'> = {
@@ -122,6 +124,7 @@ export class NodeWriter {
       queue: this.queue,
       log,
       callMessageMinIntervalMs: tuning.callMessageMinIntervalMs,
+      messageLevels: deps.messageLevels,
       lastAnswers: new Map(),
       rateLimit: (ms) => this.worker.rateLimit(ms),
       record: (kind, outcome) => this.#record(kind, outcome),

@@ -59,7 +59,7 @@ export async function writeCallMessage(ctx: WriteContext, job: Job<CmsWriteJob>,
     return;
   }
   const sinceLastWriteMs = sinceLastWrite(ctx, desired);
-  if (sinceLastWriteMs !== null && sinceLastWriteMs < ctx.callMessageMinIntervalMs) {
+  if (sinceLastWriteMs !== null && sinceLastWriteMs < ctx.callMessageMinIntervalMs && !overstatesLevel(ctx, desired)) {
     // Written a moment ago: come back when the interval is over. While this job is delayed, further changes are
     // folded into it, so it then writes whatever is latest. Not an attempt.
     await job.moveToDelayed(Date.now() + Math.ceil(ctx.callMessageMinIntervalMs - sinceLastWriteMs), token);
@@ -114,6 +114,37 @@ function sinceLastWrite(ctx: WriteContext, desired: DesiredRow): number | null {
   const mine = ctx.lastAnswers.get(desired.callId);
   if (mine && mine.version === desired.lastWriteVersion) return Date.now() - mine.at;
   return desired.sinceLastWriteMs;
+}
+
+/**
+ * Whether the call's last write shows a more secure level (a lower number) than its meeting has now. Such a change
+ * is written at once, not after the interval: the interval is there so that a message does not flicker, and holding
+ * a level better than the truth on screen for it is the worse of the two. Measured (bench/results/policy.md): a lobby
+ * guest admitted by a participant who joined on another Call Bridge is reported in that bridge's own POST and decided
+ * 20-40 ms after the join, so level 1 was written and the level 3 that followed waited for the interval. Improvements
+ * (and the cleared message) still wait and fold, so a level can only step up at once (at most twice, 1 -> 2 -> 3)
+ * before the interval holds it again. A text that is not one of the policy's messages (or is shared by two levels)
+ * says nothing about the level: the change waits as before.
+ */
+function overstatesLevel(ctx: WriteContext, desired: DesiredRow): boolean {
+  if (desired.level === null || desired.lastWriteText === null) return false;
+  const shownLevel = ctx.messageLevels.get(desired.lastWriteText);
+  return shownLevel !== undefined && shownLevel < desired.level;
+}
+
+/**
+ * The policy's message texts and the level each shows. A text two levels share is left out (it tells neither), and
+ * so is an empty one (it is also the cleared message's).
+ */
+export function levelsOfMessageTexts(messages: Readonly<Record<number, { text: string }>>): ReadonlyMap<string, number> {
+  const levels = new Map<string, number>();
+  const shared = new Set<string>(['']);
+  for (const [level, { text }] of Object.entries(messages)) {
+    if (levels.has(text)) shared.add(text);
+    levels.set(text, Number(level));
+  }
+  for (const text of shared) levels.delete(text);
+  return levels;
 }
 
 function rememberAnswer(ctx: WriteContext, callId: string, version: number): void {

@@ -22,6 +22,8 @@ export interface WriteContext {
   log: Logger;
   /** Least time between two message writes to one call. */
   callMessageMinIntervalMs: number;
+  /** The policy's message texts and the level each shows (levelsOfMessageTexts): a change to a worse level skips the interval. */
+  messageLevels: ReadonlyMap<string, number>;
   /**
    * When CMS answered this replica's latest message PUT of a call (Date.now()), and the version it wrote. The
    * interval counts from there: the cms_writes row of that PUT is stored after the answer, later still under load.
