@@ -173,7 +173,7 @@ describe('meeting security levels in the policy worker', () => {
       const queue = new Queue<CmsWriteJob>(cmsWritesQueueName(name), { connection, prefix });
       const jobs = await queue.getJobs(['waiting', 'delayed']);
       assert.ok(
-        jobs.some((j) => j.data.callId === call),
+        jobs.some((j) => j.data.kind === 'callMessage' && j.data.callId === call),
         `a write for ${call} is queued on ${name}`,
       );
       await queue.close();

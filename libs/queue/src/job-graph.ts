@@ -107,11 +107,29 @@ export function cmsWritesQueueName(node: string): string {
   return `cms-writes-${node}`;
 }
 
+/** The kinds of operator action steps (libs/db's OPERATOR_ACTION_KINDS; the actuator's HANDLERS cover each). */
+export type OperatorActionJobKind =
+  | 'addParticipant'
+  | 'updateCallLeg'
+  | 'updateAllParticipants'
+  | 'presenterOn'
+  | 'presenterOff'
+  | 'deleteCallLeg'
+  | 'deleteCall'
+  | 'admitParticipants';
+
+/** One node's step of an operator action: the actuator reads what to write from operator_action_steps. */
+export interface OperatorActionJob {
+  kind: OperatorActionJobKind;
+  actionId: number;
+  step: number;
+}
+
 /**
  * A CMS write for one node. Jobs carry only what to look at, not what to write: the actuator reads the latest
- * desired state from Postgres when it runs, so an older job can never write a superseded message.
+ * desired state (or the action's step) from Postgres when it runs, so an older job can never write a superseded message.
  */
-export type CmsWriteJob = { kind: 'callMessage'; callId: string };
+export type CmsWriteJob = { kind: 'callMessage'; callId: string } | OperatorActionJob;
 
 /** Attempts for a write that keeps failing with 5xx/timeouts before it is dead-lettered (503s and held writes do not count). */
 export const CMS_WRITE_ATTEMPTS = 8;
@@ -155,6 +173,20 @@ export async function enqueueCallMessageWrite(queue: CmsWritesQueue, callId: str
     { deduplication: { id: callMessageDeduplicationId(callId), keepLastIfActive: true } },
   );
 }
+
+/**
+ * Queues one step of an operator action on its node's write queue, at the head of the wait list (`lifo`): an
+ * operator waits for it, so it must not queue behind a burst of message writes, sweeps or reconciliation follow-ups
+ * (the node's worker takes it next; the write ceiling still counts its writes). Two actions waiting at once may so
+ * run in either order, as they may anyway with several jobs in hand per node. The job id is the step's, so a step
+ * is queued once however often this is called (a retried request, a crash between storing the action and queueing it).
+ */
+export async function enqueueOperatorActionStep(queue: CmsWritesQueue, job: OperatorActionJob): Promise<void> {
+  await queue.add(job.kind, job, { jobId: `action-${job.actionId}-${job.step}`, lifo: true, attempts: OPERATOR_ACTION_ATTEMPTS });
+}
+
+/** An operator is waiting: a step that keeps failing (5xx, timeouts) is reported failed after a few tries, not a week. */
+const OPERATOR_ACTION_ATTEMPTS = 3;
 
 // ---- cms-reconcile: policy-worker and cms-actuator -> cms-actuator ----------------------------------------------
 

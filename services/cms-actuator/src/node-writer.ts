@@ -11,6 +11,7 @@ import {
   type Redis,
 } from '@cms/queue';
 import { type Job, UnrecoverableError, Worker } from 'bullmq';
+import { ACTION_HANDLERS } from './actions/handlers.ts';
 import { BusyBackoff } from './busy-backoff.ts';
 import { insertWriteRecord } from './desired-state.ts';
 import type { ActuatorMetrics } from './metrics.ts';
@@ -23,6 +24,7 @@ import type { WriteContext, WriteOutcome } from './write-context.ts';
 /** Exactly one handler per job kind; the compiler checks the table covers CmsWriteJob. */
 const HANDLERS: { [K in CmsWriteJob['kind']]: (ctx: WriteContext, job: Job<CmsWriteJob>, token: string | undefined) => Promise<void> } = {
   callMessage: writeCallMessage,
+  ...ACTION_HANDLERS,
 };
 
 export interface NodeWriterDeps {

@@ -1,0 +1,162 @@
+import {
+  callLegObservations,
+  callLegs,
+  type Database,
+  type OperatorActionStatus,
+  operatorActionSteps,
+  operatorActions,
+  presenterSavedLegs,
+} from '@cms/db';
+import { and, asc, eq, sql } from 'drizzle-orm';
+
+/** One node's step of an operator action, as its write job needs it. */
+export interface StepRow {
+  actionId: number;
+  step: number;
+  node: string;
+  callId: string | null;
+  params: Record<string, unknown>;
+  status: OperatorActionStatus;
+  tokenName: string;
+  kind: string;
+}
+
+export async function loadStep(db: Database, actionId: number, step: number): Promise<StepRow | undefined> {
+  const [row] = await db
+    .select({
+      actionId: operatorActionSteps.actionId,
+      step: operatorActionSteps.step,
+      node: operatorActionSteps.node,
+      callId: operatorActionSteps.callId,
+      params: operatorActionSteps.params,
+      status: operatorActionSteps.status,
+      tokenName: operatorActions.tokenName,
+      kind: operatorActions.kind,
+    })
+    .from(operatorActionSteps)
+    .innerJoin(operatorActions, eq(operatorActions.id, operatorActionSteps.actionId))
+    .where(and(eq(operatorActionSteps.actionId, actionId), eq(operatorActionSteps.step, step)));
+  return row;
+}
+
+export async function markStepStarted(db: Database, actionId: number, step: number): Promise<void> {
+  await db
+    .update(operatorActionSteps)
+    .set({ startedAt: sql`coalesce(${operatorActionSteps.startedAt}, now())`, attempts: sql`${operatorActionSteps.attempts} + 1` })
+    .where(and(eq(operatorActionSteps.actionId, actionId), eq(operatorActionSteps.step, step)));
+}
+
+export interface StepOutcome {
+  status: Exclude<OperatorActionStatus, 'queued'>;
+  httpStatus: number | null;
+  failureReason: string | null;
+  failureParameter: string | null;
+  result: Record<string, unknown> | null;
+  writes: number;
+  firstWriteAt: Date | null;
+  cmsMs: number;
+}
+
+/**
+ * Stores a step's outcome and, in the same transaction, the action's: final once every step is (failed if any
+ * failed, with the first failed step's CMS status and reason), its result the step's when it has one step.
+ * The action row is locked first, so steps of two nodes finishing together both count.
+ */
+export async function completeStep(db: Database, actionId: number, step: number, outcome: StepOutcome): Promise<OperatorActionStatus> {
+  return db.transaction(async (tx) => {
+    await tx.execute(sql`SELECT 1 FROM ${operatorActions} WHERE id = ${actionId} FOR UPDATE`);
+    await tx
+      .update(operatorActionSteps)
+      .set({
+        status: outcome.status,
+        httpStatus: outcome.httpStatus,
+        failureReason: outcome.failureReason,
+        failureParameter: outcome.failureParameter,
+        result: outcome.result,
+        writes: outcome.writes,
+        firstWriteAt: outcome.firstWriteAt?.toISOString() ?? null,
+        completedAt: sql`now()`,
+        cmsMs: Math.round(outcome.cmsMs),
+      })
+      .where(and(eq(operatorActionSteps.actionId, actionId), eq(operatorActionSteps.step, step), eq(operatorActionSteps.status, 'queued')));
+    const steps = await tx
+      .select({
+        status: operatorActionSteps.status,
+        httpStatus: operatorActionSteps.httpStatus,
+        failureReason: operatorActionSteps.failureReason,
+        failureParameter: operatorActionSteps.failureParameter,
+        result: operatorActionSteps.result,
+      })
+      .from(operatorActionSteps)
+      .where(eq(operatorActionSteps.actionId, actionId))
+      .orderBy(asc(operatorActionSteps.step));
+    if (steps.some((s) => s.status === 'queued')) return 'queued';
+    const failed = steps.find((s) => s.status === 'failed');
+    const status: OperatorActionStatus = failed ? 'failed' : 'applied';
+    await tx
+      .update(operatorActions)
+      .set({
+        status,
+        httpStatus: failed?.httpStatus ?? 200,
+        failureReason: failed?.failureReason ?? null,
+        failureParameter: failed?.failureParameter ?? null,
+        result: steps.length === 1 ? (steps[0]?.result ?? null) : null,
+        completedAt: sql`now()`,
+      })
+      .where(eq(operatorActions.id, actionId));
+    return status;
+  });
+}
+
+/**
+ * The CMS participant that owns a leg, as we know it: the live roster's participant id (events feed), else the CDRs'
+ * groupId (CMS puts the participant id there). Null when neither knows: the caller asks CMS.
+ */
+export async function knownParticipantId(db: Database, callLegId: string): Promise<string | null> {
+  const [row] = await db
+    .select({
+      participantId: sql<string | null>`coalesce(
+        (SELECT ${callLegObservations.participantId} FROM ${callLegObservations} WHERE ${callLegObservations.id} = ${callLegId}),
+        (SELECT nullif(${callLegs.groupId}, '') FROM ${callLegs} WHERE ${callLegs.id} = ${callLegId}))`,
+    })
+    .from(sql`(SELECT 1) AS one`);
+  return row?.participantId ?? null;
+}
+
+export type SavedLegState = Record<string, string | number | boolean | null>;
+
+export interface SavedLeg {
+  callLegId: string;
+  participantId: string | null;
+  previous: SavedLegState;
+}
+
+/** Keeps the first saved state of each leg: a retried step must not save what presenter mode itself wrote. */
+export async function saveLegStates(
+  db: Database,
+  where: { meetingKey: string; node: string; callId: string; actionId: number },
+  legs: SavedLeg[],
+): Promise<void> {
+  if (legs.length === 0) return;
+  await db
+    .insert(presenterSavedLegs)
+    .values(legs.map((leg) => ({ ...where, callLegId: leg.callLegId, participantId: leg.participantId, previous: leg.previous })))
+    .onConflictDoNothing();
+}
+
+export async function savedLegStates(db: Database, meetingKey: string, node: string, callId: string): Promise<SavedLeg[]> {
+  return db
+    .select({
+      callLegId: presenterSavedLegs.callLegId,
+      participantId: presenterSavedLegs.participantId,
+      previous: presenterSavedLegs.previous,
+    })
+    .from(presenterSavedLegs)
+    .where(and(eq(presenterSavedLegs.meetingKey, meetingKey), eq(presenterSavedLegs.node, node), eq(presenterSavedLegs.callId, callId)));
+}
+
+export async function forgetLegStates(db: Database, meetingKey: string, node: string, callId: string): Promise<void> {
+  await db
+    .delete(presenterSavedLegs)
+    .where(and(eq(presenterSavedLegs.meetingKey, meetingKey), eq(presenterSavedLegs.node, node), eq(presenterSavedLegs.callId, callId)));
+}
