@@ -196,6 +196,37 @@ describe('CDR delivery', () => {
     assert.match(receiver.posts.at(-1)?.body ?? '', /numPreceedingRecordsMissing="2"/);
   });
 
+  test('when the buffer overflows under a POST being re-sent, the records left keep their recordIndex and no index names two records', async () => {
+    const { sim, rx } = await setup({ cdr: { bufferLimit: 3, maxRecordsPerPost: 10 } });
+    const receiver = rx[0] as TestReceiver;
+    receiver.mode = 'fail';
+    twoRecords(sim); // correlator 0 and 1 go out as recordIndex 1 and 2, and fail
+    await eventually(() => receiver.posts.length >= 1, { what: 'the first POST' });
+    const m = sim.startCall();
+    sim.endCall(m); // correlator 2 and 3: four records for a buffer of three, so correlator 0 is discarded
+    await eventually(() => sim.cdrStats()[0]?.discarded === 1, { what: 'one record discarded' });
+    receiver.mode = 'ok';
+    await sim.waitForCdrsDelivered();
+    const accepted = receiver.acceptedRecords();
+    assert.deepEqual(
+      accepted.map((r) => [r.correlatorIndex, r.recordIndex, r.numPreceedingRecordsMissing]),
+      [
+        [1, 2, 1],
+        [2, 3, null],
+        [3, 4, null],
+      ],
+      'correlator 1 is re-sent with the recordIndex it was first sent with',
+    );
+    const indexOf = new Map<number, number>();
+    const recordAt = new Map<number, number>();
+    for (const r of receiver.posts.flatMap((p) => p.batch.records)) {
+      assert.equal(indexOf.get(r.correlatorIndex) ?? r.recordIndex, r.recordIndex, `correlator ${r.correlatorIndex} kept its recordIndex`);
+      assert.equal(recordAt.get(r.recordIndex) ?? r.correlatorIndex, r.correlatorIndex, `recordIndex ${r.recordIndex} names one record`);
+      indexOf.set(r.correlatorIndex, r.recordIndex);
+      recordAt.set(r.recordIndex, r.correlatorIndex);
+    }
+  });
+
   test('while delivery fails the bridge raises cdrConnectionFailure, and clears it once delivery works', async () => {
     const { sim, rx } = await setup();
     const receiver = rx[0] as TestReceiver;
