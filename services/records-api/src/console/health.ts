@@ -32,8 +32,10 @@ async function probe(name: string, url: string): Promise<ServiceReadiness> {
     const text = await res.text();
     let detail = text;
     try {
-      const body = JSON.parse(text) as { status?: string; checks?: Record<string, unknown> };
-      detail = body.checks ? JSON.stringify(body.checks) : (body.status ?? text);
+      const body = JSON.parse(text) as { status?: string; checks?: { name: string; ok: boolean; error?: string }[] };
+      detail = Array.isArray(body.checks)
+        ? body.checks.map((c) => `${c.name} ${c.ok ? 'ok' : `failing${c.error ? ` (${c.error})` : ''}`}`).join(', ')
+        : (body.status ?? text);
     } catch {
       // Not JSON: show it as it came.
     }

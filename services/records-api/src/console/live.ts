@@ -95,7 +95,9 @@ export function liveMeetings(calls: CallSummary[], lobby: Map<string, number> | 
       level: first.level,
       nodes: [...new Set(instances.map((i) => i.node ?? i.callBridge ?? '?'))].sort(),
       callIds: instances.map((i) => i.id),
-      participants: instances.reduce((n, i) => n + i.activeLegCount, 0),
+      // CMS joins the instances of a meeting with a pair of distributionLink legs per extra bridge (a star from
+      // its first bridge); they are not people.
+      participants: Math.max(0, instances.reduce((n, i) => n + i.activeLegCount, 0) - 2 * (instances.length - 1)),
       lobby: lobby === null ? null : instances.reduce((n, i) => n + (lobby.get(i.id) ?? 0), 0),
       message: messageOf(instances.map((i) => i.message)),
       messageState: messageState(instances.map((i) => i.message)),
@@ -149,7 +151,13 @@ async function readLiveMeetings(app: FastifyInstance, request: FastifyRequest): 
 
 /** A GET of the HTTP API the live stream may follow: under /api/v1, no tricks with dots or schemes. */
 export function watchablePath(path: unknown): path is string {
-  return typeof path === 'string' && path.startsWith('/api/v1/') && !path.includes('..') && !path.includes('//') && path.length < 2048;
+  return (
+    typeof path === 'string' &&
+    (path.startsWith('/api/v1/') || path.startsWith('/console/api/')) &&
+    !path.includes('..') &&
+    !path.includes('//') &&
+    path.length < 2048
+  );
 }
 
 /**
