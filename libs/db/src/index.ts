@@ -1,5 +1,14 @@
 export { createDatabase, type Database, type DatabaseOptions, databaseCheck, pg } from './client.ts';
 export { ensureDatabase, MIGRATIONS_FOLDER, runMigrations } from './migrate.ts';
+export {
+  dropExpiredPartitions,
+  ensurePartitions,
+  listMonthPartitions,
+  MONTHLY_PARTITIONED_TABLES,
+  type MonthPartition,
+  type PartitionedTableName,
+  retentionHorizon,
+} from './partitions.ts';
 export { type Recordset, recordset } from './recordset.ts';
 export * from './schema.ts';
 export {

@@ -13,12 +13,14 @@ import {
 
 /**
  * Every CDR exactly once. `session` + `correlatorIndex` is CMS's own unique key for a record, the same for
- * every receiver, so it is the deduplication key (not a BullMQ job id).
+ * every receiver, so it is the deduplication key (not a BullMQ job id). Partitioned by month on `time` (migration
+ * 0008; partitions.ts keeps them): the unique index carries `time` too, as Postgres requires, and a re-sent record
+ * carries the same time, so it meets its first copy in the same partition (docs/architecture.md).
  */
 export const cdrRecords = pgTable(
   'cdr_records',
   {
-    id: bigserial('id', { mode: 'number' }).primaryKey(),
+    id: bigserial('id', { mode: 'number' }).notNull(),
     session: text('session').notNull(),
     correlatorIndex: bigint('correlator_index', { mode: 'number' }).notNull(),
     recordIndex: bigint('record_index', { mode: 'number' }).notNull(),
@@ -34,10 +36,14 @@ export const cdrRecords = pgTable(
     raw: jsonb('raw').$type<XmlObject>().notNull(),
     receivedAt: timestamp('received_at', { withTimezone: true, mode: 'string' }).notNull().defaultNow(),
   },
-  // Few indexes: each costs every insert. type and node have few distinct values, so the API's keyset scan
-  // on id with a filter serves them; the selective ids and the time range get indexes.
+  // Each index costs every insert, but every API filter needs one per partition: a type, node or session absent
+  // from a month would otherwise make that month's partition a full scan.
   (t) => [
-    uniqueIndex('cdr_records_session_correlator_index').on(t.session, t.correlatorIndex),
+    primaryKey({ columns: [t.id, t.time] }),
+    uniqueIndex('cdr_records_session_correlator_index').on(t.session, t.correlatorIndex, t.time),
+    index('cdr_records_type_idx').on(t.type, t.id),
+    index('cdr_records_node_idx').on(t.node, t.id),
+    index('cdr_records_session_idx').on(t.session, t.id),
     // Partial: each id is absent from many record types, and a null entry would cost every insert for nothing.
     index('cdr_records_call_id_idx').on(t.callId, t.id).where(sql`call_id IS NOT NULL`),
     index('cdr_records_call_leg_id_idx').on(t.callLegId, t.id).where(sql`call_leg_id IS NOT NULL`),
@@ -182,11 +188,11 @@ export const meetings = pgTable('meetings', {
   updatedAt: timestamp('updated_at', { withTimezone: true, mode: 'string' }).notNull().defaultNow(),
 });
 
-/** Every change of a meeting's level: when, old -> new, and the participant that caused it. */
+/** Every change of a meeting's level: when, old -> new, and the participant that caused it. Partitioned by month on `at`. */
 export const meetingLevelChanges = pgTable(
   'meeting_level_changes',
   {
-    id: bigserial('id', { mode: 'number' }).primaryKey(),
+    id: bigserial('id', { mode: 'number' }).notNull(),
     meetingKey: text('meeting_key').notNull(),
     at: timestamp('at', { withTimezone: true, mode: 'string' }).notNull().defaultNow(),
     oldLevel: integer('old_level'),
@@ -195,7 +201,7 @@ export const meetingLevelChanges = pgTable(
     /** The classification of the decisive participant (rule, matched entry, host). */
     reason: jsonb('reason').$type<Record<string, unknown>>(),
   },
-  (t) => [index('meeting_level_changes_meeting_idx').on(t.meetingKey, t.id)],
+  (t) => [primaryKey({ columns: [t.id, t.at] }), index('meeting_level_changes_meeting_idx').on(t.meetingKey, t.id)],
 );
 
 /**
@@ -222,11 +228,14 @@ export const callMessages = pgTable(
   (t) => [index('call_messages_meeting_idx').on(t.meetingKey)],
 );
 
-/** Outcome of every CMS API write attempt sequence: what was desired, what CMS answered, how long it took. */
+/**
+ * Outcome of every CMS API write attempt sequence: what was desired, what CMS answered, how long it took.
+ * Partitioned by month on `at`.
+ */
 export const cmsWrites = pgTable(
   'cms_writes',
   {
-    id: bigserial('id', { mode: 'number' }).primaryKey(),
+    id: bigserial('id', { mode: 'number' }).notNull(),
     at: timestamp('at', { withTimezone: true, mode: 'string' }).notNull().defaultNow(),
     node: text('node').notNull(),
     /** CmsWriteKind: callMessage, or the operator action kind whose step this write was. */
@@ -242,7 +251,11 @@ export const cmsWrites = pgTable(
     attempts: integer('attempts').notNull().default(1),
     latencyMs: integer('latency_ms'),
   },
-  (t) => [index('cms_writes_call_idx').on(t.callId, t.id), index('cms_writes_node_idx').on(t.node, t.id)],
+  (t) => [
+    primaryKey({ columns: [t.id, t.at] }),
+    index('cms_writes_call_idx').on(t.callId, t.id),
+    index('cms_writes_node_idx').on(t.node, t.id),
+  ],
 );
 
 /**

@@ -7,6 +7,7 @@ import { type CdrBatchesJob, createRedisConnection, WorkerHealth } from '@cms/qu
 import type { Worker } from 'bullmq';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import { createWorkerMetrics } from './metrics.ts';
+import { startPartitionMaintenance } from './partition-maintenance.ts';
 import type { PolicyOutcome } from './security/apply-policy.ts';
 import { createWriteEnqueuer } from './security/enqueue-writes.ts';
 import { startRecomputeWorker } from './security/recompute-worker.ts';
@@ -118,6 +119,8 @@ export async function buildPolicyWorker(deps: PolicyWorkerDeps): Promise<PolicyW
     },
   });
 
+  const partitions = startPartitionMaintenance({ db, retentionDays: config.storage.retentionDays, log, registry });
+
   void worker.run().catch((err: Error) => log.error({ err }, 'worker stopped'));
   workers.watch(worker);
   workers.watch(recompute);
@@ -131,7 +134,7 @@ export async function buildPolicyWorker(deps: PolicyWorkerDeps): Promise<PolicyW
       // Batches held through a Postgres outage fail now (the queue keeps them) instead of holding up the close.
       outage.stop();
       await app.close();
-      await Promise.all([worker.close(), recompute.close()]);
+      await Promise.all([worker.close(), recompute.close(), partitions.close()]);
       connection.disconnect();
       recomputeConnection.disconnect();
       await Promise.all([enqueueWrites.close(), requestReconcile.close()]);

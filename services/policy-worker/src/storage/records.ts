@@ -55,7 +55,9 @@ export function uniqueRecords(jobs: readonly ReceivedCdrBatch[]): BatchRecord[] 
 
 /**
  * Inserts the records idempotently on (session, correlatorIndex), CMS's own unique key for a record. Returns the
- * ones new to the database: only they change the projections.
+ * ones new to the database: only they change the projections. The conflict target also names `time`, the month
+ * partition key (Postgres requires it in a partitioned table's unique index): a re-sent record is the record CMS
+ * sent before, with the same time, so it lands in the same partition and conflicts there.
  */
 export async function insertRecords(tx: Tx, entries: readonly BatchRecord[]): Promise<BatchRecord[]> {
   if (!entries.length) return [];
@@ -75,7 +77,7 @@ export async function insertRecords(tx: Tx, entries: readonly BatchRecord[]): Pr
   }));
   const inserted = await tx.execute<{ session: string; correlator_index: string }>(
     sql`INSERT INTO cdr_records (${RECORD_COLUMNS.columns}) SELECT ${RECORD_COLUMNS.columns} FROM ${RECORD_COLUMNS.from(rows)}
-        ON CONFLICT (session, correlator_index) DO NOTHING RETURNING session, correlator_index`,
+        ON CONFLICT (session, correlator_index, time) DO NOTHING RETURNING session, correlator_index`,
   );
   const newKeys = new Set(inserted.rows.map((r) => key(r.session, Number(r.correlator_index))));
   return entries.filter(({ record, job }) => newKeys.has(key(job.batch.session, record.correlatorIndex)));
