@@ -11,6 +11,8 @@ import {
   watchRedisErrors,
 } from '@cms/queue';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import { EventsFeed } from './events/events-feed.ts';
+import type { NodeFeedLimits } from './events/node-feed.ts';
 import { createActuatorMetrics } from './metrics.ts';
 import { NodeWriter } from './node-writer.ts';
 import { NodeReconciler, type RecomputeRequest } from './reconcile/node-reconciler.ts';
@@ -28,6 +30,8 @@ export interface ActuatorDeps {
   tuning?: Partial<ActuatorTuning>;
   /** Exit (code 1) when a BullMQ worker stops for good, so the supervisor restarts the process (main.ts sets it). */
   exitWhenWorkerStops?: boolean;
+  /** Events feed limits and delays (tests shorten the back-off and the token refresh). */
+  eventsLimits?: Partial<NodeFeedLimits>;
 }
 
 export interface ActuatorService {
@@ -38,6 +42,8 @@ export interface ActuatorService {
   reconcilers: ReadonlyMap<string, NodeReconciler>;
   /** Takes reconciliation requests; `request(node, reason)` queues a pass. */
   reconciliation: ReconcileWorker;
+  /** The CMS events feed of every node, and each node's mode (events, polling, unreachable). */
+  events: EventsFeed;
   /** Stops taking jobs; jobs in hand finish or return to their queue. */
   close(): Promise<void>;
 }
@@ -83,7 +89,7 @@ export async function buildActuator(deps: ActuatorDeps): Promise<ActuatorService
     // this replica cannot do its work for that node, and an operator should see why.
     ...[...writers.values()].map((writer) => ({ name: `cms:${writer.name}`, check: () => writer.health.assertReady() })),
   ];
-  installHealthRoutes(app, { registry, checks });
+  installHealthRoutes(app, { registry, checks, details: () => ({ cmsNodes: events.view() }) });
 
   const recomputeQueue = watchRedisErrors(
     log,
@@ -94,6 +100,27 @@ export async function buildActuator(deps: ActuatorDeps): Promise<ActuatorService
   // policy worker, so both paths (CDRs and the API) always agree.
   const recompute: RecomputeRequest = (callIds, reason) => requestRecompute(recomputeQueue, callIds, reason);
   const ourTexts = new Set(Object.values(config.policy.messages).map((m) => m.text));
+  const events = new EventsFeed({
+    nodes: config.cms.nodes,
+    writers,
+    db,
+    log,
+    metrics,
+    enabled: config.cms.events.enabled,
+    limits: {
+      maxConnections: 5,
+      maxSubscriptions: 100,
+      reconnectBaseMs: 500,
+      reconnectMaxMs: config.cms.events.reconnectMaxSeconds * 1000,
+      handshakeTimeoutMs: tuning.connectTimeoutMs,
+      tokenRefreshMs: config.cms.events.tokenRefreshSeconds * 1000,
+      ...deps.eventsLimits,
+    },
+    connectTimeoutMs: tuning.connectTimeoutMs,
+    requestTimeoutMs: tuning.requestTimeoutMs,
+    requestRecompute: recompute,
+    requestReconcile: (node, reason) => reconciliation.request(node, reason),
+  });
   const reconcilers = new Map<string, NodeReconciler>();
   for (const node of config.cms.nodes) {
     const writer = writers.get(node.name) as NodeWriter;
@@ -111,6 +138,7 @@ export async function buildActuator(deps: ActuatorDeps): Promise<ActuatorService
         readsPerSecond: config.actuator.readsPerSecond,
         requestRecompute: recompute,
         ourTexts,
+        eventsLive: () => events.feeds.get(node.name)?.state.live === true,
       }),
     );
   }
@@ -154,6 +182,7 @@ export async function buildActuator(deps: ActuatorDeps): Promise<ActuatorService
   if (writers.size === 0) log.warn('no CMS nodes configured (cms.nodes): nothing will be written to CMS');
   reconciliation.start();
   workers.watch(reconciliation.worker);
+  events.start();
   sweeper.start();
 
   return {
@@ -161,9 +190,11 @@ export async function buildActuator(deps: ActuatorDeps): Promise<ActuatorService
     writers,
     reconcilers,
     reconciliation,
+    events,
     async close() {
       workers.shuttingDown();
       await app.close();
+      await events.close();
       // Passes and placement lookups stop between two reads rather than holding the shutdown up.
       for (const reconciler of reconcilers.values()) reconciler.stop();
       await reconciliation.close();

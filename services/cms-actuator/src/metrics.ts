@@ -94,6 +94,24 @@ export function createActuatorMetrics(registry: Registry, nodes: readonly { name
       labelNames: ['node', 'outcome'],
       registers: [registry],
     }),
+    nodeMode: new Gauge({
+      name: 'cms_actuator_node_mode',
+      help: "1 for the way each node's live state is followed (events = the CMS events feed, polling = paced API reads only, unreachable), 0 for the others",
+      labelNames: ['node', 'mode'],
+      registers: [registry],
+    }),
+    eventsConnects: new Counter({
+      name: 'cms_events_connects_total',
+      help: "Times a node's events feed (re)connected and its calls subscription became active, by node",
+      labelNames: ['node'],
+      registers: [registry],
+    }),
+    eventsRosterUpdates: new Counter({
+      name: 'cms_events_roster_updates_total',
+      help: 'Participant updates (add, update, remove) received over the events feed and stored, by node',
+      labelNames: ['node'],
+      registers: [registry],
+    }),
     writeCeiling: new Gauge({
       name: 'cms_write_ceiling_per_second',
       help: "The node's configured maxWritesPerSecond: applied writes per second divided by this is the share of the ceiling in use",

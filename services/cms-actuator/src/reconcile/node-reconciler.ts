@@ -30,6 +30,8 @@ export interface NodeReconcilerDeps {
   requestRecompute: RecomputeRequest;
   /** The texts of policy.messages: a clear is only re-applied over one of these. */
   ourTexts: ReadonlySet<string>;
+  /** Whether the node's events feed is live: its rows are then its own to remove (see storeSnapshot). */
+  eventsLive?: () => boolean;
 }
 
 /**
@@ -116,7 +118,10 @@ export class NodeReconciler {
         activeCallIds: () => activeCallIds(db, node, passStartedAt),
         knownLegIds: (ids) => knownLegIds(db, ids),
       });
-      const { endedCallIds } = await storeSnapshot(db, node, snapshot);
+      const { endedCallIds } = await storeSnapshot(db, node, snapshot, {
+        startedAt: passStartedAt,
+        eventsLive: this.#d.eventsLive?.() ?? false,
+      });
       const callIds = [...snapshot.calls.map((c) => c.id), ...endedCallIds];
       if (callIds.length) await this.#d.requestRecompute(callIds, `reconcile:${reason}`);
       const messages = await reconcileMessages(db, node, snapshot.calls, passStartedAt, this.#d.ourTexts);

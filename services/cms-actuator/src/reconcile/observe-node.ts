@@ -10,7 +10,10 @@ export interface ObservedCall {
   detail: CmsCall;
 }
 
-/** A call leg CMS lists; the detail fields are null for legs we hold CDRs for (not read: CDR facts win). */
+/**
+ * A call leg CMS lists; the detail fields are null for legs we hold CDRs for (not read: CDR facts win, and the
+ * events feed brings their live state where it runs).
+ */
 interface ObservedLeg {
   id: string;
   callId: string;
@@ -19,6 +22,16 @@ interface ObservedLeg {
   subType: string | null;
   state: string | null;
   deactivated: boolean | null;
+  /** status/groupId: the participant that owns the leg. */
+  participantId: string | null;
+  name: string | null;
+  direction: string | null;
+  /** configuration/needsActivation false. */
+  activator: boolean | null;
+  /** configuration/rxAudioMute (the others do not hear this participant), as the roster's audioMuted. */
+  audioMuted: boolean | null;
+  videoMuted: boolean | null;
+  layout: string | null;
 }
 
 export interface NodeSnapshot {
@@ -79,13 +92,15 @@ export async function observeNode(client: PacedReadClient, lookups: SnapshotLook
   for (const summary of legSummaries) {
     const base = { id: summary.id, callId: summary.call as string, remoteParty: text(summary.remoteParty) };
     if (known.has(summary.id)) {
-      legs.push({ ...base, type: null, subType: null, state: null, deactivated: null });
+      legs.push({ ...base, ...UNREAD });
       continue;
     }
     legsRead++;
     const leg = await ifExists(() => client.getCallLeg(summary.id));
     if (!leg) continue; // left meanwhile
     const status = typeof leg.status === 'object' && !Array.isArray(leg.status) ? leg.status : {};
+    const configuration = typeof leg.configuration === 'object' && !Array.isArray(leg.configuration) ? leg.configuration : {};
+    const needsActivation = bool(configuration.needsActivation);
     legs.push({
       ...base,
       remoteParty: text(leg.remoteParty) ?? base.remoteParty,
@@ -93,10 +108,31 @@ export async function observeNode(client: PacedReadClient, lookups: SnapshotLook
       subType: text(leg.subType),
       state: text(status.state),
       deactivated: bool(status.deactivated),
+      participantId: text(status.groupId),
+      name: text(leg.name),
+      direction: text(leg.direction),
+      activator: needsActivation === null ? null : !needsActivation,
+      audioMuted: bool(configuration.rxAudioMute),
+      videoMuted: bool(configuration.rxVideoMute),
+      layout: text(configuration.chosenLayout) ?? text(status.layout),
     });
   }
   return { calls, legs, gone, legsRead };
 }
+
+const UNREAD = {
+  type: null,
+  subType: null,
+  state: null,
+  deactivated: null,
+  participantId: null,
+  name: null,
+  direction: null,
+  activator: null,
+  audioMuted: null,
+  videoMuted: null,
+  layout: null,
+} as const;
 
 /** The request's answer, or undefined when CMS says the object does not exist (404). */
 async function ifExists<T>(request: () => Promise<T>): Promise<T | undefined> {

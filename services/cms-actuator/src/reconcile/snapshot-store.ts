@@ -12,6 +12,13 @@ const OBSERVATION_COLUMNS = recordset(callLegObservations, [
   'subType',
   'state',
   'deactivated',
+  'participantId',
+  'name',
+  'direction',
+  'activator',
+  'audioMuted',
+  'videoMuted',
+  'layout',
 ]);
 
 /** The database's clock, so "written after the pass began" compares like with like. */
@@ -48,11 +55,20 @@ export interface StoredSnapshot {
 /**
  * What one pass learnt, in one transaction:
  * - calls CMS lists are created or completed (empty columns filled, CDR facts never overwritten);
- * - the node's leg observations are replaced by what CMS listed, so a leg it no longer lists stops counting;
+ * - the node's leg observations follow what CMS listed, so a leg it no longer lists stops counting; the table is
+ *   shared with the events feed, so facts the feed stored after the pass began are newer than the pass's and are
+ *   kept, a column the pass did not read keeps its value, and while the node's feed is live the rows it wrote
+ *   are its own to remove (a participant on another bridge is in this node's roster but not in its call legs);
  * - our calls CMS no longer has are ended, with their legs and desired messages: their CDRs were lost (a
  *   bridge restart, records CMS discarded), and nothing else would ever end them.
  */
-export async function storeSnapshot(db: Database, node: string, snapshot: NodeSnapshot): Promise<StoredSnapshot> {
+export async function storeSnapshot(
+  db: Database,
+  node: string,
+  snapshot: NodeSnapshot,
+  // Without a pass start every row is older than the pass (callers that only end calls).
+  pass: { startedAt: string; eventsLive: boolean } = { startedAt: 'infinity', eventsLive: false },
+): Promise<StoredSnapshot> {
   const callRows = snapshot.calls
     .map((c) => ({ id: c.id, node, name: c.name, coSpace: c.coSpace, callCorrelator: c.callCorrelator }))
     .sort((a, b) => a.id.localeCompare(b.id));
@@ -72,12 +88,31 @@ export async function storeSnapshot(db: Database, node: string, snapshot: NodeSn
                  OR (calls.co_space IS NULL AND excluded.co_space IS NOT NULL) OR (calls.call_correlator IS NULL AND excluded.call_correlator IS NOT NULL)`,
         );
       }
-      await tx.execute(sql`DELETE FROM call_leg_observations WHERE node = ${node}`);
+      const listed = JSON.stringify(legRows.map((l) => l.id));
+      await tx.execute(
+        sql`DELETE FROM call_leg_observations
+            WHERE node = ${node} AND updated_at < ${pass.startedAt}::timestamptz
+              AND id NOT IN (SELECT jsonb_array_elements_text(${listed}::jsonb))
+              AND (source = 'polling' OR NOT ${pass.eventsLive}::boolean)`,
+      );
       if (legRows.length) {
+        // A participant the feed stored before its leg id was known (keyed by the participant id) becomes its leg's row.
         await tx.execute(
-          sql`INSERT INTO call_leg_observations (${OBSERVATION_COLUMNS.columns}) SELECT ${OBSERVATION_COLUMNS.columns} FROM ${OBSERVATION_COLUMNS.from(legRows)}
-              ON CONFLICT (id) DO UPDATE SET call_id = excluded.call_id, node = excluded.node, remote_party = excluded.remote_party, type = excluded.type,
-                sub_type = excluded.sub_type, state = excluded.state, deactivated = excluded.deactivated, observed_at = now()`,
+          sql`UPDATE call_leg_observations o SET id = x.id
+              FROM ${OBSERVATION_COLUMNS.from(legRows)}
+              WHERE x.participant_id IS NOT NULL AND o.id = x.participant_id AND o.id <> x.id
+                AND NOT EXISTS (SELECT 1 FROM call_leg_observations y WHERE y.id = x.id)`,
+        );
+        await tx.execute(
+          sql`INSERT INTO call_leg_observations AS o (${OBSERVATION_COLUMNS.columns}, source) SELECT ${OBSERVATION_COLUMNS.columns}, 'polling' FROM ${OBSERVATION_COLUMNS.from(legRows)}
+              ON CONFLICT (id) DO UPDATE SET call_id = excluded.call_id, node = excluded.node, source = 'polling', observed_at = now(), updated_at = now(),
+                remote_party = coalesce(excluded.remote_party, o.remote_party), type = coalesce(excluded.type, o.type),
+                sub_type = coalesce(excluded.sub_type, o.sub_type), state = coalesce(excluded.state, o.state),
+                deactivated = coalesce(excluded.deactivated, o.deactivated), participant_id = coalesce(excluded.participant_id, o.participant_id),
+                name = coalesce(excluded.name, o.name), direction = coalesce(excluded.direction, o.direction),
+                activator = coalesce(excluded.activator, o.activator), audio_muted = coalesce(excluded.audio_muted, o.audio_muted),
+                video_muted = coalesce(excluded.video_muted, o.video_muted), layout = coalesce(excluded.layout, o.layout)
+              WHERE o.updated_at < ${pass.startedAt}::timestamptz`,
         );
       }
       const { rows: ended } = await tx.execute<{ id: string }>(

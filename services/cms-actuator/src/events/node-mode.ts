@@ -1,0 +1,73 @@
+import { CMS_NODE_MODES, type CmsNodeMode, type Database } from '@cms/db';
+import type { Gauge, Logger } from '@cms/observability';
+import { sql } from 'drizzle-orm';
+
+/** A node's mode and why, as /readyz and cms_node_status show it. */
+export interface NodeModeView {
+  mode: CmsNodeMode;
+  /** Why the node is not in events mode (the feed's last refusal or failure), or null. */
+  reason: string | null;
+  since: string;
+}
+
+/**
+ * Which way the actuator follows each node's live state: `events` (the feed is subscribed), `polling` (the feed is
+ * unavailable or switched off; paced polling carries on alone) or `unreachable` (the API does not answer either).
+ * Each change is logged, written to cms_node_status (for the API and the console) and shown by the gauge
+ * cms_actuator_node_mode{node,mode} (1 for the node's current mode, 0 for the others).
+ */
+export class NodeModes {
+  readonly #db: Database;
+  readonly #gauge: Gauge<'node' | 'mode'>;
+  readonly #log: Logger;
+  readonly #modes = new Map<string, NodeModeView>();
+  #writes: Promise<void> = Promise.resolve();
+
+  constructor(db: Database, gauge: Gauge<'node' | 'mode'>, log: Logger) {
+    this.#db = db;
+    this.#gauge = gauge;
+    this.#log = log;
+  }
+
+  get(node: string): NodeModeView | undefined {
+    return this.#modes.get(node);
+  }
+
+  all(): Record<string, NodeModeView> {
+    return Object.fromEntries(this.#modes);
+  }
+
+  /** Records a node's mode; returns the previous one (undefined at the first). */
+  set(node: string, mode: CmsNodeMode, reason: string | null): CmsNodeMode | undefined {
+    const was = this.#modes.get(node);
+    if (was && was.mode === mode && was.reason === reason) return was.mode;
+    const view = { mode, reason, since: was && was.mode === mode ? was.since : new Date().toISOString() };
+    this.#modes.set(node, view);
+    for (const m of CMS_NODE_MODES) this.#gauge.set({ node, mode: m }, m === mode ? 1 : 0);
+    if (!was || was.mode !== mode) {
+      const fields = { node, mode, was: was?.mode ?? null, reason };
+      if (mode === 'events') this.#log.info(fields, 'CMS node followed over the events feed');
+      else this.#log.warn(fields, `CMS node in ${mode} mode: live state from paced polling only`);
+    }
+    // Written in order, one at a time; a failed write is logged and the next change writes the row again.
+    this.#writes = this.#writes.then(() => this.#store(node, view));
+    return was?.mode;
+  }
+
+  /** Resolves when every mode change so far is in cms_node_status. */
+  flushed(): Promise<void> {
+    return this.#writes;
+  }
+
+  async #store(node: string, view: NodeModeView): Promise<void> {
+    const detail = JSON.stringify({ reason: view.reason, since: view.since });
+    try {
+      await this.#db.execute(
+        sql`INSERT INTO cms_node_status (node, mode, detail, updated_at) VALUES (${node}, ${view.mode}, ${detail}::jsonb, now())
+            ON CONFLICT (node) DO UPDATE SET mode = excluded.mode, detail = excluded.detail, updated_at = now()`,
+      );
+    } catch (err) {
+      this.#log.warn({ node, err }, 'could not store the CMS node mode in cms_node_status');
+    }
+  }
+}

@@ -1,0 +1,145 @@
+import type { Database } from '@cms/db';
+import { type SQL, sql } from 'drizzle-orm';
+import type { RosterEntry } from './protocol.ts';
+
+/** Where a roster subscription's participants go: the call it was taken on and that call's meeting. */
+export interface RosterSource {
+  /** The node whose feed carries the subscription. */
+  node: string;
+  /** The call instance on that node the subscription names. */
+  callId: string;
+  /** The meeting's callCorrelator, or the call id when it has none (every instance of the meeting shares it). */
+  meetingKey: string;
+}
+
+type ColumnKind = 'text' | 'boolean' | 'integer';
+
+/** Roster element → call_leg_observations column (the live columns of migration 0006, plus state and deactivated). */
+const COLUMNS: readonly { element: string; column: string; kind: ColumnKind; invert?: boolean }[] = [
+  { element: 'name', column: 'name', kind: 'text' },
+  { element: 'uri', column: 'remote_party', kind: 'text' },
+  { element: 'state', column: 'state', kind: 'text' },
+  { element: 'direction', column: 'direction', kind: 'text' },
+  { element: 'audioMuted', column: 'audio_muted', kind: 'boolean' },
+  { element: 'videoMuted', column: 'video_muted', kind: 'boolean' },
+  { element: 'importance', column: 'importance', kind: 'integer' },
+  { element: 'layout', column: 'layout', kind: 'text' },
+  { element: 'activeSpeaker', column: 'active_speaker', kind: 'boolean' },
+  { element: 'presenter', column: 'presenter', kind: 'boolean' },
+  // Only participants that need activation can be moved to the lobby: the others are activators (hosts).
+  { element: 'canMoveToLobby', column: 'activator', kind: 'boolean', invert: true },
+  { element: 'deactivated', column: 'deactivated', kind: 'boolean' },
+];
+
+/** Elements whose change can change how the policy counts or classifies a participant. */
+const POLICY_ELEMENTS = new Set(['uri', 'state', 'deactivated']);
+
+export interface StoredRoster {
+  /** Some change could move the meeting's level (a join, a leave, a state, lobby or address change). */
+  policyRelevant: boolean;
+  /** The call instances the stored rows belong to (for a policy recompute). */
+  callIds: string[];
+}
+
+/**
+ * Stores one rosterUpdate into call_leg_observations, the table the API, the policy and reconciliation share. A
+ * participant's row is the row of its leg: the CDR leg whose groupId is the participant id (CDRs name the
+ * participant that way), or the row reconciliation wrote for it, or, for a participant no CDR has named yet, a row
+ * keyed by the participant id (app and guest legs have the participant's id anyway; reconciliation renames it to the
+ * leg id when it reads the leg). Updates carry only the elements that changed: other columns keep their values.
+ *
+ * `fullList`: the subscription's first answer lists every participant, so the meeting's rows from the feed that it
+ * does not list have left while we were not listening (a reconnect, a moved subscription).
+ */
+export async function storeRoster(
+  db: Database,
+  source: RosterSource,
+  entries: readonly RosterEntry[],
+  fullList: boolean,
+): Promise<StoredRoster> {
+  const meetingCalls = sql`(SELECT id FROM calls WHERE call_correlator = ${source.meetingKey} OR id = ${source.meetingKey} UNION SELECT ${source.callId}::text)`;
+  const callIds = new Set<string>([source.callId]);
+  let policyRelevant = false;
+  await db.transaction(async (tx) => {
+    for (const entry of entries) {
+      const participant = String(entry.participant);
+      if (entry.updateType === 'remove') {
+        const { rows } = await tx.execute<{ callId: string }>(
+          sql`DELETE FROM call_leg_observations o
+              WHERE o.participant_id = ${participant} OR o.id = ${participant}
+                 OR o.id IN (SELECT l.id FROM call_legs l WHERE l.group_id = ${participant} AND l.call_id IN ${meetingCalls})
+              RETURNING o.call_id AS "callId"`,
+        );
+        for (const r of rows) callIds.add(r.callId);
+        policyRelevant = true;
+        continue;
+      }
+      if (entry.updateType === 'add' || Object.keys(entry).some((k) => POLICY_ELEMENTS.has(k))) policyRelevant = true;
+      const { rows } = await tx.execute<{ callId: string }>(upsert(source, participant, entry, meetingCalls));
+      for (const r of rows) callIds.add(r.callId);
+    }
+    if (fullList) {
+      const listed = JSON.stringify(entries.filter((e) => e.updateType !== 'remove').map((e) => String(e.participant)));
+      const { rows } = await tx.execute<{ callId: string }>(
+        sql`DELETE FROM call_leg_observations o
+            WHERE o.source = 'events' AND o.call_id IN ${meetingCalls}
+              AND coalesce(o.participant_id, o.id) NOT IN (SELECT jsonb_array_elements_text(${listed}::jsonb))
+            RETURNING o.call_id AS "callId"`,
+      );
+      if (rows.length) policyRelevant = true;
+      for (const r of rows) callIds.add(r.callId);
+    }
+  });
+  return { policyRelevant, callIds: [...callIds].sort() };
+}
+
+function upsert(source: RosterSource, participant: string, entry: RosterEntry, meetingCalls: SQL): SQL {
+  const present = COLUMNS.filter((c) => entry[c.element] !== undefined);
+  const names = sql.raw(present.map((c) => `, ${c.column}`).join(''));
+  const values = sql.join(
+    present.map((c) => sql`, ${value(c, entry[c.element])}`),
+    sql``,
+  );
+  const sets = sql.raw(present.map((c) => `, ${c.column} = excluded.${c.column}`).join(''));
+  return sql`
+    WITH cdr AS (
+      SELECT l.id, l.call_id, l.node FROM call_legs l
+      WHERE l.group_id = ${participant} AND l.call_id IN ${meetingCalls}
+      ORDER BY (l.ended_at IS NULL) DESC, l.started_at DESC NULLS LAST LIMIT 1
+    ), existing AS (
+      SELECT o.id FROM call_leg_observations o WHERE o.participant_id = ${participant} OR o.id = ${participant} LIMIT 1
+    )
+    INSERT INTO call_leg_observations AS o (id, call_id, node, participant_id, source, observed_at, updated_at${names})
+    SELECT coalesce((SELECT id FROM existing), (SELECT id FROM cdr), ${participant}::text),
+           coalesce((SELECT call_id FROM cdr), ${source.callId}::text), coalesce((SELECT node FROM cdr), ${source.node}::text),
+           ${participant}::text, 'events', now(), now()${values}
+    ON CONFLICT (id) DO UPDATE SET participant_id = excluded.participant_id, source = 'events', observed_at = now(), updated_at = now(),
+      call_id = CASE WHEN EXISTS (SELECT 1 FROM cdr) THEN excluded.call_id ELSE o.call_id END,
+      node = CASE WHEN EXISTS (SELECT 1 FROM cdr) THEN excluded.node ELSE o.node END${sets}
+    RETURNING o.call_id AS "callId"`;
+}
+
+function value(column: (typeof COLUMNS)[number], raw: unknown): SQL {
+  if (raw === null) return sql`NULL`;
+  switch (column.kind) {
+    case 'boolean': {
+      const b = raw === true || raw === 'true';
+      return sql`${column.invert ? !b : b}::boolean`;
+    }
+    case 'integer': {
+      const n = Number(raw);
+      return Number.isInteger(n) ? sql`${n}::integer` : sql`NULL::integer`;
+    }
+    default:
+      return sql`${String(raw)}::text`;
+  }
+}
+
+/**
+ * A call left this node (callListUpdate remove, or not listed after a resync): the feed's rows of it go. Rows of
+ * the meeting's other instances stay; their own roster subscription keeps them.
+ */
+export async function forgetCall(db: Database, callId: string): Promise<number> {
+  const { rowCount } = await db.execute(sql`DELETE FROM call_leg_observations WHERE source = 'events' AND call_id = ${callId}`);
+  return rowCount ?? 0;
+}

@@ -1,0 +1,345 @@
+import assert from 'node:assert/strict';
+import { afterEach, before, describe, test } from 'node:test';
+import { type EventsStats, type Simulator, type SimulatorOptions, startSimulator } from '@cms/cms-sim';
+import { type Config, loadConfig } from '@cms/config';
+import { callLegObservations, calls, cmsNodeStatus, type Database } from '@cms/db';
+import { createLogger, createMetricsRegistry, type Registry } from '@cms/observability';
+import { eq, inArray } from 'drizzle-orm';
+import { type ActuatorService, buildActuator } from '../../services/cms-actuator/src/app.ts';
+import type { NodeFeedLimits } from '../../services/cms-actuator/src/events/node-feed.ts';
+import type { ActuatorTuning } from '../../services/cms-actuator/src/tuning.ts';
+import { eventually, testDatabase, testRedis } from '../helpers/infra.ts';
+
+/**
+ * The actuator's CMS events feed against the simulator (docs/cms-interfaces.md §3): token, subscriptions,
+ * acknowledgements, limits, reconnect and resync, token renewal, and the polling fallback with its mode.
+ */
+
+const PASSWORD = 'events-feed-test-pass';
+const silent = createLogger('cms-events-feed-test', 'silent');
+const FAST: Partial<ActuatorTuning> = {
+  requestTimeoutMs: 2000,
+  retryBaseDelayMs: 10,
+  retryMaxDelayMs: 50,
+  busyInitialDelayMs: 50,
+  busyMaxDelayMs: 200,
+  healthProbeIntervalMs: 100,
+  queueDepthIntervalMs: 100,
+};
+const FAST_FEED: Partial<NodeFeedLimits> = { reconnectBaseMs: 50, reconnectMaxMs: 200 };
+
+let db: Database;
+let redisUrl: string;
+let basePrefix: string;
+let rigNo = 0;
+let cleanups: (() => Promise<void> | void)[] = [];
+
+before(async () => {
+  ({ db } = await testDatabase());
+  ({ url: redisUrl, prefix: basePrefix } = await testRedis());
+});
+
+afterEach(async () => {
+  for (const cleanup of cleanups.reverse()) await cleanup();
+  cleanups = [];
+});
+
+interface Rig {
+  sim: Simulator;
+  nodes: string[];
+  node: string;
+  actuator: ActuatorService;
+  registry: Registry;
+}
+
+async function rig(
+  options: {
+    bridges?: number;
+    sim?: Partial<SimulatorOptions>;
+    url?: string;
+    feed?: Partial<NodeFeedLimits>;
+    actuator?: Record<string, unknown>;
+    beforeStart?: (sim: Simulator) => void;
+  } = {},
+): Promise<Rig> {
+  const n = ++rigNo;
+  const nodes = Array.from({ length: options.bridges ?? 1 }, (_, i) => `ev${n}-${String.fromCharCode(97 + i)}`);
+  const sim = await startSimulator({
+    controlPort: null,
+    bridges: nodes.map((name) => ({ name, password: PASSWORD })),
+    ...options.sim,
+  });
+  cleanups.push(() => sim.stop());
+  options.beforeStart?.(sim);
+  const config: Config = loadConfig({
+    env: {},
+    overrides: {
+      log: { level: 'silent' },
+      redis: { url: redisUrl },
+      queue: { prefix: `${basePrefix}-${n}` },
+      actuator: { reconcileIntervalSeconds: 0, readsPerSecond: 200, ...options.actuator },
+      cms: {
+        nodes: nodes.map((name, i) => ({
+          name,
+          url: (i === 0 && options.url) || sim.bridge(name).url,
+          username: 'admin',
+          password: PASSWORD,
+        })),
+      },
+    },
+  });
+  const registry = createMetricsRegistry('cms-actuator');
+  const actuator = await buildActuator({
+    config,
+    db,
+    registry,
+    log: silent,
+    tuning: FAST,
+    eventsLimits: { ...FAST_FEED, ...options.feed },
+  });
+  cleanups.push(() => actuator.close());
+  return { sim, nodes, node: nodes[0] as string, actuator, registry };
+}
+
+async function observations(callIds: string[]) {
+  return db.select().from(callLegObservations).where(inArray(callLegObservations.callId, callIds));
+}
+
+async function row(participantId: string) {
+  const [found] = await db.select().from(callLegObservations).where(eq(callLegObservations.participantId, participantId));
+  return found;
+}
+
+async function metric(registry: Registry, name: string, labels: Record<string, string>): Promise<number> {
+  const values = (await registry.getSingleMetric(name)?.get())?.values ?? [];
+  return values.filter((v) => Object.entries(labels).every(([k, value]) => v.labels[k] === value)).reduce((sum, v) => sum + v.value, 0);
+}
+
+async function readyz(
+  r: Rig,
+): Promise<{ status: string; cmsNodes: Record<string, { mode: string; reason: string | null; connections: number }> }> {
+  const res = await r.actuator.app.inject({ method: 'GET', url: '/readyz' });
+  return res.json();
+}
+
+async function modeRow(node: string) {
+  const [found] = await db.select().from(cmsNodeStatus).where(eq(cmsNodeStatus.node, node));
+  return found;
+}
+
+/** The node is in `mode` everywhere it is shown: /readyz, the gauge and cms_node_status. */
+async function inMode(r: Rig, node: string, mode: string): Promise<void> {
+  await eventually(
+    async () =>
+      (await readyz(r)).cmsNodes[node]?.mode === mode &&
+      (await metric(r.registry, 'cms_actuator_node_mode', { node, mode })) === 1 &&
+      (await modeRow(node))?.mode === mode,
+    { what: `${node} in ${mode} mode` },
+  );
+}
+
+function connections(r: Rig, node: string): EventsStats['connections'] {
+  return r.sim.eventsStats(node)[0]?.connections ?? [];
+}
+
+describe('events feed', () => {
+  test('token, calls and roster subscriptions, every message acknowledged: joins, mutes, layouts, the lobby and leaves land in call_leg_observations', async () => {
+    const r = await rig();
+    await inMode(r, r.node, 'events');
+    assert.ok(
+      r.sim.requestLog({ bridge: r.node }).some((e) => e.method === 'POST' && e.url === '/api/v1/authTokens'),
+      'a token from POST /api/v1/authTokens',
+    );
+    const meeting = r.sim.startCall({ name: 'Live view', bridges: [r.node] });
+    const callId = meeting.callId(r.node);
+    const alice = r.sim.join({ meeting, remoteParty: 'alice@corp.example', displayName: 'Alice' });
+    await eventually(async () => (await row(alice.participantId))?.state === 'connected', { what: 'alice from the roster' });
+    const a = await row(alice.participantId);
+    assert.equal(a?.source, 'events');
+    assert.equal(a?.name, 'Alice');
+    assert.equal(a?.remoteParty, 'alice@corp.example');
+    assert.equal(a?.callId, callId);
+    assert.equal(a?.node, r.node);
+    assert.equal(a?.activator, true);
+    assert.equal(a?.deactivated, false);
+    assert.equal(a?.audioMuted, false);
+    // The calls subscription made the call known with its meeting.
+    const [call] = await db.select().from(calls).where(eq(calls.id, callId));
+    assert.equal(call?.callCorrelator, meeting.callCorrelator);
+    assert.equal(call?.name, 'Live view');
+
+    r.sim.updateCallLeg(alice.callLegId, { rxAudioMute: true });
+    await eventually(async () => (await row(alice.participantId))?.audioMuted === true, { what: 'mute' });
+    r.sim.updateCallLeg(alice.callLegId, { chosenLayout: 'speakerOnly' });
+    await eventually(async () => (await row(alice.participantId))?.layout === 'speakerOnly', { what: 'layout' });
+    assert.equal((await row(alice.participantId))?.audioMuted, true, 'an update that carries only the layout keeps the mute');
+
+    // A guest alone in a locked meeting waits in the lobby.
+    r.sim.updateCall(callId, { locked: true });
+    const guest = r.sim.join({ meeting, kind: 'guest', displayName: 'Guest' });
+    assert.equal(guest.deactivated, true);
+    await eventually(async () => (await row(guest.participantId))?.deactivated === true, { what: 'guest in the lobby' });
+    assert.equal((await row(guest.participantId))?.activator, false);
+    r.sim.admit(guest.participantId);
+    await eventually(async () => (await row(guest.participantId))?.deactivated === false, { what: 'guest admitted' });
+
+    r.sim.leave(alice.callLegId);
+    await eventually(async () => (await row(alice.participantId)) === undefined, { what: 'alice gone' });
+
+    // Every message CMS sent was acknowledged: nothing is held back waiting for an ack.
+    await eventually(
+      () => {
+        const [c] = connections(r, r.node);
+        return c !== undefined && c.awaitingAck === null && c.pendingUpdates === 0 && c.acknowledged === c.sent && c.sent > 5;
+      },
+      { what: 'every message acknowledged' },
+    );
+    assert.equal(connections(r, r.node).length, 1);
+    assert.equal(connections(r, r.node)[0]?.subscriptions, 2, 'calls + one roster');
+    r.sim.endCall(meeting);
+    await eventually(async () => (await observations([callId])).length === 0, { what: 'rows of the ended call gone' });
+  });
+
+  test('more than 100 calls: rosters spread over connections, each within 100 subscriptions', async () => {
+    const r = await rig();
+    await inMode(r, r.node, 'events');
+    const participants: string[] = [];
+    for (let i = 0; i < 120; i++) {
+      const meeting = r.sim.startCall({ bridges: [r.node] });
+      participants.push(r.sim.join({ meeting, remoteParty: `user${i}@corp.example` }).participantId);
+    }
+    await eventually(
+      async () =>
+        (await db.select().from(callLegObservations).where(inArray(callLegObservations.participantId, participants))).length === 120,
+      { what: 'all 120 participants', timeoutMs: 60_000 },
+    );
+    const open = connections(r, r.node);
+    assert.equal(open.length, 2);
+    assert.ok(
+      open.every((c) => c.subscriptions <= 100),
+      JSON.stringify(open),
+    );
+    assert.equal(
+      open.reduce((n, c) => n + c.subscriptions, 0),
+      121,
+      'calls and 120 rosters',
+    );
+  });
+
+  test('a dropped feed reconnects and resyncs: changes made while it was away are all there', async () => {
+    // Slow reads keep the fallback pass from finishing first: what is checked is the feed's own resync.
+    const r = await rig({ actuator: { readsPerSecond: 1 } });
+    await inMode(r, r.node, 'events');
+    const meeting = r.sim.startCall({ bridges: [r.node] });
+    const alice = r.sim.join({ meeting, remoteParty: 'alice@corp.example' });
+    const bob = r.sim.join({ meeting, remoteParty: 'bob@corp.example' });
+    await eventually(async () => (await row(alice.participantId)) && (await row(bob.participantId)), { what: 'both in' });
+
+    r.sim.setEventsEnabled(false, { bridge: r.node });
+    await inMode(r, r.node, 'polling');
+    r.sim.leave(bob.callLegId);
+    const carol = r.sim.join({ meeting, remoteParty: 'carol@corp.example' });
+    r.sim.updateCallLeg(alice.callLegId, { rxVideoMute: true });
+    r.sim.setEventsEnabled(true, { bridge: r.node });
+
+    await inMode(r, r.node, 'events');
+    await eventually(
+      async () => {
+        const c = await row(carol.participantId);
+        const a = await row(alice.participantId);
+        return c?.source === 'events' && a?.videoMuted === true && (await row(bob.participantId)) === undefined;
+      },
+      { what: 'carol in, alice video-muted, bob gone' },
+    );
+
+    // A drop without a close frame, with a change right behind it.
+    r.sim.dropEventsConnections({ bridge: r.node });
+    r.sim.updateCallLeg(carol.callLegId, { rxAudioMute: true });
+    await eventually(async () => (await row(carol.participantId))?.audioMuted === true, { what: 'the change made at the drop' });
+    assert.ok((await metric(r.registry, 'cms_events_connects_total', { node: r.node })) >= 3);
+  });
+
+  test('tokens are renewed before they expire: a reconnect long after the first token still connects', async () => {
+    const r = await rig({ sim: { events: { tokenTtlMs: 600 } }, feed: { tokenRefreshMs: 200 } });
+    await inMode(r, r.node, 'events');
+    const tokens = () => r.sim.requestLog({ bridge: r.node }).filter((e) => e.url === '/api/v1/authTokens').length;
+    // Well past the first token's life.
+    await eventually(() => tokens() >= 5, { what: 'tokens renewed' });
+    assert.equal(r.actuator.events.tokensIssued(r.node), tokens());
+    r.sim.dropEventsConnections({ bridge: r.node });
+    await inMode(r, r.node, 'polling');
+    const meeting = r.sim.startCall({ bridges: [r.node] });
+    const dave = r.sim.join({ meeting, remoteParty: 'dave@corp.example' });
+    await eventually(async () => (await row(dave.participantId))?.source === 'events', { what: 'dave over the reconnected feed' });
+    await inMode(r, r.node, 'events');
+  });
+
+  test('where the feed is refused, polling carries on alone and the mode says so; when it comes back, the mode returns to events', async () => {
+    const r = await rig({
+      actuator: { reconcileIntervalSeconds: 1 },
+      beforeStart: (sim) => sim.setEventsEnabled(false),
+    });
+    await inMode(r, r.node, 'polling');
+    const ready = await eventually(
+      async () => {
+        const body = await readyz(r);
+        return /404/.test(body.cmsNodes[r.node]?.reason ?? '') && body;
+      },
+      { what: 'the 404 as the reason' },
+    );
+    assert.equal(ready.status, 'ready', 'a node without the feed is still served');
+    await eventually(async () => (await modeRow(r.node))?.detail?.reason === ready.cmsNodes[r.node]?.reason, {
+      what: 'the reason in cms_node_status',
+    });
+    assert.equal(await metric(r.registry, 'cms_actuator_node_mode', { node: r.node, mode: 'events' }), 0);
+
+    const meeting = r.sim.startCall({ bridges: [r.node] });
+    const erin = r.sim.join({ meeting, remoteParty: 'erin@corp.example', displayName: 'Erin' });
+    r.sim.updateCallLeg(erin.callLegId, { rxAudioMute: true });
+    await eventually(
+      async () => {
+        const [o] = await db.select().from(callLegObservations).where(eq(callLegObservations.id, erin.callLegId));
+        return o?.source === 'polling' && o.audioMuted === true && o.participantId === erin.participantId;
+      },
+      { what: 'erin from polling' },
+    );
+
+    r.sim.setEventsEnabled(true, { bridge: r.node });
+    await inMode(r, r.node, 'events');
+    r.sim.updateCallLeg(erin.callLegId, { chosenLayout: 'stacked' });
+    await eventually(
+      async () => {
+        const [o] = await db.select().from(callLegObservations).where(eq(callLegObservations.id, erin.callLegId));
+        return o?.source === 'events' && o.layout === 'stacked' && o.audioMuted === true;
+      },
+      { what: 'erin over the feed, in the same row' },
+    );
+    assert.equal((await db.select().from(callLegObservations).where(eq(callLegObservations.participantId, erin.participantId))).length, 1);
+  });
+
+  test('a node whose API cannot be reached is unreachable', async () => {
+    const r = await rig({ url: 'http://127.0.0.1:9' });
+    await inMode(r, r.node, 'unreachable');
+  });
+
+  test('two bridges: calls on both, one roster per meeting on a bridge that hosts it, moved when that bridge deactivates it', async () => {
+    const r = await rig({ bridges: 2 });
+    const [a, b] = r.nodes as [string, string];
+    await inMode(r, a, 'events');
+    await inMode(r, b, 'events');
+    const meeting = r.sim.startCall({ bridges: [a, b] });
+    const onA = r.sim.join({ meeting, bridge: a, remoteParty: 'frank@corp.example' });
+    const onB = r.sim.join({ meeting, bridge: b, remoteParty: 'gina@corp.example' });
+    await eventually(async () => (await row(onA.participantId)) && (await row(onB.participantId)), { what: 'both participants' });
+    const rosters = () => [a, b].map((node) => connections(r, node).reduce((n, c) => n + c.subscriptions, 0));
+    // calls on each bridge, and the one roster on the first.
+    assert.deepEqual(rosters(), [2, 1]);
+
+    // The first bridge's last participant leaves, so its instance ends: CMS deactivates the roster there and the
+    // second bridge takes it.
+    r.sim.leave(onA.callLegId);
+    await eventually(() => rosters()[0] === 1 && rosters()[1] === 2, { what: 'roster moved to the second bridge' });
+    r.sim.updateCallLeg(onB.callLegId, { rxAudioMute: true });
+    await eventually(async () => (await row(onB.participantId))?.audioMuted === true, { what: 'gina muted, seen on the second bridge' });
+  });
+});
