@@ -424,9 +424,16 @@ describe('call control', () => {
     sim.leave(alice.callLegId);
     const usage = recordsOf(alice.callLegId).at(-1)?.body.mediaUsagePercentages as Record<string, string> | undefined;
     assert.ok(Number(usage?.presentationContributor) > 0, 'alice presented for part of her call');
-    const guest = sim.join({ meeting: m, bridge: 'cms-2', kind: 'guest', needsActivation: true });
-    sim.moveToLobby(guest.callLegId);
-    assert.throws(() => sim.shareContent(guest.callLegId), /cannot share content/);
+    sim.shareContent(bob.callLegId);
+    sim.moveToLobby(bob.callLegId);
+    assert.equal(sim.inspectCall(bob.callId).presenter, null, 'sent to the lobby: the presentation stops');
+    assert.deepEqual(
+      rosterOf(bob.participantId)
+        .slice(-2)
+        .map((c) => c.elements),
+      [['deactivated'], ['presenter']],
+    );
+    assert.throws(() => sim.shareContent(bob.callLegId), /cannot share content/);
     sim.endCall(m);
   });
 

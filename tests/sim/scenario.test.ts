@@ -139,3 +139,37 @@ describe('scenarios', () => {
     });
   });
 });
+
+describe('call-control scenario steps', () => {
+  test('dialOut, shareContent, activeSpeaker, toLobby and failWrites steps act on the meeting', async () => {
+    const sim = await startSimulator({ seed: 12, controlPort: null, dialOutAnswerMs: null });
+    try {
+      const report = await sim.runScenario(
+        {
+          meetings: [{ id: 'm', bridges: ['cms-1'], participants: { count: 4 } }],
+          timeline: [
+            { at: 1, action: 'dialOut', meeting: 'm', remoteParty: 'room@example.com' },
+            { at: 2, action: 'shareContent', meeting: 'm' },
+            { at: 3, action: 'activeSpeaker', meeting: 'm' },
+            { at: 4, action: 'toLobby', meeting: 'm', count: 1 },
+            { at: 5, action: 'failWrites', failureReason: 'participantLimitReached', method: 'POST' },
+          ],
+        },
+        { speed: Number.POSITIVE_INFINITY },
+      );
+      assert.deepEqual(report.errors, []);
+      const [call] = sim.inspect().bridges[0]?.calls ?? [];
+      assert.ok(call);
+      const dialled = call.legs.find((l) => l.remoteParty === 'room@example.com');
+      assert.deepEqual([dialled?.direction, dialled?.state], ['outgoing', 'ringing']);
+      assert.ok(call.presenter, 'someone shares content');
+      assert.equal(call.presenterCallLeg, call.presenter);
+      assert.ok(call.activeSpeaker);
+      assert.equal(call.participants.filter((p) => p.deactivated).length, 1, 'one sent to the lobby');
+      assert.equal(sim.inspect().bridges[0]?.writeFailures[0]?.failureReason, 'participantLimitReached');
+      assert.throws(() => loadScenario({ timeline: [{ at: 1, action: 'toLobby', meeting: 'x', count: 1 }] }), ScenarioError);
+    } finally {
+      await sim.stop();
+    }
+  });
+});

@@ -671,6 +671,8 @@ export class Cluster {
       }
       this.bus.emit({ kind: 'legUpdated', bridge: leg.bridge, leg, cdr: { deactivated } });
       this.#participantChanged(leg, ['deactivated']);
+      // Someone sent to the lobby no longer sees the meeting, let alone presents to it.
+      if (deactivated && leg.meeting.presenterLegId === leg.id) this.#stopPresenting(leg);
     }
   }
 

@@ -86,7 +86,21 @@ function requireCount(value: unknown, key: string): void {
   if (typeof value !== 'number' || !Number.isInteger(value) || value < 0) throw new ScenarioError(`${key}: must be a whole number >= 0`);
 }
 
-const ACTIONS = new Set(['faults', 'receiverOutage', 'restartBridge', 'lock', 'endMeeting', 'leave', 'record', 'stream']);
+const ACTIONS = new Set([
+  'faults',
+  'receiverOutage',
+  'restartBridge',
+  'lock',
+  'endMeeting',
+  'leave',
+  'record',
+  'stream',
+  'shareContent',
+  'activeSpeaker',
+  'dialOut',
+  'toLobby',
+  'failWrites',
+]);
 
 export function validateScenario(value: unknown): Scenario {
   if (!isObject(value)) throw new ScenarioError('a scenario is an object with meetings, timeline and/or load');
@@ -135,7 +149,8 @@ export function validateScenario(value: unknown): Scenario {
     timeToSeconds(step.at, base, `${key}.at`);
     if (!ACTIONS.has(step.action)) throw new ScenarioError(`${key}.action: one of ${[...ACTIONS].join(', ')}`);
     if ('meeting' in step && !ids.has(step.meeting)) throw new ScenarioError(`${key}.meeting: no meeting "${step.meeting}"`);
-    if (step.action === 'leave') requireCount(step.count, `${key}.count`);
+    if (step.action === 'leave' || step.action === 'toLobby') requireCount(step.count, `${key}.count`);
+    if (step.action === 'failWrites' && typeof step.failureReason !== 'string') throw new ScenarioError(`${key}.failureReason: missing`);
     if (step.action === 'restartBridge' && typeof step.bridge !== 'string') throw new ScenarioError(`${key}.bridge: missing`);
   });
   if (s.load !== undefined) validateLoad(s.load);

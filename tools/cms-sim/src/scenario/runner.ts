@@ -124,12 +124,67 @@ class PlanExecutor {
         }
         return;
       }
+      case 'shareContent':
+      case 'activeSpeaker':
+      case 'dialOut':
+      case 'toLobby':
+        this.#callControl(action);
+        return;
+      case 'failWrites': {
+        const { action: _, ...spec } = action;
+        sim.failWrites(spec);
+        return;
+      }
       case 'record':
       case 'stream': {
         const m = this.#meeting(action.meeting);
         for (const callId of Object.values(m.handle.calls)) {
           if (action.action === 'record') sim.record(callId, action.on ?? true);
           else sim.stream(callId, action.on ?? true);
+        }
+        return;
+      }
+    }
+  }
+
+  /** The call-control actions: content sharing, active speaker, dial-out, lobby, failing writes. */
+  #callControl(action: Extract<TimelineAction, { action: 'shareContent' | 'activeSpeaker' | 'dialOut' | 'toLobby' }>): void {
+    const sim = this.#sim;
+    const m = this.#meeting(action.meeting);
+    this.#prune(m);
+    // In the call: answered and not waiting in the lobby.
+    const present = m.legs.filter((l) => {
+      const leg = sim.cluster.locateLeg(l.callLegId);
+      return leg?.state === 'connected' && !leg.deactivated;
+    });
+    switch (action.action) {
+      case 'shareContent': {
+        if (action.on === false) {
+          const presenter = sim.cluster.meetings.get(m.handle.callCorrelator)?.presenterLegId;
+          if (presenter) sim.shareContent(presenter, false);
+          return;
+        }
+        const first = present[0];
+        if (!first) throw new ScenarioError(`meeting "${action.meeting}" has nobody to share content`);
+        sim.shareContent(first.callLegId);
+        return;
+      }
+      case 'activeSpeaker': {
+        const leg = present[Math.floor(this.#random.next() * present.length)];
+        if (leg) sim.setActiveSpeaker(leg.callLegId);
+        return;
+      }
+      case 'dialOut': {
+        const call = sim.cluster.locateCall(m.handle.callId(action.bridge));
+        if (!call) throw new ScenarioError(`meeting "${action.meeting}" has no call`);
+        const leg = sim.cluster.dialOut(call, { remoteParty: action.remoteParty });
+        m.legs.push({ callLegId: leg.id, participantId: leg.groupId, lobby: false });
+        return;
+      }
+      case 'toLobby': {
+        for (let i = 0; i < action.count && present.length > 0; i++) {
+          const [leg] = present.splice(Math.floor(this.#random.next() * present.length), 1);
+          if (leg) sim.moveToLobby(leg.participantId);
         }
         return;
       }

@@ -1,4 +1,5 @@
 import type { FaultOptions } from '../options.ts';
+import type { WriteFailureOptions } from '../simulator.ts';
 
 /**
  * A time in a scenario: seconds (number), "90s" / "5m" / "1h", or a clock time "09:30" / "09:30:15"
@@ -55,7 +56,17 @@ export type TimelineAction =
   | { action: 'lock'; meeting: string; locked?: boolean }
   | { action: 'endMeeting'; meeting: string }
   | { action: 'leave'; meeting: string; count: number; reason?: string }
-  | { action: 'record' | 'stream'; meeting: string; on?: boolean };
+  | { action: 'record' | 'stream'; meeting: string; on?: boolean }
+  /** The meeting's first participant still in the call (not in the lobby) starts sharing content; on: false stops it. */
+  | { action: 'shareContent'; meeting: string; on?: boolean }
+  /** A participant picked at random becomes the active speaker. */
+  | { action: 'activeSpeaker'; meeting: string }
+  /** The meeting's call on `bridge` (default its first) dials `remoteParty` (default an invented one), as POST participants. */
+  | { action: 'dialOut'; meeting: string; bridge?: string; remoteParty?: string }
+  /** `count` participants picked at random are sent to the lobby (PUT participants deactivated=true). */
+  | { action: 'toLobby'; meeting: string; count: number }
+  /** The next matching API writes fail with this CMS reason (see Simulator.failWrites). */
+  | ({ action: 'failWrites' } & WriteFailureOptions);
 
 export type TimelineStep = TimelineAction & { at: TimeSpec };
 
