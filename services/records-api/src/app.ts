@@ -10,6 +10,7 @@ import { databaseUnavailable } from './db-unavailable.ts';
 import { registerDocs } from './docs.ts';
 import { installLevelMetrics, installRequestMetrics } from './metrics.ts';
 import { installParameterChecks, MAX_PARAM_LENGTH, pathProblem } from './parameters.ts';
+import { operatorActionRoutes } from './routes/actions.ts';
 import { callsRoutes } from './routes/calls.ts';
 import { meetingsRoutes } from './routes/meetings.ts';
 import { recordsRoutes } from './routes/records.ts';
@@ -110,6 +111,7 @@ export async function buildRecordsApi(deps: RecordsApiDeps): Promise<RecordsApiS
       await api.register(recordsCompatRoutes, { db });
       await api.register(callsRoutes, { db, policy });
       await api.register(meetingsRoutes, { db, policy });
+      await api.register(operatorActionRoutes, { config, db, log });
     },
     { prefix: '/api/v1' },
   );
