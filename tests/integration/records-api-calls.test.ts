@@ -297,6 +297,8 @@ describe('GET /api/v1/calls/:id', () => {
         },
         updatedAt: undefined,
         classification: undefined,
+        // Neither the events feed nor polling has shown this (ended) participant live.
+        live: null,
       },
     );
   });

@@ -1,7 +1,7 @@
 import { recordFields, type XmlObject } from '@cms/cdr';
-import { callLegs, cdrRecords, type Database } from '@cms/db';
+import { callLegObservations, callLegs, cdrRecords, type Database } from '@cms/db';
 import { type CompiledPolicy, classifyLeg, countsAsParticipant, type LegFacts } from '@cms/policy';
-import { asc, type SQL, sql } from 'drizzle-orm';
+import { asc, getTableColumns, inArray, or, type SQLWrapper, sql } from 'drizzle-orm';
 import { qualified } from './sql.ts';
 import { toRfc3339 } from './time.ts';
 
@@ -87,7 +87,31 @@ function qualityFields(id: string, quality: XmlObject): XmlObject {
   return recordFields({ '@type': 'callLegEnd', callLeg: { ...quality, '@id': id } }).fields;
 }
 
-function legView(row: LegRow, policy: CompiledPolicy) {
+type Observation = typeof callLegObservations.$inferSelect;
+
+/** CMS's live view of a participant (events feed, or polling where the feed is unavailable), as the API shows it. */
+function liveView(o: Observation) {
+  return {
+    participantId: o.participantId,
+    name: o.name,
+    state: o.state,
+    connected: o.state === null ? null : CONNECTED_STATES.has(o.state.toLowerCase()),
+    deactivated: o.deactivated,
+    activator: o.activator,
+    audioMuted: o.audioMuted,
+    videoMuted: o.videoMuted,
+    layout: o.layout,
+    importance: o.importance,
+    presenter: o.presenter,
+    activeSpeaker: o.activeSpeaker,
+    source: o.source,
+    updatedAt: toRfc3339(o.updatedAt) as string,
+  };
+}
+
+const CONNECTED_STATES = new Set(['connected', 'onhold']);
+
+function legView(row: LegRow, policy: CompiledPolicy, live: Observation | undefined) {
   const { isRecorderOrStreamer: _, ...fields } = row;
   return {
     ...fields,
@@ -97,11 +121,91 @@ function legView(row: LegRow, policy: CompiledPolicy) {
     updatedAt: toRfc3339(row.updatedAt),
     quality: row.quality === null ? null : qualityFields(row.id, row.quality),
     classification: classificationView(row, policy),
+    live: live ? liveView(live) : null,
   };
 }
 
-/** The legs matching `where`, in start order (not started yet last, ties by id), each with its classification. */
-export async function classifiedLegs(db: Database, policy: CompiledPolicy, where: SQL) {
-  const rows = await db.select(legColumns).from(callLegs).where(where).orderBy(sql`${callLegs.startedAt} asc nulls last`, asc(callLegs.id));
-  return rows.map((row) => legView(row, policy));
+/** A participant CMS shows live that no CDR has named yet: the leg fields the live view has, the CDR-only ones null. */
+function liveOnlyView(o: Observation, policy: CompiledPolicy) {
+  const facts: LegFacts = {
+    id: o.id,
+    callId: o.callId,
+    type: o.type,
+    subType: o.subType,
+    remoteParty: o.remoteParty,
+    state: o.state,
+    deactivated: o.deactivated,
+  };
+  return {
+    id: o.id,
+    callId: o.callId,
+    node: o.node,
+    callBridge: null,
+    displayName: o.name,
+    remoteParty: o.remoteParty,
+    remoteAddress: null,
+    localAddress: null,
+    type: o.type,
+    subType: o.subType,
+    lyncSubType: null,
+    direction: o.direction,
+    guestConnection: null,
+    ownerId: null,
+    sipCallId: null,
+    groupId: o.participantId,
+    cdrTag: null,
+    state: o.state,
+    inIvr: null,
+    deactivated: o.deactivated,
+    startedAt: null,
+    connectedAt: null,
+    endedAt: null,
+    endReason: null,
+    durationSeconds: null,
+    activatedDuration: null,
+    encryptedMedia: null,
+    quality: null,
+    updatedAt: toRfc3339(o.updatedAt) as string,
+    classification: classificationView(facts, policy),
+    live: liveView(o),
+  };
+}
+
+/**
+ * The legs of the calls in `callIds` (a list or a subquery), in start order (not started yet last, ties by id), each
+ * with its classification and CMS's live view of it (`live`, null when neither the events feed nor polling has shown
+ * it). A CDR leg's live view is the observation of the same leg, or of the same participant (groupId); participants
+ * CMS shows that no CDR has named yet follow as legs of their own, after the CDR legs.
+ */
+export async function classifiedLegs(db: Database, policy: CompiledPolicy, callIds: SQLWrapper | string[]) {
+  const rows = await db
+    .select(legColumns)
+    .from(callLegs)
+    .where(inArray(callLegs.callId, callIds))
+    .orderBy(sql`${callLegs.startedAt} asc nulls last`, asc(callLegs.id));
+  const legIds = rows.map((r) => r.id);
+  const groupIds = rows.flatMap((r) => (r.groupId ? [r.groupId] : []));
+  const observations = await db
+    .select({ ...getTableColumns(callLegObservations), inScope: sql<boolean>`${inArray(callLegObservations.callId, callIds)}` })
+    .from(callLegObservations)
+    .where(
+      or(
+        inArray(callLegObservations.callId, callIds),
+        ...(legIds.length ? [inArray(callLegObservations.id, legIds)] : []),
+        ...(groupIds.length ? [inArray(callLegObservations.participantId, groupIds)] : []),
+      ),
+    )
+    .orderBy(asc(callLegObservations.id));
+  const byId = new Map(observations.map((o) => [o.id, o]));
+  const byParticipant = new Map(observations.flatMap((o) => (o.participantId ? [[o.participantId, o] as const] : [])));
+  const used = new Set<string>();
+  const legs = rows.map((row) => {
+    // An ended leg has left: an observation of its participant belongs to the leg that replaced it, if any.
+    const live = byId.get(row.id) ?? (row.endedAt === null && row.groupId ? byParticipant.get(row.groupId) : undefined);
+    if (live) used.add(live.id);
+    return legView(row, policy, live);
+  });
+  const cdrLegIds = new Set(legIds);
+  const liveOnly = observations.filter((o) => o.inScope && !used.has(o.id) && !cdrLegIds.has(o.id)).map((o) => liveOnlyView(o, policy));
+  return [...legs, ...liveOnly];
 }

@@ -8,6 +8,7 @@ import {
   CMS_WRITE_STATUSES,
   type CmsWriteStatus,
   LEG_ENDED_BY_RECONCILIATION,
+  OBSERVATION_SOURCES,
 } from '@cms/db';
 
 const nullableString = { type: ['string', 'null'] } as const;
@@ -294,6 +295,43 @@ const cmsWriteSchema = {
   additionalProperties: false,
 } as const;
 
+const liveStateSchema = {
+  $id: 'liveState',
+  type: 'object',
+  description:
+    "CMS's live view of the participant: from the events feed (callRoster) within about a second of a change on the bridge, " +
+    'or from paced polling where the feed is unavailable. CDRs stay the record of what happened and decide the classification.',
+  required: [
+    'participantId',
+    'state',
+    'connected',
+    'deactivated',
+    'activator',
+    'audioMuted',
+    'videoMuted',
+    'layout',
+    'source',
+    'updatedAt',
+  ],
+  properties: {
+    participantId: { ...nullableString, description: 'The CMS participant id (for participant API operations).' },
+    name: nullableString,
+    state: { ...nullableString, description: 'initial, ringing, connected or onHold.' },
+    connected: { ...nullableBoolean, description: 'state is connected or onHold.' },
+    deactivated: { ...nullableBoolean, description: 'true while the participant waits in the lobby.' },
+    activator: { ...nullableBoolean, description: 'true: activates the meeting (a host); false: a guest who may wait in the lobby.' },
+    audioMuted: nullableBoolean,
+    videoMuted: nullableBoolean,
+    layout: { ...nullableString, description: "Cisco's layout name (allEqual, speakerOnly, ...)." },
+    importance: nullableInteger,
+    presenter: nullableBoolean,
+    activeSpeaker: nullableBoolean,
+    source: { type: 'string', enum: [...OBSERVATION_SOURCES], description: 'Which channel last told us: events or polling.' },
+    updatedAt: { type: 'string', format: 'date-time' },
+  },
+  additionalProperties: false,
+} as const;
+
 const callLegSchema = {
   $id: 'callLeg',
   type: 'object',
@@ -336,6 +374,11 @@ const callLegSchema = {
     },
     updatedAt: { type: 'string', format: 'date-time' },
     classification: { $ref: 'classification#' },
+    live: {
+      anyOf: [{ $ref: 'liveState#' }, { type: 'null' }],
+      description:
+        'Live state (null when CMS has not shown this participant live). Legs no CDR has named yet have only this and null CDR fields.',
+    },
   },
   additionalProperties: false,
 } as const;
@@ -415,6 +458,7 @@ export const sharedSchemas = [
   problemSchema,
   recordSchema,
   classificationSchema,
+  liveStateSchema,
   callMessageSchema,
   callInstanceSchema,
   levelChangeSchema,

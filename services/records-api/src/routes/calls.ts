@@ -271,11 +271,7 @@ export async function callsRoutes(app: FastifyInstance, options: { db: Database;
     },
     async (request) => {
       const { id } = request.params;
-      const [[call], legs, writes] = await Promise.all([
-        selectCallDetail(db, id),
-        classifiedLegs(db, policy, eq(callLegs.callId, id)),
-        callWrites(db, id),
-      ]);
+      const [[call], legs, writes] = await Promise.all([selectCallDetail(db, id), classifiedLegs(db, policy, [id]), callWrites(db, id)]);
       // A leg naming its call before the callStart arrives makes the projection create a placeholder row, so a
       // known call always has a row here (its fields null until the callStart comes).
       if (!call) throw new HttpProblem(404, 'Not Found', `No call with id "${id}" has been recorded.`);

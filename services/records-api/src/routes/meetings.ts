@@ -1,7 +1,7 @@
-import { callLegs, calls, type Database, meetings } from '@cms/db';
+import { calls, type Database, meetings } from '@cms/db';
 import { HttpProblem } from '@cms/http';
 import type { CompiledPolicy } from '@cms/policy';
-import { and, asc, eq, gt, inArray, lt, not, or, type SQL, sql } from 'drizzle-orm';
+import { and, asc, eq, gt, lt, not, or, type SQL, sql } from 'drizzle-orm';
 import type { FastifyInstance } from 'fastify';
 import { requireRole } from '../auth.ts';
 import { classifiedLegs } from '../call-legs.ts';
@@ -172,7 +172,7 @@ export async function meetingsRoutes(app: FastifyInstance, options: { db: Databa
       const [[meeting], instances, participants, history] = await Promise.all([
         selectMeetings(db).where(eq(meetings.meetingKey, key)),
         callInstances(db, instancesOf(key)),
-        classifiedLegs(db, policy, inArray(callLegs.callId, instanceIds)),
+        classifiedLegs(db, policy, instanceIds),
         levelHistory(db, key),
       ]);
       if (!meeting && instances.length === 0) {
