@@ -277,8 +277,10 @@ describe('reads', () => {
     const seen: number[] = [];
     let cursor: string | null = null;
     do {
-      const page = (await call('GET', `/actions?limit=1${cursor ? `&cursor=${cursor}` : ''}`, undefined, TOKENS.viewer)).json();
-      seen.push(...page.actions.map((a: { id: number }) => a.id));
+      const page: { actions: { id: number }[]; nextCursor: string | null } = (
+        await call('GET', `/actions?limit=1${cursor ? `&cursor=${cursor}` : ''}`, undefined, TOKENS.viewer)
+      ).json();
+      seen.push(...page.actions.map((a) => a.id));
       cursor = page.nextCursor;
     } while (cursor);
     assert.deepEqual(
