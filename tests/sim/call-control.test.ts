@@ -507,4 +507,43 @@ describe('call control', () => {
     }
     sim.endCall(m);
   });
+
+  test('the control API arms write failures and drives dial-outs, content sharing and the lobby for out-of-process tests', async () => {
+    const own = await startSimulator({ seed: 4, dialOutAnswerMs: null });
+    try {
+      const control = own.controlUrl as string;
+      const post = async (path: string, body: unknown) => {
+        const res = await fetch(control + path, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body: JSON.stringify(body),
+        });
+        return { status: res.status, json: await res.json() };
+      };
+      const m = own.startCall();
+      const alice = own.join({ meeting: m });
+      const ownApi = new Api(own.bridge('cms-1'));
+      const dial = await ownApi.post(`/calls/${m.callId()}/callLegs`, { remoteParty: 'carol@example.com' });
+      const legId = (dial.headers.get('location') ?? '').split('/').at(-1) as string;
+      assert.equal((await post('/driver/answerDialOut', { args: [legId] })).status, 200);
+      assert.equal((await post('/driver/shareContent', { args: [alice.callLegId] })).status, 200);
+      assert.equal((await post('/driver/moveToLobby', { args: [legId] })).status, 200);
+      const call = own.inspectCall(m.callId());
+      assert.equal(call.presenter, alice.callLegId);
+      assert.deepEqual(
+        call.legs.filter((l) => l.id === legId).map((l) => [l.state, l.deactivated]),
+        [['connected', true]],
+      );
+      const armed = await post('/write-failures', { failureReason: 'participantLimitReached', urlContains: '/participants' });
+      assert.equal(armed.status, 200);
+      assert.equal(armed.json[0].status, 400);
+      const refused = await ownApi.post(`/calls/${m.callId()}/participants`, { remoteParty: 'dave@example.com' });
+      assert.equal(refused.status, 400);
+      assert.match(refused.text, /<failureDetails><participantLimitReached\/><\/failureDetails>/);
+      assert.equal((await post('/write-failures', {})).status, 400, 'a reason is required');
+      assert.equal((await fetch(`${control}/write-failures`, { method: 'DELETE' })).status, 200);
+    } finally {
+      await own.stop();
+    }
+  });
 });
