@@ -518,7 +518,7 @@ describe('call control', () => {
           headers: { 'content-type': 'application/json' },
           body: JSON.stringify(body),
         });
-        return { status: res.status, json: await res.json() };
+        return { status: res.status, json: (await res.json()) as { status: number }[] };
       };
       const m = own.startCall();
       const alice = own.join({ meeting: m });
