@@ -85,6 +85,8 @@ async function rig(options: { bridges?: number; cdrs?: boolean; pageCap?: number
         actuator: { reconcileIntervalSeconds: 0, readsPerSecond: 200, ...actuator },
         policy: { secureDomains: ['secure.example'], internalDomains: ['corp.example'] },
         cms: {
+          // What is tested here is polling on its own (tests/integration/cms-events-feed.test.ts has the feed beside it).
+          events: { enabled: false },
           nodes: nodes.map((name, i) => ({
             name,
             url: (i === 0 && url) || sim.bridge(name).url,

@@ -47,15 +47,33 @@ export async function loadMeetingState(tx: Tx, keys: readonly string[]): Promise
            OR id IN (SELECT jsonb_array_elements_text(${keysJson}::jsonb))`,
   );
   const instanceIds = JSON.stringify(instances.map((c) => c.id));
-  // CDR legs, plus legs only the CMS API has shown us (reconciliation) where we hold no CDRs for them.
+  // CDR legs, plus legs only CMS's live view has shown us (the events feed, or reconciliation's polling) where no CDR
+  // has named them yet (by leg id, or by participant: the feed keys a participant it cannot place by its id). CDR
+  // facts decide the classification; where the live view of a leg that has not ended is newer than its CDRs, its
+  // state and lobby flag are the fresher facts (both agree most of the time, and then nothing changes).
   const legs = await tx.execute<Row<LegFacts & { callId: string }>>(
-    sql`SELECT id, call_id AS "callId", type, sub_type AS "subType", guest_connection AS "guestConnection", remote_party AS "remoteParty",
-               remote_address AS "remoteAddress", state, connected_at AS "connectedAt", in_ivr AS "inIvr", deactivated, ended_at AS "endedAt"
-        FROM call_legs WHERE call_id IN (SELECT jsonb_array_elements_text(${instanceIds}::jsonb))
+    sql`SELECT l.id, l.call_id AS "callId", l.type, l.sub_type AS "subType", l.guest_connection AS "guestConnection", l.remote_party AS "remoteParty",
+               l.remote_address AS "remoteAddress",
+               CASE WHEN o.updated_at > l.updated_at AND o.state IS NOT NULL THEN o.state ELSE l.state END AS state,
+               l.connected_at AS "connectedAt", l.in_ivr AS "inIvr",
+               CASE WHEN o.updated_at > l.updated_at AND o.deactivated IS NOT NULL THEN o.deactivated ELSE l.deactivated END AS deactivated,
+               l.ended_at AS "endedAt"
+        FROM call_legs l
+        LEFT JOIN LATERAL (
+          SELECT x.state, x.deactivated, x.updated_at FROM call_leg_observations x
+          WHERE x.id = l.id OR (l.group_id IS NOT NULL AND x.participant_id = l.group_id)
+          ORDER BY (x.id = l.id) DESC, x.updated_at DESC LIMIT 1
+        ) o ON l.ended_at IS NULL
+        WHERE l.call_id IN (SELECT jsonb_array_elements_text(${instanceIds}::jsonb))
         UNION ALL
         SELECT o.id, o.call_id, o.type, o.sub_type, NULL, o.remote_party, NULL, o.state, NULL, false, o.deactivated, NULL
         FROM call_leg_observations o
-        WHERE o.call_id IN (SELECT jsonb_array_elements_text(${instanceIds}::jsonb)) AND NOT EXISTS (SELECT 1 FROM call_legs l WHERE l.id = o.id)
+        WHERE o.call_id IN (SELECT jsonb_array_elements_text(${instanceIds}::jsonb))
+          AND NOT EXISTS (
+            SELECT 1 FROM call_legs l
+            WHERE l.id = o.id
+               OR (o.participant_id IS NOT NULL AND l.group_id = o.participant_id AND l.call_id IN (SELECT jsonb_array_elements_text(${instanceIds}::jsonb)))
+          )
         ORDER BY 1`,
   );
   const recorders = await tx.execute<{ id: string }>(
