@@ -536,7 +536,7 @@ describe('call control', () => {
       );
       const armed = await post('/write-failures', { failureReason: 'participantLimitReached', urlContains: '/participants' });
       assert.equal(armed.status, 200);
-      assert.equal(armed.json[0].status, 400);
+      assert.equal(armed.json[0]?.status, 400);
       const refused = await ownApi.post(`/calls/${m.callId()}/participants`, { remoteParty: 'dave@example.com' });
       assert.equal(refused.status, 400);
       assert.match(refused.text, /<failureDetails><participantLimitReached\/><\/failureDetails>/);
