@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { type RosterElement, type SimRecord, type Simulator, startSimulator } from '@cms/cms-sim';
-import { Api, eventually, FAST_CDR, TestReceiver } from './helpers.ts';
+import { Api, EventsClient, eventually, FAST_CDR, TestReceiver } from './helpers.ts';
 
 /** What the model's change bus said about participants (the events feed's roster comes from it). */
 interface RosterChange {
@@ -434,6 +434,48 @@ describe('call control', () => {
       [['deactivated'], ['presenter']],
     );
     assert.throws(() => sim.shareContent(bob.callLegId), /cannot share content/);
+    sim.endCall(m);
+  });
+
+  test('the events roster shows a dial-out ringing then connected, the presenter and the active speaker', async () => {
+    const m = sim.startCall({ bridges: ['cms-1'] });
+    const alice = sim.join({ meeting: m, bridge: 'cms-1' });
+    const client = await EventsClient.connect(sim.bridge('cms-1'));
+    try {
+      client.subscribe([
+        { index: 1, type: 'callRoster', call: alice.callId, elements: ['state', 'direction', 'presenter', 'activeSpeaker'] },
+      ]);
+      const updates = (participant: string) =>
+        client
+          .messages('rosterUpdate')
+          .flatMap((x) => x.updates)
+          .filter((u: { participant: string }) => u.participant === participant);
+      await eventually(() => updates(alice.participantId).length === 1, { what: 'the initial roster' });
+      const res = await api.post(`/calls/${alice.callId}/participants`, { remoteParty: 'room7@example.com' });
+      const participantId = (res.headers.get('location') ?? '').split('/').at(-1) as string;
+      await eventually(() => updates(participantId).length === 1, { what: 'the ringing participant' });
+      assert.deepEqual(updates(participantId)[0], {
+        participant: participantId,
+        updateType: 'add',
+        state: 'ringing',
+        direction: 'outgoing',
+        presenter: false,
+        activeSpeaker: false,
+      });
+      const legId = sim.inspectCall(alice.callId).legs.find((l) => l.participantId === participantId)?.id as string;
+      sim.answerDialOut(legId);
+      await eventually(() => updates(participantId).some((u: { state?: string }) => u.state === 'connected'), { what: 'connected' });
+      sim.shareContent(alice.callLegId);
+      sim.setActiveSpeaker(legId);
+      await eventually(() => updates(alice.participantId).some((u: { presenter?: boolean }) => u.presenter === true), {
+        what: 'presenter',
+      });
+      await eventually(() => updates(participantId).some((u: { activeSpeaker?: boolean }) => u.activeSpeaker === true), {
+        what: 'active speaker',
+      });
+    } finally {
+      client.close();
+    }
     sim.endCall(m);
   });
 
