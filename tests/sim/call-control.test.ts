@@ -241,7 +241,7 @@ describe('call control', () => {
     sim.endCall(m);
   });
 
-  test('a layout outside Cisco’s list, or a non-boolean mute, is a parameterError that changes nothing', async () => {
+  test('a layout outside Cisco’s list, a non-boolean mute or a non-numeric importance is a parameterError that changes nothing', async () => {
     const m = sim.startCall({ bridges: ['cms-1'] });
     const alice = sim.join({ meeting: m, bridge: 'cms-1' });
     const before = rosterOf(alice.participantId).length;
@@ -258,6 +258,10 @@ describe('call control', () => {
     assert.equal(rosterOf(alice.participantId).length, before);
     const all = await api.put(`/calls/${alice.callId}/participants/*`, { chosenLayout: 'bogus' });
     assert.equal(all.status, 400);
+    for (const importance of ['high', '-1', '1.5']) {
+      const res = await api.put(`/participants/${alice.participantId}`, { importance });
+      assert.equal(res.xml.failureDetails.parameterError['@parameter'], 'importance', importance);
+    }
     const mode = await api.put(`/calls/${alice.callId}/participants/*`, { rxAudioMute: 'true', mode: 'everyone' });
     assert.equal(mode.xml.failureDetails.parameterError['@parameter'], 'mode');
     assert.equal(legOf(alice.callId, alice.callLegId)?.rxAudioMute, false);
