@@ -106,3 +106,14 @@ CREATE INDEX "cdr_records_type_idx" ON "cdr_records" USING btree ("type", "id");
 CREATE INDEX "cdr_records_node_idx" ON "cdr_records" USING btree ("node", "id");
 --> statement-breakpoint
 CREATE INDEX "cdr_records_session_idx" ON "cdr_records" USING btree ("session", "id");
+--> statement-breakpoint
+-- The calls and meetings lists page in their own order (newest start first; latest decision first): each filter that
+-- can be rare (a node, a coSpace, the few active calls) gets that order under it, so a page never walks the whole table
+-- looking for rows that are not there (the last page of active calls would otherwise read every ended call).
+CREATE INDEX "calls_node_started_at_idx" ON "calls" USING btree ("node", "started_at" DESC NULLS LAST, "id");
+--> statement-breakpoint
+CREATE INDEX "calls_co_space_started_at_idx" ON "calls" USING btree ("co_space", "started_at" DESC NULLS LAST, "id");
+--> statement-breakpoint
+CREATE INDEX "calls_active_started_at_idx" ON "calls" USING btree ("started_at" DESC NULLS LAST, "id") WHERE "ended_at" IS NULL;
+--> statement-breakpoint
+CREATE INDEX "meetings_updated_at_idx" ON "meetings" USING btree ("updated_at" DESC, "meeting_key");

@@ -124,7 +124,14 @@ export const calls = pgTable(
     endpointRecorded: text('endpoint_recorded'),
     updatedAt: timestamp('updated_at', { withTimezone: true, mode: 'string' }).notNull().defaultNow(),
   },
-  (t) => [index('calls_call_correlator_idx').on(t.callCorrelator), index('calls_started_at_idx').on(t.startedAt.desc().nullsLast(), t.id)],
+  (t) => [
+    index('calls_call_correlator_idx').on(t.callCorrelator),
+    index('calls_started_at_idx').on(t.startedAt.desc().nullsLast(), t.id),
+    // The list's order under each filter that can be rare (migration 0008).
+    index('calls_node_started_at_idx').on(t.node, t.startedAt.desc().nullsLast(), t.id),
+    index('calls_co_space_started_at_idx').on(t.coSpace, t.startedAt.desc().nullsLast(), t.id),
+    index('calls_active_started_at_idx').on(t.startedAt.desc().nullsLast(), t.id).where(sql`ended_at IS NULL`),
+  ],
 );
 
 /**
@@ -180,13 +187,18 @@ export const callLegs = pgTable(
  * A meeting: every call instance sharing a callCorrelator (the call id when there is none), across bridges.
  * `level` is its worst counted participant's security level (null: nobody counted, message cleared).
  */
-export const meetings = pgTable('meetings', {
-  meetingKey: text('meeting_key').primaryKey(),
-  level: integer('level'),
-  /** The participant whose classification set the level. */
-  decisiveLegId: text('decisive_leg_id'),
-  updatedAt: timestamp('updated_at', { withTimezone: true, mode: 'string' }).notNull().defaultNow(),
-});
+export const meetings = pgTable(
+  'meetings',
+  {
+    meetingKey: text('meeting_key').primaryKey(),
+    level: integer('level'),
+    /** The participant whose classification set the level. */
+    decisiveLegId: text('decisive_leg_id'),
+    updatedAt: timestamp('updated_at', { withTimezone: true, mode: 'string' }).notNull().defaultNow(),
+  },
+  // The meetings list's order (latest decision first).
+  (t) => [index('meetings_updated_at_idx').on(t.updatedAt.desc(), t.meetingKey)],
+);
 
 /** Every change of a meeting's level: when, old -> new, and the participant that caused it. Partitioned by month on `at`. */
 export const meetingLevelChanges = pgTable(
