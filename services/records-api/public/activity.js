@@ -1,7 +1,7 @@
 // Activity: operator actions (who, what, when, outcome) and the CMS writes the system made.
 import { liveApi, useLive } from './api.js';
 import { html } from './html.js';
-import { formatTime, ProblemNotice } from './ui.js';
+import { failureText, formatTime, ProblemNotice } from './ui.js';
 
 function listOf(data, key) {
   if (!data) return [];
@@ -10,8 +10,7 @@ function listOf(data, key) {
 }
 
 function outcome(a) {
-  const reason = a.failureReason ?? a.failureDetails ?? null;
-  return a.status === 'failed' && reason ? `failed: ${typeof reason === 'string' ? reason : JSON.stringify(reason)}` : a.status;
+  return a.status === 'failed' ? `failed: ${failureText(a)}` : a.status;
 }
 
 export function ActivityPage() {
@@ -29,10 +28,10 @@ export function ActivityPage() {
             <thead><tr><th scope="col">When</th><th scope="col">Who</th><th scope="col">What</th><th scope="col">Target</th><th scope="col">Outcome</th></tr></thead>
             <tbody>${actionList.map(
               (a) => html`<tr key=${a.id} data-action=${a.id} data-status=${a.status}>
-                <td data-label="When">${formatTime(a.createdAt ?? a.at ?? a.requestedAt)}</td>
-                <td data-label="Who">${a.tokenName ?? a.who?.name ?? '—'} <span class="muted">${a.role ?? a.who?.role ?? ''}</span></td>
+                <td data-label="When">${formatTime(a.createdAt)}</td>
+                <td data-label="Who">${a.by?.tokenName ?? '—'} <span class="muted">${a.by?.role ?? ''}</span></td>
                 <td data-label="What">${a.kind}</td>
-                <td data-label="Target"><code class="id">${a.callId ?? a.meetingKey ?? ''}</code> ${a.target ?? a.legId ?? ''}</td>
+                <td data-label="Target">${a.meetingKey ? html`<a href=${`/meetings/${encodeURIComponent(a.meetingKey)}`}>meeting</a> ` : null}<code class="id">${a.legId ?? a.callId ?? ''}</code></td>
                 <td data-label="Outcome"><span class=${`chip outcome-${a.status}`}>${outcome(a)}</span></td>
               </tr>`,
             )}</tbody></table></div>`

@@ -1,6 +1,6 @@
 // Lobby: everyone waiting, cluster-wide, grouped by meeting; admit one, the selected, or all of a meeting.
-import { useState } from 'preact/hooks';
-import { liveApi, useLive } from './api.js';
+import { useEffect, useState } from 'preact/hooks';
+import { api, liveApi, useLive } from './api.js';
 import { html } from './html.js';
 import { formatDuration, Outcomes, ProblemNotice, useActions, useNow } from './ui.js';
 
@@ -15,6 +15,21 @@ const legId = (e) => e.legId ?? e.callLegId ?? e.id;
 const who = (e) => e.displayName || e.name || e.remoteParty || e.remoteAddress || legId(e);
 const since = (e) => e.waitingSince ?? e.since ?? e.deactivatedAt ?? e.startedAt ?? null;
 
+/** Meeting names for the group headings (the lobby lists participants; the meeting says what it is called). */
+function useMeetingNames(keys) {
+  const [names, setNames] = useState({});
+  const wanted = keys.filter((k) => !(k in names)).join('\n');
+  useEffect(() => {
+    for (const key of wanted ? wanted.split('\n') : []) {
+      setNames((n) => ({ ...n, [key]: n[key] ?? null }));
+      api(`/api/v1/meetings/${encodeURIComponent(key)}`)
+        .then(({ data }) => setNames((n) => ({ ...n, [key]: data.instances?.[0]?.name ?? null })))
+        .catch(() => {});
+    }
+  }, [wanted]);
+  return names;
+}
+
 export function LobbyPage({ session }) {
   const { data, problem, connected } = useLive(liveApi('/api/v1/lobby'));
   const actions = useActions();
@@ -24,11 +39,11 @@ export function LobbyPage({ session }) {
   const groups = new Map();
   for (const e of entries) {
     const key = e.meetingKey ?? e.callCorrelator ?? e.callId;
-    if (!groups.has(key)) groups.set(key, { key, name: e.meetingName ?? e.callName ?? e.name ?? key, callId: e.callId, entries: [] });
-    const group = groups.get(key);
-    if (e.meetingName || e.callName) group.name = e.meetingName ?? e.callName;
-    group.entries.push(e);
+    if (!groups.has(key)) groups.set(key, { key, callId: e.callId, entries: [] });
+    groups.get(key).entries.push(e);
   }
+  const names = useMeetingNames([...groups.keys()]);
+  for (const g of groups.values()) g.name = names[g.key] ?? g.key;
   const toggle = (id) => (event) => {
     const next = new Set(selected);
     if (event.currentTarget.checked) next.add(id);

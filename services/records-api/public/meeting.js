@@ -44,14 +44,19 @@ function liveOf(p) {
   };
 }
 
+/** In the lobby: the live roster's word when there is one (fresher than the CDRs), else the CDRs'. */
+function waiting(p) {
+  return !p.endedAt && (p.live?.deactivated ?? p.deactivated) === true;
+}
+
 function stateOf(p) {
   if (p.endedAt) return 'left';
-  if (p.deactivated) return 'lobby';
-  return p.state ?? 'unknown';
+  if (waiting(p)) return 'lobby';
+  return p.live?.state ?? p.state ?? 'unknown';
 }
 
 function who(p) {
-  return p.displayName || p.name || p.remoteParty || p.remoteAddress || p.id;
+  return p.displayName || p.live?.name || p.name || p.remoteParty || p.remoteAddress || p.id;
 }
 
 /** A button that asks once more before a destructive action (no modal dialog, keyboard friendly). */
@@ -138,7 +143,7 @@ export function MeetingPage({ meetingKey, session }) {
   const isLink = (p) => p.classification?.why === 'distributionLink';
   const participants = meeting.participants.filter((p) => showEnded || (!p.endedAt && !isLink(p)));
   const nodes = [...new Set(meeting.instances.map((i) => i.node ?? i.callBridge ?? '?'))];
-  const lobby = meeting.participants.filter((p) => !p.endedAt && p.deactivated).length;
+  const lobby = meeting.participants.filter(waiting).length;
   return html`
     <p><a href="/">← Meetings</a></p>
     <section class="meeting-head" aria-label="Meeting">
@@ -146,7 +151,7 @@ export function MeetingPage({ meetingKey, session }) {
       <p class="meta">
         <span data-testid="meeting-level"><${Level} level=${meeting.level} /></span>
         <span class=${`chip ${meeting.active ? 'state-active' : 'state-ended'}`}>${meeting.active ? 'active' : 'ended'}</span>
-        <span>${meeting.participants.filter((p) => !p.endedAt && !p.deactivated && !isLink(p)).length} in, ${lobby} in lobby</span>
+        <span>${meeting.participants.filter((p) => !p.endedAt && !waiting(p) && !isLink(p)).length} in, ${lobby} in lobby</span>
         <span>on ${nodes.join(', ')}</span>
       </p>
       <ul class="instances">
@@ -190,7 +195,7 @@ export function MeetingPage({ meetingKey, session }) {
                 <td data-label="State"><span class=${`chip st-${stateOf(p)}`}>${stateOf(p)}</span></td>
                 <td data-label="Audio" data-testid="audio">${live.audioMuted === null ? '—' : live.audioMuted ? 'muted' : 'on'}</td>
                 <td data-label="Layout" data-testid="layout">${live.layout ?? '—'}</td>
-                ${session.canAct ? html`<td data-label="Actions">${p.endedAt || p.deactivated || isLink(p) ? null : html`<${ParticipantControls} p=${p} actions=${actions} />`}</td>` : null}
+                ${session.canAct ? html`<td data-label="Actions">${p.endedAt || waiting(p) || isLink(p) ? null : html`<${ParticipantControls} p=${p} actions=${actions} />`}</td>` : null}
               </tr>`;
             })}
           </tbody>

@@ -36,8 +36,10 @@ function queryOf(filters) {
   return q;
 }
 
+/** The record's own element under its Cisco name (call, callLeg, recording, streaming), or a later release's. */
 function ownElement(r) {
-  return r.call ?? r.callLeg ?? r.recording ?? r.streaming ?? r.elements ?? null;
+  const name = ['call', 'callLeg', 'recording', 'streaming', 'elements'].find((k) => r[k]);
+  return name ? { name, fields: r[name] } : { name: r.type, fields: {} };
 }
 
 export function RecordsPage({ search }) {
@@ -128,8 +130,8 @@ export function RecordsPage({ search }) {
                     ${Object.entries({ ...r, call: undefined, callLeg: undefined, recording: undefined, streaming: undefined, elements: undefined })
                       .filter(([, v]) => v !== undefined)
                       .map(([k, v]) => html`<div key=${k}><dt>${k}</dt><dd>${v === null ? '—' : String(v)}</dd></div>`)}
-                    ${Object.entries(ownElement(r) ?? {}).map(
-                      ([k, v]) => html`<div key=${`e-${k}`}><dt>${r.type}.${k}</dt><dd>${typeof v === 'object' ? JSON.stringify(v) : String(v)}</dd></div>`,
+                    ${Object.entries(ownElement(r).fields).map(
+                      ([k, v]) => html`<div key=${`e-${k}`}><dt>${ownElement(r).name}.${k}</dt><dd>${typeof v === 'object' ? JSON.stringify(v) : String(v)}</dd></div>`,
                     )}
                   </dl></td></tr>`
                 : null}`,

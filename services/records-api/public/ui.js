@@ -79,16 +79,17 @@ export function useActions() {
   return { outcomes, run };
 }
 
+/** CMS's reason for a failed action (failureDetails: { reason, parameter }), as a person reads it. */
+export function failureText(action) {
+  const f = action.failureDetails;
+  const reason = f ? `${f.reason}${f.parameter ? ` (${f.parameter})` : ''}` : 'CMS refused it';
+  return `${reason}${action.httpStatus ? `, HTTP ${action.httpStatus}` : ''}`;
+}
+
 function describe(action) {
   if (!action || typeof action !== 'object') return { state: 'applied', detail: 'done' };
   const status = action.status ?? 'applied';
-  const reason = action.failureReason ?? action.failureDetails ?? action.error ?? null;
-  const detail =
-    status === 'failed'
-      ? `failed: ${typeof reason === 'string' ? reason : JSON.stringify(reason ?? 'CMS refused it')}`
-      : status === 'queued'
-        ? 'queued, waiting for CMS…'
-        : status;
+  const detail = status === 'failed' ? `failed: ${failureText(action)}` : status === 'queued' ? 'queued, waiting for CMS…' : status;
   return { state: status, detail, id: action.id };
 }
 

@@ -1,0 +1,95 @@
+/**
+ * What the browser tests drive: the real services (tests/helpers/stack.ts) against a two-bridge CMS simulator,
+ * with a viewer and an operator token besides API_TOKEN, and headless Debian chromium through playwright-core.
+ */
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { type Simulator, startSimulator } from '@cms/cms-sim';
+import { type Browser, type BrowserContext, chromium, type Page } from 'playwright-core';
+import { stringify } from 'yaml';
+import { eventually, onTestFileEnd } from '../helpers/infra.ts';
+import { type ServiceName, type Stack, startStack } from '../helpers/stack.ts';
+
+export const SECURE = 'secure.example.com';
+export const INTERNAL = 'example.com';
+export const VIEWER_TOKEN = 'console-viewer-token-0123456789';
+export const OPERATOR_TOKEN = 'console-operator-token-0123456789';
+
+export const WIDE = { width: 1280, height: 860 };
+export const NARROW = { width: 390, height: 844 };
+
+export interface ConsoleStack {
+  sim: Simulator;
+  stack: Stack;
+  baseUrl: string;
+  browser: Browser;
+  /** A fresh browser context (its own cookies) at `viewport`. */
+  context(viewport?: { width: number; height: number }): Promise<BrowserContext>;
+}
+
+const SERVICES: ServiceName[] = ['cdr-ingest', 'policy-worker', 'cms-actuator', 'records-api'];
+
+/**
+ * stack.start gives a service 20 s to become ready; on a loaded 2-core machine start-up can take longer. A
+ * service still starting (not exited) is given more time before the test gives up on it.
+ */
+async function startPatiently(stack: Stack, name: ServiceName): Promise<void> {
+  try {
+    await stack.start(name);
+  } catch (err) {
+    const running = stack.services[name];
+    if (!running || running.process.exitCode !== null || running.process.signalCode !== null) throw err;
+    await eventually(async () => (await fetch(`${running.url}/readyz`)).ok, { what: `${name} ready`, timeoutMs: 90_000, intervalMs: 250 });
+  }
+}
+
+export async function startConsoleStack(options: { seed?: number } = {}): Promise<ConsoleStack> {
+  const sim = await startSimulator({
+    bridges: [{ name: 'cms-1' }, { name: 'cms-2' }],
+    seed: options.seed ?? 20261207,
+    cdr: { flushDelayMs: 5, resendInitialMs: 50, resendMaxMs: 500 },
+    controlPort: null,
+  });
+  onTestFileEnd(() => sim.stop());
+  const dir = mkdtempSync(path.join(tmpdir(), 'console-browser-'));
+  onTestFileEnd(() => rmSync(dir, { recursive: true, force: true }));
+  const configFile = path.join(dir, 'config.yaml');
+  writeFileSync(
+    configFile,
+    stringify({
+      api: {
+        tokens: [
+          { name: 'night-desk', token: VIEWER_TOKEN, role: 'viewer' },
+          { name: 'ops-alice', token: OPERATOR_TOKEN, role: 'operator' },
+        ],
+      },
+      cms: { nodes: sim.bridges.map((b) => ({ name: b.name, url: b.url, username: b.username, password: b.password })) },
+      policy: { secureDomains: [SECURE], internalDomains: [INTERNAL] },
+    }),
+  );
+  const stack = await startStack({
+    services: [],
+    env: { CONFIG_FILE: configFile, POLICY_WORKER_LOCK_MS: '2000', ACTUATOR_LOCK_MS: '2000' },
+  });
+  for (const name of SERVICES) await startPatiently(stack, name);
+  sim.setCdrReceivers([`${stack.url('cdr-ingest')}/cdr/{bridge}?token=${stack.ingestToken}`]);
+  const browser = await chromium.launch({ executablePath: '/usr/bin/chromium', headless: true, args: ['--no-sandbox'] });
+  onTestFileEnd(() => browser.close());
+  const baseUrl = stack.url('records-api');
+  return {
+    sim,
+    stack,
+    baseUrl,
+    browser,
+    context: (viewport = WIDE) => browser.newContext({ viewport, baseURL: baseUrl }),
+  };
+}
+
+/** Signs in through the form, as a person would. */
+export async function signIn(page: Page, token: string, next = '/'): Promise<void> {
+  await page.goto(`/sign-in?next=${encodeURIComponent(next)}`);
+  await page.getByLabel('Access token').fill(token);
+  await page.getByRole('button', { name: 'Sign in' }).click();
+  await page.waitForURL((url) => url.pathname === new URL(next, 'http://x').pathname);
+}
