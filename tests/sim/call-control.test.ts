@@ -118,6 +118,18 @@ describe('call control', () => {
     const bypassId = (bypass.headers.get('location') ?? '').split('/').at(-1) as string;
     sim.answerDialOut(bypassId);
     assert.equal((await api.get(`/callLegs/${bypassId}`)).xml.callLeg.status.deactivated, 'false');
+
+    const held = await api.post(`/calls/${callId}/callLegs`, { remoteParty: 'held@example.com' });
+    const heldId = (held.headers.get('location') ?? '').split('/').at(-1) as string;
+    sim.moveToLobby(heldId);
+    sim.answerDialOut(heldId);
+    assert.deepEqual(
+      recordsOf(heldId)
+        .filter((r) => r.type === 'callLegUpdate')
+        .map((r) => [r.body.state, r.body.deactivated]),
+      [['connected', 'true']],
+      'sent to the lobby while ringing: it answers into the lobby',
+    );
     sim.endCall(m);
   });
 

@@ -317,7 +317,8 @@ export class Cluster {
     const activatorPresent = this.meetingLegs(meeting).some(isActivator);
     leg.state = 'connected';
     if (call.joinAudioMuteOverride) leg.configuration.rxAudioMute = true;
-    leg.deactivated = joinsDeactivated(leg, meeting.locked, activatorPresent);
+    // Sent to the lobby while it rang: it answers into the lobby.
+    leg.deactivated = leg.heldInLobby || joinsDeactivated(leg, meeting.locked, activatorPresent);
     if (!leg.deactivated) leg.activatedSince = this.clock.now();
     const cdr: LegCdrUpdate = { state: 'connected', call: true };
     if (leg.deactivated) cdr.deactivated = true;
