@@ -95,13 +95,14 @@ interface LegRow extends Record<string, unknown> {
 }
 
 /**
- * The legs a request names, as CDRs and the live roster know them (the roster wins where both do: it is fresher).
- * A leg only the roster knows yet (its CDRs still on their way) counts too.
+ * The legs a request names, as CDRs and the live roster know them. The roster's state wins where both know it (it
+ * is fresher); the CDRs' node and call win, as they name the bridge hosting the leg (a roster taken on one bridge
+ * lists the meeting's participants of every bridge). A leg only the roster knows yet counts too.
  */
 const legSelect = (ids: string[]) => sql`
   SELECT k.id,
-         coalesce(o.call_id, l.call_id) AS call_id,
-         coalesce(o.node, l.node) AS node,
+         coalesce(l.call_id, o.call_id) AS call_id,
+         coalesce(l.node, o.node) AS node,
          c.node AS call_node,
          l.ended_at,
          c.ended_at AS call_ended_at,
@@ -117,7 +118,7 @@ const legSelect = (ids: string[]) => sql`
   )}]::text[]) AS k(id)
   LEFT JOIN call_legs l ON l.id = k.id
   LEFT JOIN call_leg_observations o ON o.id = k.id
-  LEFT JOIN calls c ON c.id = coalesce(o.call_id, l.call_id)`;
+  LEFT JOIN calls c ON c.id = coalesce(l.call_id, o.call_id)`;
 
 /**
  * A leg of the meeting `call` belongs to (any of its instances: a meeting spanning bridges is one meeting to the
@@ -163,14 +164,18 @@ export interface LobbyLeg extends Record<string, unknown> {
 
 /**
  * Who waits in a lobby: legs the live roster shows deactivated, or (where the roster has no word on them) whose
- * CDRs last said deactivated, still in an active call. `meetingKey` narrows it to one meeting.
+ * CDRs last said deactivated, still in an active call, each with the node hosting it (the CDRs' where they have
+ * it). `meetingKey` narrows it to one meeting.
  */
 export async function lobbyLegs(db: Database, meetingKey?: string): Promise<LobbyLeg[]> {
   const meeting = meetingKey === undefined ? sql`` : sql`AND coalesce(nullif(c.call_correlator, ''), c.id) = ${meetingKey}`;
   const { rows } = await db.execute<LobbyLeg>(sql`
     WITH waiting AS (
-      SELECT o.id, o.call_id, o.node, o.participant_id, o.name, o.remote_party, o.updated_at AS since, 'liveRoster' AS source
+      SELECT o.id, coalesce(l.call_id, o.call_id) AS call_id, coalesce(l.node, o.node) AS node,
+             coalesce(o.participant_id, nullif(l.group_id, '')) AS participant_id, coalesce(o.name, l.display_name) AS name,
+             coalesce(o.remote_party, l.remote_party) AS remote_party, o.updated_at AS since, 'liveRoster' AS source
       FROM call_leg_observations o
+      LEFT JOIN call_legs l ON l.id = o.id
       WHERE o.deactivated
       UNION ALL
       SELECT l.id, l.call_id, l.node, nullif(l.group_id, ''), l.display_name, l.remote_party, l.updated_at, 'cdr'
