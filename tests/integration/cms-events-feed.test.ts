@@ -267,7 +267,7 @@ describe('events feed', () => {
     await eventually(() => tokens() >= 5, { what: 'tokens renewed' });
     assert.equal(r.actuator.events.tokensIssued(r.node), tokens());
     r.sim.dropEventsConnections({ bridge: r.node });
-    await inMode(r, r.node, 'polling');
+    await eventually(async () => (await metric(r.registry, 'cms_events_connects_total', { node: r.node })) >= 2, { what: 'reconnected' });
     const meeting = r.sim.startCall({ bridges: [r.node] });
     const dave = r.sim.join({ meeting, remoteParty: 'dave@corp.example' });
     await eventually(async () => (await row(dave.participantId))?.source === 'events', { what: 'dave over the reconnected feed' });

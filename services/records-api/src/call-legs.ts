@@ -200,9 +200,14 @@ export async function classifiedLegs(db: Database, policy: CompiledPolicy, callI
   const byParticipant = new Map(observations.flatMap((o) => (o.participantId ? [[o.participantId, o] as const] : [])));
   const used = new Set<string>();
   const legs = rows.map((row) => {
-    // An ended leg has left: an observation of its participant belongs to the leg that replaced it, if any.
-    const live = byId.get(row.id) ?? (row.endedAt === null && row.groupId ? byParticipant.get(row.groupId) : undefined);
-    if (live) used.add(live.id);
+    // An ended leg has left: an observation of its participant belongs to the leg that replaced it, if any. Of two
+    // observations (the leg's and its participant's, before they are merged into one), the fresher tells.
+    const candidates = [byId.get(row.id), row.endedAt === null && row.groupId ? byParticipant.get(row.groupId) : undefined];
+    const live = candidates.reduce<Observation | undefined>(
+      (best, o) => (o && (!best || o.updatedAt > best.updatedAt) ? o : best),
+      undefined,
+    );
+    for (const o of candidates) if (o) used.add(o.id);
     return legView(row, policy, live);
   });
   const cdrLegIds = new Set(legIds);

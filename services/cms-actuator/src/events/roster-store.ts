@@ -1,6 +1,7 @@
 import type { Database } from '@cms/db';
 import { type SQL, sql } from 'drizzle-orm';
 import type { RosterEntry } from './protocol.ts';
+import { adoptProvisionalRows } from './provisional-rows.ts';
 
 /** Where a roster subscription's participants go: the call it was taken on and that call's meeting. */
 export interface RosterSource {
@@ -75,6 +76,13 @@ export async function storeRoster(
         continue;
       }
       if (entry.updateType === 'add' || Object.keys(entry).some((k) => POLICY_ELEMENTS.has(k))) policyRelevant = true;
+      const { rows: legs } = await tx.execute<{ id: string }>(
+        sql`SELECT l.id FROM call_legs l WHERE l.group_id = ${participant} AND l.call_id IN ${meetingCalls}
+            ORDER BY (l.ended_at IS NULL) DESC, l.started_at DESC NULLS LAST LIMIT 1`,
+      );
+      const legId = legs[0]?.id;
+      // Stored before its CDRs named the leg: the participant's row becomes the leg's.
+      if (legId) await adoptProvisionalRows(tx, [{ legId, participantId: participant }]);
       const { rows } = await tx.execute<{ callId: string }>(upsert(source, participant, entry, meetingCalls));
       for (const r of rows) callIds.add(r.callId);
     }
@@ -110,7 +118,7 @@ function upsert(source: RosterSource, participant: string, entry: RosterEntry, m
       SELECT o.id FROM call_leg_observations o WHERE o.participant_id = ${participant} OR o.id = ${participant} LIMIT 1
     )
     INSERT INTO call_leg_observations AS o (id, call_id, node, participant_id, source, observed_at, updated_at${names})
-    SELECT coalesce((SELECT id FROM existing), (SELECT id FROM cdr), ${participant}::text),
+    SELECT coalesce((SELECT id FROM cdr), (SELECT id FROM existing), ${participant}::text),
            coalesce((SELECT call_id FROM cdr), ${source.callId}::text), coalesce((SELECT node FROM cdr), ${source.node}::text),
            ${participant}::text, 'events', now(), now()${values}
     ON CONFLICT (id) DO UPDATE SET participant_id = excluded.participant_id, source = 'events', observed_at = now(), updated_at = now(),

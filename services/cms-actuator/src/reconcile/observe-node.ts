@@ -46,8 +46,8 @@ export interface NodeSnapshot {
 export interface SnapshotLookups {
   /** Our calls of this node that have not ended. */
   activeCallIds(): Promise<string[]>;
-  /** Which of these legs we hold CDRs for (rows in call_legs). */
-  knownLegIds(ids: string[]): Promise<Set<string>>;
+  /** Which of these legs we hold CDRs for (rows in call_legs), with their participant (groupId). */
+  knownLegIds(ids: string[]): Promise<Map<string, string | null>>;
 }
 
 /**
@@ -92,7 +92,7 @@ export async function observeNode(client: PacedReadClient, lookups: SnapshotLook
   for (const summary of legSummaries) {
     const base = { id: summary.id, callId: summary.call as string, remoteParty: text(summary.remoteParty) };
     if (known.has(summary.id)) {
-      legs.push({ ...base, ...UNREAD });
+      legs.push({ ...base, ...UNREAD, participantId: known.get(summary.id) ?? null });
       continue;
     }
     legsRead++;

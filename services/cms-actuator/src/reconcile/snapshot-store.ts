@@ -1,5 +1,6 @@
 import { callLegObservations, calls, type Database, LEG_ENDED_BY_RECONCILIATION, recordset } from '@cms/db';
 import { sql } from 'drizzle-orm';
+import { adoptProvisionalRows } from '../events/provisional-rows.ts';
 import type { NodeSnapshot } from './observe-node.ts';
 
 const CALL_COLUMNS = recordset(calls, ['id', 'node', 'name', 'coSpace', 'callCorrelator']);
@@ -38,13 +39,13 @@ export async function activeCallIds(db: Database, node: string, before: string):
   return rows.map((r) => r.id);
 }
 
-/** Legs we hold CDRs for: their CDR projection wins, so the API is not asked about them. */
-export async function knownLegIds(db: Database, ids: string[]): Promise<Set<string>> {
-  if (!ids.length) return new Set();
-  const { rows } = await db.execute<{ id: string }>(
-    sql`SELECT id FROM call_legs WHERE id IN (SELECT jsonb_array_elements_text(${JSON.stringify(ids)}::jsonb))`,
+/** Legs we hold CDRs for, with their participant (groupId): their CDR projection wins, so the API is not asked about them. */
+export async function knownLegIds(db: Database, ids: string[]): Promise<Map<string, string | null>> {
+  if (!ids.length) return new Map();
+  const { rows } = await db.execute<{ id: string; groupId: string | null }>(
+    sql`SELECT id, group_id AS "groupId" FROM call_legs WHERE id IN (SELECT jsonb_array_elements_text(${JSON.stringify(ids)}::jsonb))`,
   );
-  return new Set(rows.map((r) => r.id));
+  return new Map(rows.map((r) => [r.id, r.groupId]));
 }
 
 export interface StoredSnapshot {
@@ -97,11 +98,9 @@ export async function storeSnapshot(
       );
       if (legRows.length) {
         // A participant the feed stored before its leg id was known (keyed by the participant id) becomes its leg's row.
-        await tx.execute(
-          sql`UPDATE call_leg_observations o SET id = x.id
-              FROM ${OBSERVATION_COLUMNS.from(legRows)}
-              WHERE x.participant_id IS NOT NULL AND o.id = x.participant_id AND o.id <> x.id
-                AND NOT EXISTS (SELECT 1 FROM call_leg_observations y WHERE y.id = x.id)`,
+        await adoptProvisionalRows(
+          tx,
+          legRows.flatMap((l) => (l.participantId ? [{ legId: l.id, participantId: l.participantId }] : [])),
         );
         await tx.execute(
           sql`INSERT INTO call_leg_observations AS o (${OBSERVATION_COLUMNS.columns}, source) SELECT ${OBSERVATION_COLUMNS.columns}, 'polling' FROM ${OBSERVATION_COLUMNS.from(legRows)}

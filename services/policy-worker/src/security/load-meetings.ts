@@ -62,7 +62,7 @@ export async function loadMeetingState(tx: Tx, keys: readonly string[]): Promise
         LEFT JOIN LATERAL (
           SELECT x.state, x.deactivated, x.updated_at FROM call_leg_observations x
           WHERE x.id = l.id OR (l.group_id IS NOT NULL AND x.participant_id = l.group_id)
-          ORDER BY (x.id = l.id) DESC, x.updated_at DESC LIMIT 1
+          ORDER BY x.updated_at DESC LIMIT 1
         ) o ON l.ended_at IS NULL
         WHERE l.call_id IN (SELECT jsonb_array_elements_text(${instanceIds}::jsonb))
         UNION ALL
