@@ -2,12 +2,13 @@ import assert from 'node:assert/strict';
 import { afterEach, before, describe, test } from 'node:test';
 import { type EventsStats, type Simulator, type SimulatorOptions, startSimulator } from '@cms/cms-sim';
 import { type Config, loadConfig } from '@cms/config';
-import { callLegObservations, calls, cmsNodeStatus, type Database } from '@cms/db';
+import { callLegObservations, calls, cmsNodeStatus, type Database, meetings } from '@cms/db';
 import { createLogger, createMetricsRegistry, type Registry } from '@cms/observability';
 import { eq, inArray } from 'drizzle-orm';
 import { type ActuatorService, buildActuator } from '../../services/cms-actuator/src/app.ts';
 import type { NodeFeedLimits } from '../../services/cms-actuator/src/events/node-feed.ts';
 import type { ActuatorTuning } from '../../services/cms-actuator/src/tuning.ts';
+import { buildPolicyWorker } from '../../services/policy-worker/src/app.ts';
 import { eventually, testDatabase, testRedis } from '../helpers/infra.ts';
 
 /**
@@ -60,6 +61,8 @@ async function rig(
     feed?: Partial<NodeFeedLimits>;
     actuator?: Record<string, unknown>;
     beforeStart?: (sim: Simulator) => void;
+    /** Also run the policy worker (in-process) on the same configuration. */
+    policy?: boolean;
   } = {},
 ): Promise<Rig> {
   const n = ++rigNo;
@@ -78,6 +81,7 @@ async function rig(
       redis: { url: redisUrl },
       queue: { prefix: `${basePrefix}-${n}` },
       actuator: { reconcileIntervalSeconds: 0, readsPerSecond: 200, ...options.actuator },
+      policy: { internalDomains: ['corp.example'] },
       cms: {
         nodes: nodes.map((name, i) => ({
           name,
@@ -88,6 +92,10 @@ async function rig(
       },
     },
   });
+  if (options.policy) {
+    const worker = await buildPolicyWorker({ config, db, log: silent });
+    cleanups.push(() => worker.close());
+  }
   const registry = createMetricsRegistry('cms-actuator');
   const actuator = await buildActuator({
     config,
@@ -315,6 +323,19 @@ describe('events feed', () => {
       { what: 'erin over the feed, in the same row' },
     );
     assert.equal((await db.select().from(callLegObservations).where(eq(callLegObservations.participantId, erin.participantId))).length, 1);
+  });
+
+  test('a roster change that moves the level is decided again by the policy worker, without any CDR', async () => {
+    const r = await rig({ policy: true });
+    await inMode(r, r.node, 'events');
+    const meeting = r.sim.startCall({ bridges: [r.node] });
+    const level = async () => (await db.select().from(meetings).where(eq(meetings.meetingKey, meeting.callCorrelator)))[0]?.level;
+    r.sim.join({ meeting, remoteParty: 'alice@corp.example' });
+    await eventually(async () => (await level()) === 2, { what: 'level 2 (internal) from the roster' });
+    const guest = r.sim.join({ meeting, kind: 'guest', admitted: true });
+    await eventually(async () => (await level()) === 3, { what: 'level 3 once a guest is in' });
+    r.sim.leave(guest.callLegId);
+    await eventually(async () => (await level()) === 2, { what: 'level 2 again once the guest left' });
   });
 
   test('a node whose API cannot be reached is unreachable', async () => {
