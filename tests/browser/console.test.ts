@@ -20,6 +20,7 @@ import {
   VIEWER_TOKEN,
   WIDE,
 } from './console-stack.ts';
+import { FOCUSED_TEXT, LAYOUT_SHIFT, PAGE_MARKER, SCRIPT_COOKIES, SIDEWAYS_OVERFLOW, UNLABELLED_CONTROLS, WATCH_PAGE } from './in-page.ts';
 
 let c: ConsoleStack;
 let board: MeetingHandle;
@@ -71,7 +72,7 @@ describe('sign-in, sessions and roles', () => {
     assert.equal(cookie.sameSite, 'Strict');
     assert.equal(cookie.secure, false, 'plain HTTP here: Secure only over TLS');
     assert.ok(!cookie.value.includes(OPERATOR_TOKEN), 'the cookie is a session id, not the token');
-    assert.equal(await page.evaluate(() => document.cookie), '', 'scripts cannot read it');
+    assert.equal(await page.evaluate(SCRIPT_COOKIES), '', 'scripts cannot read it');
 
     const response = await page.goto('/');
     const csp = response?.headers()['content-security-policy'] ?? '';
@@ -96,7 +97,7 @@ describe('sign-in, sessions and roles', () => {
 
     // Even a hand-made request with the session and its CSRF token is refused, explaining the role.
     const answer = await page.evaluate(async (callId) => {
-      const session = await (await fetch('/console/session')).json();
+      const session = (await (await fetch('/console/session')).json()) as { csrfToken: string };
       const res = await fetch(`/api/v1/calls/${callId}`, { method: 'DELETE', headers: { 'x-csrf-token': session.csrfToken } });
       return { status: res.status, body: await res.text() };
     }, board.callId('cms-1'));
@@ -144,7 +145,7 @@ describe('CSRF and session expiry', () => {
     assert.equal(noToken.status, 403, noToken.body);
     assert.match(noToken.body, /CSRF token is missing/);
     // Another site cannot read the token, but even with it the origin check holds.
-    const session = await page.evaluate(async () => (await fetch('/console/session')).json());
+    const session = (await page.evaluate(async () => (await fetch('/console/session')).json())) as { csrfToken: string };
     const crossSite = await context.request.fetch(`${c.baseUrl}/api/v1/calls/${callId}`, {
       method: 'DELETE',
       headers: { origin: 'https://attacker.example', 'x-csrf-token': session.csrfToken },
@@ -182,14 +183,7 @@ describe('the live meetings view', () => {
     await eventually(async () => (await row(page, key).getAttribute('data-level')) === '1', { what: 'level 1 on screen' });
     assert.equal(await row(page, key).locator('.level').textContent(), '1 Secure', 'a colour and a word');
     // A marker that a reload would wipe, and a watch for layout shifts while the update lands.
-    await page.evaluate(() => {
-      (window as unknown as { marker: string }).marker = 'same page';
-      (window as unknown as { shifts: number }).shifts = 0;
-      new PerformanceObserver((list) => {
-        for (const entry of list.getEntries())
-          (window as unknown as { shifts: number }).shifts += (entry as unknown as { value: number }).value;
-      }).observe({ type: 'layout-shift' });
-    });
+    await page.evaluate(WATCH_PAGE);
     c.sim.join({ meeting: board, bridge: 'cms-2', kind: 'guest' });
     await eventually(async () => (await row(page, key).getAttribute('data-level')) === '3', {
       what: 'level 3 on screen',
@@ -198,8 +192,8 @@ describe('the live meetings view', () => {
     });
     assert.equal(await row(page, key).locator('.level').textContent(), '3 External');
     assert.ok(await row(page, key).locator('.level-3').count(), 'in the level 3 colour');
-    assert.equal(await page.evaluate(() => (window as unknown as { marker: string }).marker), 'same page', 'no reload');
-    assert.equal(await page.evaluate(() => (window as unknown as { shifts: number }).shifts), 0, 'nothing moved while the update arrived');
+    assert.equal(await page.evaluate(PAGE_MARKER), 'same page', 'no reload');
+    assert.equal(await page.evaluate(LAYOUT_SHIFT), 0, 'nothing moved while the update arrived');
     await context.close();
   });
 
@@ -313,28 +307,19 @@ describe('both widths', () => {
         await page.goto(path);
         await page.locator('main h1').waitFor();
         await page.waitForLoadState('networkidle').catch(() => {});
-        const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+        const overflow = (await page.evaluate(SIDEWAYS_OVERFLOW)) as number;
         assert.ok(overflow <= 0, `${path} at ${label} scrolls sideways by ${overflow} px`);
-        const unlabelled = await page.evaluate(() =>
-          [...document.querySelectorAll('input:not([type=hidden]), select, button')]
-            .filter((el) => {
-              const e = el as HTMLInputElement;
-              const hasLabel =
-                (e.labels?.length ?? 0) > 0 || e.getAttribute('aria-label') || (e.tagName === 'BUTTON' && e.textContent?.trim());
-              return !hasLabel;
-            })
-            .map((el) => el.outerHTML.slice(0, 80)),
-        );
+        const unlabelled = await page.evaluate(UNLABELLED_CONTROLS);
         assert.deepEqual(unlabelled, [], `${path}: every control labelled`);
       }
       // Keyboard: the first Tab reaches the skip link, the next ones the navigation.
       await page.goto('/');
       await page.locator('main h1').waitFor();
       await page.keyboard.press('Tab');
-      assert.equal(await page.evaluate(() => document.activeElement?.textContent), 'Skip to content');
+      assert.equal(await page.evaluate(FOCUSED_TEXT), 'Skip to content');
       await page.keyboard.press('Tab');
       await page.keyboard.press('Tab');
-      assert.equal(await page.evaluate(() => document.activeElement?.textContent), 'Meetings');
+      assert.equal(await page.evaluate(FOCUSED_TEXT), 'Meetings');
       await context.close();
     });
   }

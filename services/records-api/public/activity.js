@@ -9,6 +9,14 @@ function listOf(data, key) {
   return Array.isArray(list) ? list : [];
 }
 
+/** The request body in a few words: "rxAudioMute=true", "remoteParty=alice@example.com". */
+function parameters(p) {
+  const entries = Object.entries(p ?? {}).filter(([, v]) => v !== null && v !== undefined);
+  if (entries.length === 0) return '';
+  const text = entries.map(([k, v]) => `${k}=${Array.isArray(v) ? `${v.length} listed` : typeof v === 'object' ? JSON.stringify(v) : v}`).join(', ');
+  return ` (${text.length > 80 ? `${text.slice(0, 79)}…` : text})`;
+}
+
 function outcome(a) {
   return a.status === 'failed' ? `failed: ${failureText(a)}` : a.status;
 }
@@ -30,7 +38,7 @@ export function ActivityPage() {
               (a) => html`<tr key=${a.id} data-action=${a.id} data-status=${a.status}>
                 <td data-label="When">${formatTime(a.createdAt)}</td>
                 <td data-label="Who">${a.by?.tokenName ?? '—'} <span class="muted">${a.by?.role ?? ''}</span></td>
-                <td data-label="What">${a.kind}</td>
+                <td data-label="What">${a.kind}${parameters(a.parameters)}</td>
                 <td data-label="Target">${a.meetingKey ? html`<a href=${`/meetings/${encodeURIComponent(a.meetingKey)}`}>meeting</a> ` : null}<code class="id">${a.legId ?? a.callId ?? ''}</code></td>
                 <td data-label="Outcome"><span class=${`chip outcome-${a.status}`}>${outcome(a)}</span></td>
               </tr>`,

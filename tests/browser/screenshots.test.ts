@@ -1,0 +1,110 @@
+/**
+ * The demo scenario (tools/cms-sim/scenarios/demo-console.yaml, what `npm run demo` loops) seen in the console:
+ * levels 1, 2 and 3 on screen at once and guests waiting in the lobby for the operator. It photographs every page
+ * at 1280 px and the meetings views at 390 px into docs/screenshots/ (the README shows them).
+ */
+import assert from 'node:assert/strict';
+import { mkdir, readFile } from 'node:fs/promises';
+import { before, test } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import type { Page } from 'playwright-core';
+import { eventually } from '../helpers/infra.ts';
+import { type ConsoleStack, NARROW, OPERATOR_TOKEN, signIn, startConsoleStack, WIDE } from './console-stack.ts';
+
+const SCENARIO = fileURLToPath(new URL('../../tools/cms-sim/scenarios/demo-console.yaml', import.meta.url));
+const OUT = fileURLToPath(new URL('../../docs/screenshots/', import.meta.url));
+
+let c: ConsoleStack;
+
+interface LiveMeeting {
+  meetingKey: string;
+  name: string;
+  level: number | null;
+}
+
+async function api<T>(path: string): Promise<T> {
+  const res = await fetch(`${c.baseUrl}/api/v1${path}`, { headers: { authorization: `Bearer ${c.stack.apiToken}` } });
+  assert.equal(res.status, 200, path);
+  return (await res.json()) as T;
+}
+
+async function shoot(page: Page, name: string): Promise<void> {
+  // Wait for the page's data, not for time: its live dot is on and nothing says "Loading".
+  await eventually(async () => (await page.getByText(/Loading/).count()) === 0, { what: `${name} loaded`, timeoutMs: 20_000 });
+  const file = `${OUT}${name}.png`;
+  await page.screenshot({ path: file, fullPage: true });
+  const png = await readFile(file);
+  assert.deepEqual([...png.subarray(1, 4)], [...Buffer.from('PNG')], `${name}.png is a PNG`);
+}
+
+before(async () => {
+  c = await startConsoleStack({ seed: 20261209 });
+  await mkdir(OUT, { recursive: true });
+  // Faster than the demo's own pace; the photos are taken once the scene is set, whatever the pace.
+  void c.sim.runScenario(SCENARIO, { speed: 30 });
+});
+
+test('the demo scenario puts levels 1, 2 and 3 on screen with guests waiting in the lobby; every page photographed', async () => {
+  const context = await c.context(WIDE);
+  const page = await context.newPage();
+  await signIn(page, OPERATOR_TOKEN);
+  // The scene: all three levels at once, and the board's guests waiting for an operator.
+  await eventually(
+    async () => {
+      const levels = new Set(await page.locator('tr[data-meeting]').evaluateAll((rows) => rows.map((r) => r.getAttribute('data-level'))));
+      const lobby = await api<{ participants: unknown[] }>('/lobby');
+      return levels.has('1') && levels.has('2') && levels.has('3') && lobby.participants.length >= 3;
+    },
+    { what: 'levels 1, 2 and 3 on screen and three guests in the lobby', timeoutMs: 120_000, intervalMs: 500 },
+  );
+  const rows = await page.locator('tr[data-meeting]').count();
+  assert.ok(rows >= 3, `${rows} meetings on screen`);
+  await shoot(page, 'meetings');
+
+  const { meetings } = await api<{ meetings: LiveMeeting[] }>('/meetings?active=true&limit=50');
+  const board = meetings.find((m) => m.name === 'Board meeting');
+  assert.ok(board, 'the board meeting is active');
+  // Something for the Activity page: the operator mutes one of the board.
+  await page.goto(`/meetings/${encodeURIComponent(board.meetingKey)}`);
+  await page.locator('tr[data-leg]').first().waitFor();
+  await page.locator('tr[data-leg]').first().getByRole('button', { name: 'Mute', exact: true }).click();
+  await eventually(async () => ['applied', 'failed'].includes((await page.locator('.outcome').first().getAttribute('data-state')) ?? ''), {
+    what: 'the mute answered',
+    timeoutMs: 30_000,
+  });
+  await shoot(page, 'meeting');
+
+  await page.goto('/lobby');
+  await page.locator('li[data-leg]').first().waitFor();
+  await shoot(page, 'lobby');
+
+  await page.goto('/records?order=desc');
+  await page.locator('tr[data-record]').first().waitFor();
+  await page.locator('tr[data-record]').first().getByRole('button', { name: 'Fields' }).click();
+  await shoot(page, 'records');
+
+  await page.goto('/activity');
+  await page.locator('tr[data-action]').first().waitFor();
+  await shoot(page, 'activity');
+
+  await page.goto('/health');
+  await page.locator('[data-node]').first().waitFor();
+  await shoot(page, 'health');
+  await context.close();
+
+  const narrow = await c.context(NARROW);
+  const phone = await narrow.newPage();
+  await signIn(phone, OPERATOR_TOKEN);
+  await phone.locator('tr[data-meeting]').first().waitFor();
+  await shoot(phone, 'meetings-390');
+  await phone.goto(`/meetings/${encodeURIComponent(board.meetingKey)}`);
+  await phone.locator('tr[data-leg]').first().waitFor();
+  await shoot(phone, 'meeting-390');
+  await narrow.close();
+
+  const signInContext = await c.context(WIDE);
+  const signInPage = await signInContext.newPage();
+  await signInPage.goto('/sign-in');
+  await shoot(signInPage, 'sign-in');
+  await signInContext.close();
+});
