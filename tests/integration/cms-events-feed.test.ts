@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { join } from 'node:path';
 import { afterEach, before, describe, test } from 'node:test';
 import { type EventsStats, type Simulator, type SimulatorOptions, startSimulator } from '@cms/cms-sim';
 import { type Config, loadConfig } from '@cms/config';
@@ -63,6 +64,7 @@ async function rig(
     beforeStart?: (sim: Simulator) => void;
     /** Also run the policy worker (in-process) on the same configuration. */
     policy?: boolean;
+    caFile?: string;
   } = {},
 ): Promise<Rig> {
   const n = ++rigNo;
@@ -88,6 +90,7 @@ async function rig(
           url: (i === 0 && options.url) || sim.bridge(name).url,
           username: 'admin',
           password: PASSWORD,
+          ...(options.caFile ? { caFile: options.caFile } : {}),
         })),
       },
     },
@@ -336,6 +339,22 @@ describe('events feed', () => {
     await eventually(async () => (await level()) === 3, { what: 'level 3 once a guest is in' });
     r.sim.leave(guest.callLegId);
     await eventually(async () => (await level()) === 2, { what: 'level 2 again once the guest left' });
+  });
+
+  test('over TLS the feed verifies the bridge with the node caFile, as the API client does', async () => {
+    const simTls = join(import.meta.dirname, '../../tools/cms-sim/fixtures/tls');
+    const tls = { keyFile: `${simTls}/server-key.pem`, certFile: `${simTls}/server-cert.pem` };
+    const trusted = await rig({ sim: { tls }, caFile: `${simTls}/ca.pem` });
+    assert.match(trusted.sim.bridge(trusted.node).url, /^https:/);
+    await inMode(trusted, trusted.node, 'events');
+    const meeting = trusted.sim.startCall({ bridges: [trusted.node] });
+    const henry = trusted.sim.join({ meeting, remoteParty: 'henry@corp.example' });
+    await eventually(async () => (await row(henry.participantId))?.source === 'events', { what: 'henry over wss' });
+
+    // A CA that did not sign the bridge's certificate: no token, no feed.
+    const untrusted = await rig({ sim: { tls }, caFile: join(import.meta.dirname, '../fixtures/tls/ca.pem') });
+    await inMode(untrusted, untrusted.node, 'unreachable');
+    assert.equal(connections(untrusted, untrusted.node).length, 0);
   });
 
   test('a node whose API cannot be reached is unreachable', async () => {
