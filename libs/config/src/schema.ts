@@ -115,7 +115,8 @@ export const configSchema = z.strictObject({
       readsPerSecond: z.number().positive().default(20),
       /**
        * Least time between two message writes to one call: a change arriving sooner waits, and later changes fold
-       * into it, so a burst of joins costs a leading and a trailing write and the text does not flicker.
+       * into it, so a burst of joins costs a leading and a trailing write and the text does not flicker. A change to a
+       * worse level than the call shows does not wait (a level better than the truth is not held on screen for it).
        */
       messageMinIntervalMs: z.number().int().min(0).default(200),
       /** How long a write job stays locked to a replica that stopped answering (crash) before another takes it. */
