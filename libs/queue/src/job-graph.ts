@@ -10,7 +10,8 @@ import { type Job, type JobsOptions, Queue, type QueueOptions } from 'bullmq';
  * | ------------------- | -------------------- | ------------------------------------------------------------------- | ----------------------- |
  * | `cdr-batches`       | `CdrBatchesJob`      | cdr-ingest (each group of POSTs that arrived together)              | policy-worker           |
  * | `cms-writes-<node>` | `CmsWriteJob`        | policy-worker (desired message changed); cms-actuator (follow-ups,  | cms-actuator (one       |
- * |                     |                      | pending sweep, reconciliation, call placement)                      | worker per CMS node)    |
+ * |                     |                      | pending sweep, reconciliation, call placement); records-api         | worker per CMS node)    |
+ * |                     |                      | (operator actions, one step per node)                               |                         |
  * | `cms-reconcile`     | `CmsReconcileJob`    | policy-worker (CDR gap, bridge restart); cms-actuator (start-up,    | cms-actuator            |
  * |                     |                      | periodic, node recovered)                                           |                         |
  * | `policy-recompute`  | `PolicyRecomputeJob` | cms-actuator (reconciliation or placement changed what we know)     | policy-worker           |
