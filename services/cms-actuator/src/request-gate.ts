@@ -27,12 +27,16 @@ return math.max(1, oldest + window - now + 1)
 /**
  * Moves a logged send to the time its request was answered (Redis's clock), logging it again if it had left: CMS
  * received it at some moment in between, so counting the window from the answer keeps the next send a whole
- * window after the arrival, however long the request took to get there.
+ * window after the arrival, however long the request took to get there. The margin (ARGV[3]) is taken off: it is
+ * there for sends counted from when they left, which CMS may handle a little later; an answered request was handled
+ * before its answer, so the ceiling's own window from the answer already keeps any two of CMS's arrivals a window
+ * apart (both times on Redis's clock, the next send leaving after its ACQUIRE). Counting the margin here too held
+ * writes back for nothing at a busy second (up to 100 ms each, measured: bench/results/policy.md, 2026-12-07).
  */
 const ANSWERED = `
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-redis.call('ZADD', KEYS[1], now, ARGV[1])
+redis.call('ZADD', KEYS[1], now - tonumber(ARGV[3]), ARGV[1])
 if redis.call('PTTL', KEYS[1]) < tonumber(ARGV[2]) then redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[2])) end
 return 0
 `;
@@ -43,8 +47,9 @@ const PENDING_POLL_MS = 25;
 /** One send the gate let through. */
 export interface GateSlot {
   /**
-   * Call once the request has been answered (or has failed): its place in the window then counts from now. Without
-   * it the send counts from when the gate let it through. Never throws (Redis unreachable: the send-time count stays).
+   * Call once the request has been answered (or has failed): its place in the window then counts from now, for the
+   * ceiling's window without the margin (see ANSWERED). Without it the send counts as on its way until its pending
+   * time is over. Never throws (Redis unreachable: the send-time count stays).
    */
   answered(): Promise<void>;
 }
@@ -81,8 +86,9 @@ export class RequestGate {
   readonly #redis: Redis;
   readonly #key: string;
   readonly #limit: number;
+  /** The ceiling's window plus the margin: how long a send counted from when it left stays in the log. */
   readonly #windowMs: number;
-
+  readonly #marginMs: number;
   readonly #pendingMs: number;
 
   /**
@@ -94,6 +100,7 @@ export class RequestGate {
     this.#key = key;
     this.#limit = ceiling.limit;
     this.#windowMs = ceiling.windowMs + marginMs;
+    this.#marginMs = marginMs;
     this.#pendingMs = pendingMs;
   }
 
@@ -111,7 +118,7 @@ export class RequestGate {
     await this.#take(member, this.#pendingMs);
     return {
       answered: async () => {
-        await this.#redis.eval(ANSWERED, 1, this.#key, member, this.#windowMs).catch(() => undefined);
+        await this.#redis.eval(ANSWERED, 1, this.#key, member, this.#windowMs, this.#marginMs).catch(() => undefined);
       },
     };
   }

@@ -36,9 +36,10 @@ export interface ActuatorTuning {
    */
   callMessageMinIntervalMs: number;
   /**
-   * Added to the one-second window of the write ceiling. CMS counts writes when it handles them, which can be a
-   * little later than when we sent them; the margin keeps that jitter from putting N+1 writes in one of its
-   * seconds. Default 100 ms.
+   * Added to the window of the write ceiling for a send counted from when it left (CMS counts writes when it handles
+   * them, which can be a little later), and to the BullMQ limiter's window. A PUT whose answer was recorded counts
+   * the ceiling's own window from that answer, without it: CMS had handled it by then (request-gate.ts ANSWERED).
+   * Default 100 ms.
    */
   writeWindowMarginMs: number;
   /** How often desired state that never got a write job (pending) and calls of unknown node (unplaced) are looked for; default 30000 ms. */
