@@ -10,7 +10,7 @@ import { stringify } from 'yaml';
 import { eventually, onTestFileEnd } from './infra.ts';
 import { type ServiceName, type Stack, startStack } from './stack.ts';
 
-export const OPERATOR_TOKEN = 'cc-operator-token-0123456789abcdef';
+const OPERATOR_TOKEN = 'cc-operator-token-0123456789abcdef';
 export const VIEWER_TOKEN = 'cc-viewer-token-0123456789abcdef';
 
 export interface ControlStack {
@@ -24,14 +24,14 @@ export interface ControlStack {
   logs(...names: ServiceName[]): string;
 }
 
-export interface ApiAnswer {
+interface ApiAnswer {
   status: number;
   headers: Headers;
   // biome-ignore lint/suspicious/noExplicitAny: test answers are checked field by field
   body: any;
 }
 
-export interface ActionAnswer {
+interface ActionAnswer {
   id: number;
   status: 'queued' | 'applied' | 'failed';
   failureDetails: { reason: string; parameter: string | null } | null;

@@ -26,7 +26,7 @@ const REDIS_WAIT_MS = 1000;
 /** The Idempotency-Key header: printable, at most 255 characters. */
 const IDEMPOTENCY_KEY = /^[\x21-\x7e]{1,255}$/;
 
-export interface ActionStep {
+interface ActionStep {
   node: string;
   callId: string | null;
   params: Record<string, unknown>;
