@@ -49,7 +49,7 @@ interface CallSummary {
 }
 
 /** One row of the live meetings view: a meeting across all its bridges. */
-export interface LiveMeeting {
+interface LiveMeeting {
   meetingKey: string;
   name: string;
   level: number | null;
@@ -77,7 +77,7 @@ function messageState(messages: (CallMessage | null)[]): LiveMeeting['messageSta
 }
 
 /** Groups active call instances into meetings; `lobby` counts waiting participants per call id when known. */
-export function liveMeetings(calls: CallSummary[], lobby: Map<string, number> | null): LiveMeeting[] {
+function liveMeetings(calls: CallSummary[], lobby: Map<string, number> | null): LiveMeeting[] {
   const byKey = new Map<string, CallSummary[]>();
   for (const call of calls) {
     const list = byKey.get(call.meetingKey);
@@ -150,7 +150,7 @@ async function readLiveMeetings(app: FastifyInstance, request: FastifyRequest): 
 }
 
 /** A GET of the HTTP API the live stream may follow: under /api/v1, no tricks with dots or schemes. */
-export function watchablePath(path: unknown): path is string {
+function watchablePath(path: unknown): path is string {
   return (
     typeof path === 'string' &&
     (path.startsWith('/api/v1/') || path.startsWith('/console/api/')) &&

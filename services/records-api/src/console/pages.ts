@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 
 /** Escapes text for HTML element content and double-quoted attribute values. */
-export function escapeHtml(text: string): string {
+function escapeHtml(text: string): string {
   return text.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 }
 
@@ -24,7 +24,7 @@ const IMPORT_MAP_HASH = `sha256-${createHash('sha256').update(IMPORT_MAP).digest
  * Strict policy for every console page: scripts, styles, images and connections from this origin only, no inline
  * code except the hashed import map, no framing, forms post only here.
  */
-export const CONTENT_SECURITY_POLICY = [
+const CONTENT_SECURITY_POLICY = [
   "default-src 'none'",
   `script-src 'self' '${IMPORT_MAP_HASH}'`,
   "style-src 'self'",

@@ -2,7 +2,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { readApi } from './live.ts';
 
 /** Most rows one export holds: a larger one should page the API itself. */
-export const CSV_MAX_ROWS = 100_000;
+const CSV_MAX_ROWS = 100_000;
 
 const COLUMNS = [
   'id',

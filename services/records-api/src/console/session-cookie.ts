@@ -9,7 +9,7 @@ const COOKIE_HTTP = 'cms_console';
 const COOKIE_TLS = '__Host-cms_console';
 
 /** The header the console's scripts send the session's CSRF token in. */
-export const CSRF_HEADER = 'x-csrf-token';
+const CSRF_HEADER = 'x-csrf-token';
 
 const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
 
@@ -24,7 +24,7 @@ declare module 'fastify' {
  * Whether the browser reached us over TLS: directly, or through a proxy that says so. Trusting the header only
  * makes the cookie stricter (Secure), never looser.
  */
-export function overTls(request: FastifyRequest): boolean {
+function overTls(request: FastifyRequest): boolean {
   if (request.protocol === 'https') return true;
   const forwarded = request.headers['x-forwarded-proto'];
   return typeof forwarded === 'string' && forwarded.split(',')[0]?.trim() === 'https';
@@ -94,7 +94,7 @@ export function checkCsrf(request: FastifyRequest, session: ConsoleSession, pres
   }
 }
 
-export function sessionExpired(): HttpProblem {
+function sessionExpired(): HttpProblem {
   return new HttpProblem(401, 'Unauthorized', 'Your console session has expired or was signed out; sign in again.', {
     headers: { 'WWW-Authenticate': 'Bearer realm="records-api"' },
   });
