@@ -76,8 +76,16 @@ if (!ingestUrl) {
     POLICY_WORKER_HOST: '127.0.0.1',
     LOG_LEVEL: 'warn',
   };
-  children.push(await startService('cdr-ingest', env, `http://127.0.0.1:${ingestPort}/readyz`));
-  if (!ackOnly) children.push(await startService('policy-worker', env, `http://127.0.0.1:${workerPort}/readyz`));
+  try {
+    children.push(await startService('cdr-ingest', env, `http://127.0.0.1:${ingestPort}/readyz`));
+    if (!ackOnly) children.push(await startService('policy-worker', env, `http://127.0.0.1:${workerPort}/readyz`));
+  } catch (err) {
+    // Leave nothing running behind: a started cdr-ingest, the database, the private Redis.
+    for (const child of children.reverse()) await child.stop();
+    await dropDatabase();
+    await privateRedis?.stop();
+    throw err;
+  }
   ingestUrl = `http://127.0.0.1:${ingestPort}`;
 }
 if (!databaseUrl && !ackOnly) throw new Error('--database-url (or DATABASE_URL) is needed to measure records in Postgres');
@@ -174,10 +182,21 @@ const countStored = async () =>
 await drive(warmup, null);
 while ((await countStored()) < warmup * perPost) await new Promise((r) => setTimeout(r, 100));
 
+const databaseName = databaseUrl ? decodeURIComponent(new URL(databaseUrl).pathname.slice(1)) : '';
 // Everything that shares the machine's cores during the run (our services only when this script started them).
 const cpuGroups: ProcessGroup[] = [
   ...children.map((child) => ({ name: child.name, match: [child.process.pid ?? -1] })),
   { name: 'PostgreSQL', match: (comm: string) => comm === 'postgres' },
+  // The server's processes above include other work's backends when the server is shared; these are only the
+  // backends serving this run's database (its process title names it), i.e. the cost of our statements.
+  ...(databaseName
+    ? [
+        {
+          name: 'PostgreSQL backends of this run',
+          match: (comm: string, cmdline: () => string) => comm === 'postgres' && cmdline().includes(` ${databaseName} `),
+        },
+      ]
+    : []),
   { name: 'Redis', match: (comm: string) => comm.startsWith('redis-server') },
   { name: 'load generator', match: [process.pid] },
 ];

@@ -7,8 +7,11 @@ import { readdirSync, readFileSync } from 'node:fs';
 
 export interface ProcessGroup {
   name: string;
-  /** Pids of the group, or a predicate on a process's command name (`comm`) to find them at each reading. */
-  match: readonly number[] | ((comm: string) => boolean);
+  /**
+   * Pids of the group, or a predicate on a process's command name (`comm`) and, read only when asked for, its
+   * command line (a PostgreSQL backend's names its database) to find them at each reading.
+   */
+  match: readonly number[] | ((comm: string, cmdline: () => string) => boolean);
 }
 
 type Reading = Map<string, number>;
@@ -35,8 +38,15 @@ export function readCpu(groups: readonly ProcessGroup[]): Reading | null {
     const comm = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
     const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
     const seconds = (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS_PER_SECOND;
+    const cmdline = () => {
+      try {
+        return readFileSync(`/proc/${pid}/cmdline`, 'utf8').replaceAll('\0', ' ');
+      } catch {
+        return '';
+      }
+    };
     for (const group of groups) {
-      const matches = typeof group.match === 'function' ? group.match(comm) : group.match.includes(Number(pid));
+      const matches = typeof group.match === 'function' ? group.match(comm, cmdline) : group.match.includes(Number(pid));
       if (matches) reading.set(group.name, (reading.get(group.name) ?? 0) + seconds);
     }
   }

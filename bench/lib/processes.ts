@@ -40,6 +40,8 @@ export interface Child {
   stop(): Promise<void>;
 }
 
+const START_TIMEOUT_MS = 60_000;
+
 /** `stdoutFile`: where the service's stdout (its JSON log) goes; by default it is dropped. */
 export async function startService(
   name: string,
@@ -55,13 +57,19 @@ export async function startService(
   });
   if (typeof out === 'number') closeSync(out);
   const exited = new Promise<void>((resolve) => child.on('exit', () => resolve()));
-  const deadline = Date.now() + 20_000;
+  // Generous: on a machine shared with other work, start-up (module loading, migrations) can take many seconds.
+  const deadline = Date.now() + START_TIMEOUT_MS;
   for (;;) {
     if (child.exitCode !== null) throw new Error(`${name} exited during start-up`);
     try {
       if ((await fetch(readyUrl)).ok) break;
     } catch {}
-    if (Date.now() > deadline) throw new Error(`${name} not ready within 20 s`);
+    if (Date.now() > deadline) {
+      // Not left running: an orphan would keep serving (and holding its port and the caller's stderr) after we exit.
+      child.kill('SIGKILL');
+      await exited;
+      throw new Error(`${name} not ready within ${START_TIMEOUT_MS / 1000} s`);
+    }
     await new Promise((r) => setTimeout(r, 100));
   }
   return {
