@@ -1,11 +1,13 @@
 import assert from 'node:assert/strict';
+import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { afterEach, before, describe, test } from 'node:test';
 import { type EventsStats, type Simulator, type SimulatorOptions, startSimulator } from '@cms/cms-sim';
 import { type Config, loadConfig } from '@cms/config';
-import { callLegObservations, calls, cmsNodeStatus, type Database, meetings } from '@cms/db';
+import { callLegObservations, callLegs, calls, cmsNodeStatus, type Database, meetings } from '@cms/db';
 import { createLogger, createMetricsRegistry, type Registry } from '@cms/observability';
 import { eq, inArray } from 'drizzle-orm';
+import { buildIngest } from '../../services/cdr-ingest/src/app.ts';
 import { type ActuatorService, buildActuator } from '../../services/cms-actuator/src/app.ts';
 import type { NodeFeedLimits } from '../../services/cms-actuator/src/events/node-feed.ts';
 import type { ActuatorTuning } from '../../services/cms-actuator/src/tuning.ts';
@@ -18,6 +20,7 @@ import { eventually, testDatabase, testRedis } from '../helpers/infra.ts';
  */
 
 const PASSWORD = 'events-feed-test-pass';
+const INGEST_TOKEN = 'events-feed-test-ingest-token';
 const silent = createLogger('cms-events-feed-test', 'silent');
 const FAST: Partial<ActuatorTuning> = {
   requestTimeoutMs: 2000,
@@ -65,6 +68,8 @@ async function rig(
     /** Also run the policy worker (in-process) on the same configuration. */
     policy?: boolean;
     caFile?: string;
+    /** The bridges post CDRs to an in-process cdr-ingest (the policy worker stores them). */
+    cdrs?: boolean;
   } = {},
 ): Promise<Rig> {
   const n = ++rigNo;
@@ -95,6 +100,22 @@ async function rig(
       },
     },
   });
+  if (options.cdrs) {
+    const ingestConfig = loadConfig({
+      env: {},
+      overrides: {
+        log: { level: 'silent' },
+        redis: { url: redisUrl },
+        queue: { prefix: config.queue.prefix },
+        ingest: { token: INGEST_TOKEN },
+      },
+    });
+    const ingest = await buildIngest({ config: ingestConfig, log: silent });
+    await ingest.app.listen({ host: '127.0.0.1', port: 0 });
+    cleanups.push(() => ingest.close());
+    const { port } = ingest.app.server.address() as AddressInfo;
+    sim.setCdrReceivers([`http://127.0.0.1:${port}/cdr/{bridge}?token=${INGEST_TOKEN}`]);
+  }
   if (options.policy) {
     const worker = await buildPolicyWorker({ config, db, log: silent });
     cleanups.push(() => worker.close());
@@ -339,6 +360,33 @@ describe('events feed', () => {
     await eventually(async () => (await level()) === 3, { what: 'level 3 once a guest is in' });
     r.sim.leave(guest.callLegId);
     await eventually(async () => (await level()) === 2, { what: 'level 2 again once the guest left' });
+  });
+
+  test('a participant who left counts no more as soon as the roster says so, before its callLegEnd CDR arrives', async () => {
+    const r = await rig({ policy: true, cdrs: true, sim: { cdr: { flushDelayMs: 5, resendInitialMs: 20, resendMaxMs: 100 } } });
+    await inMode(r, r.node, 'events');
+    const meeting = r.sim.startCall({ bridges: [r.node] });
+    const level = async () => (await db.select().from(meetings).where(eq(meetings.meetingKey, meeting.callCorrelator)))[0]?.level;
+    r.sim.join({ meeting, remoteParty: 'alice@corp.example' });
+    const guest = r.sim.join({ meeting, kind: 'guest', admitted: true });
+    await eventually(async () => (await level()) === 3, { what: 'level 3 with the guest in' });
+    await eventually(async () => (await db.select().from(callLegs).where(eq(callLegs.id, guest.callLegId))).length === 1, {
+      what: "the guest's CDR leg",
+    });
+
+    // CDRs stop reaching us: only the feed can tell that the guest left.
+    r.sim.receiverOutage(true);
+    r.sim.leave(guest.callLegId);
+    await eventually(async () => (await level()) === 2, { what: 'level 2 from the roster alone' });
+    const [leg] = await db.select().from(callLegs).where(eq(callLegs.id, guest.callLegId));
+    assert.equal(leg?.endedAt, null, 'no callLegEnd yet');
+    assert.equal((await db.select().from(callLegObservations).where(eq(callLegObservations.id, guest.callLegId)))[0]?.state, 'left');
+
+    r.sim.receiverOutage(false);
+    await eventually(async () => (await db.select().from(callLegs).where(eq(callLegs.id, guest.callLegId)))[0]?.endedAt, {
+      what: 'the callLegEnd delivered',
+    });
+    assert.equal(await level(), 2, 'both agree');
   });
 
   test('over TLS the feed verifies the bridge with the node caFile, as the API client does', async () => {

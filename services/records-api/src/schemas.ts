@@ -316,7 +316,11 @@ const liveStateSchema = {
   properties: {
     participantId: { ...nullableString, description: 'The CMS participant id (for participant API operations).' },
     name: nullableString,
-    state: { ...nullableString, description: 'initial, ringing, connected or onHold.' },
+    state: {
+      ...nullableString,
+      description:
+        'initial, ringing, connected or onHold; left: CMS no longer lists the participant and its callLegEnd has not arrived yet.',
+    },
     connected: { ...nullableBoolean, description: 'state is connected or onHold.' },
     deactivated: { ...nullableBoolean, description: 'true while the participant waits in the lobby.' },
     activator: { ...nullableBoolean, description: 'true: activates the meeting (a host); false: a guest who may wait in the lobby.' },

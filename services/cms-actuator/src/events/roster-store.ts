@@ -13,6 +13,12 @@ export interface RosterSource {
   meetingKey: string;
 }
 
+/**
+ * `call_leg_observations.state` of a participant the roster no longer lists while its leg's callLegEnd has not
+ * arrived yet (ours, not a CMS state: the roster just removes the participant).
+ */
+const LEFT_STATE = 'left';
+
 type ColumnKind = 'text' | 'boolean' | 'integer';
 
 /** Roster element → call_leg_observations column (the live columns of migration 0006, plus state and deactivated). */
@@ -65,13 +71,19 @@ export async function storeRoster(
     for (const entry of entries) {
       const participant = String(entry.participant);
       if (entry.updateType === 'remove') {
-        const { rows } = await tx.execute<{ callId: string }>(
-          sql`DELETE FROM call_leg_observations o
-              WHERE o.participant_id = ${participant} OR o.id = ${participant}
-                 OR o.id IN (SELECT l.id FROM call_legs l WHERE l.group_id = ${participant} AND l.call_id IN ${meetingCalls})
-              RETURNING o.call_id AS "callId"`,
+        const mine = sql`(o.participant_id = ${participant} OR o.id = ${participant}
+                 OR o.id IN (SELECT l.id FROM call_legs l WHERE l.group_id = ${participant} AND l.call_id IN ${meetingCalls}))`;
+        const openCdrLeg = sql`EXISTS (SELECT 1 FROM call_legs l WHERE l.id = o.id AND l.ended_at IS NULL)`;
+        // A leg whose callLegEnd has not arrived yet keeps its row, marked as left: until the CDR comes, the live view
+        // is the fresher fact (the policy stops counting the participant now). Other rows simply go.
+        const { rows: left } = await tx.execute<{ callId: string }>(
+          sql`UPDATE call_leg_observations o SET state = ${LEFT_STATE}, deactivated = false, source = 'events', observed_at = now(), updated_at = now()
+              WHERE ${mine} AND ${openCdrLeg} RETURNING o.call_id AS "callId"`,
         );
-        for (const r of rows) callIds.add(r.callId);
+        const { rows: gone } = await tx.execute<{ callId: string }>(
+          sql`DELETE FROM call_leg_observations o WHERE ${mine} AND NOT ${openCdrLeg} RETURNING o.call_id AS "callId"`,
+        );
+        for (const r of [...left, ...gone]) callIds.add(r.callId);
         policyRelevant = true;
         continue;
       }
