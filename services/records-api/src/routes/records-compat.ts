@@ -1,5 +1,5 @@
 import { cdrRecords, type Database } from '@cms/db';
-import { desc } from 'drizzle-orm';
+import { and, desc, eq } from 'drizzle-orm';
 import type { FastifyInstance } from 'fastify';
 import { requireRole } from '../auth.ts';
 import { bearerSecurity, errorResponses } from '../schemas.ts';
@@ -49,12 +49,20 @@ export async function recordsCompatRoutes(app: FastifyInstance, options: { db: D
       },
     },
     async (request) => {
-      const rows = await db
-        .select({ raw: cdrRecords.raw })
+      // The offset is walked on the primary key alone (an index-only scan), and only the page's own rows are read:
+      // reading every skipped record's raw element made a deep page cost its offset in whole rows.
+      const page = db
+        .select({ id: cdrRecords.id, time: cdrRecords.time })
         .from(cdrRecords)
         .orderBy(desc(cdrRecords.id))
         .limit(PAGE_SIZE)
-        .offset((request.params.page - 1) * PAGE_SIZE);
+        .offset((request.params.page - 1) * PAGE_SIZE)
+        .as('page');
+      const rows = await db
+        .select({ raw: cdrRecords.raw })
+        .from(page)
+        .innerJoin(cdrRecords, and(eq(cdrRecords.id, page.id), eq(cdrRecords.time, page.time)))
+        .orderBy(desc(page.id));
       return rows.length === 0 ? { records: 0 } : { records: rows.map((row) => row.raw) };
     },
   );
