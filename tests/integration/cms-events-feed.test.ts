@@ -236,8 +236,10 @@ describe('events feed', () => {
     const r = await rig();
     await inMode(r, r.node, 'events');
     const participants: string[] = [];
+    const started: ReturnType<Simulator['startCall']>[] = [];
     for (let i = 0; i < 120; i++) {
       const meeting = r.sim.startCall({ bridges: [r.node] });
+      started.push(meeting);
       participants.push(r.sim.join({ meeting, remoteParty: `user${i}@corp.example` }).participantId);
     }
     await eventually(
@@ -256,6 +258,11 @@ describe('events feed', () => {
       121,
       'calls and 120 rosters',
     );
+    // Back under one connection's worth: the second connection is given up.
+    for (const meeting of started.slice(90)) r.sim.endCall(meeting);
+    await eventually(() => connections(r, r.node).length === 1 && connections(r, r.node)[0]?.subscriptions === 91, {
+      what: 'one connection with calls and 90 rosters',
+    });
   });
 
   test('a dropped feed reconnects and resyncs: changes made while it was away are all there', async () => {

@@ -191,6 +191,13 @@ export class NodeEventsFeed {
       this.#slots[slot]?.rosters.set(callId, this.#nextIndex++);
     }
     this.#slots.forEach((slot, i) => {
+      // A further connection left without rosters is closed (CMS allows few); the first always carries `calls`.
+      if (i > 0 && slot.rosters.size === 0) {
+        clearTimeout(slot.timer);
+        slot.timer = undefined;
+        slot.connection?.close();
+        return;
+      }
       if (slot.connection && !slot.connection.closed) this.#send(slot, i);
       else if (!slot.opening && !slot.timer && (i === 0 || slot.rosters.size > 0)) void this.#open(i);
     });
@@ -294,7 +301,8 @@ export class NodeEventsFeed {
     const slot = this.#slot(i);
     slot.connection = null;
     slot.sent = '';
-    if (this.#stopped) return;
+    // A further connection with nothing left to carry was closed on purpose.
+    if (this.#stopped || (i > 0 && slot.rosters.size === 0)) return;
     this.#log.warn({ node: this.node, connection: i, code }, 'events feed connection closed: reconnecting');
     if (i === 0) {
       this.#callsActive = false;
