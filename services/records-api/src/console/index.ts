@@ -18,6 +18,7 @@ import { exportRecordsCsv } from './records-csv.ts';
 import { ConsoleRedis } from './redis.ts';
 import { checkCsrf, clearedCookies, consoleSessionAuth, sameOrigin, sessionCookie, sessionId } from './session-cookie.ts';
 import { SESSION_IDLE_SECONDS, SESSION_MAX_SECONDS, SessionStore } from './sessions.ts';
+import { SignInThrottle } from './sign-in-throttle.ts';
 
 const PUBLIC_DIR = new URL('../../public/', import.meta.url);
 
@@ -59,6 +60,7 @@ export function createConsole(options: { config: Config; db: Database; tokens: R
   const sessions = new SessionStore(redis, config.queue.prefix);
   const sessionAuth = consoleSessionAuth(sessions);
   const assets = new Map<string, Buffer>();
+  const throttle = new SignInThrottle();
 
   async function asset(url: URL): Promise<Buffer | undefined> {
     const key = url.href;
@@ -112,12 +114,19 @@ export function createConsole(options: { config: Config; db: Database; tokens: R
           reply.code(status).headers(PAGE_HEADERS).type('text/html; charset=utf-8').send(signInPage({ next, error }));
         // Login CSRF: another site must not sign a browser in as someone else.
         if (!sameOrigin(request)) return page(403, 'Sign-in refused: the form was not sent from this console.');
+        const wait = throttle.retryAfter(request.ip);
+        if (wait > 0) {
+          reply.header('retry-after', String(wait));
+          return page(429, `Too many refused sign-ins from this address; try again in ${wait} seconds.`);
+        }
         const token = form.token ?? '';
         const principal = token === '' ? null : principalFor(token, tokens);
         if (!principal) {
+          throttle.failed(request.ip);
           request.log.info('console sign-in refused: unknown token');
           return page(401, 'That token is not one this service knows. Use API_TOKEN or a token listed under api.tokens.');
         }
+        throttle.succeeded(request.ip);
         const { id } = await sessions.create(principal);
         request.log.info({ tokenName: principal.name, role: principal.role }, 'console sign-in');
         return reply.header('set-cookie', sessionCookie(request, id)).redirect(next, 303);
