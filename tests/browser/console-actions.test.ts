@@ -174,4 +174,34 @@ describe('the meeting controls', () => {
     assert.equal(c.sim.writeLog({ method: 'POST' }).length, before, 'nothing reached CMS');
     await context.close();
   });
+  // Last: it ends the board meeting the tests above use.
+  test("a participant's layout, a disconnect and the end of the meeting reach both bridges", async () => {
+    const context = await c.context();
+    const page = await context.newPage();
+    await signIn(page, OPERATOR_TOKEN, `/meetings/${board.callCorrelator}`);
+    const cfo = page.locator(`tr[data-leg="${people.cfo!.callLegId}"]`);
+    await cfo.getByLabel(/Layout for/).selectOption('onePlusFive');
+    await cfo.getByRole('button', { name: 'Set layout' }).click();
+    assert.match(await outcome(page, 'Layout onePlusFive'), /^applied/);
+    assert.equal(simLeg(people.cfo!).chosenLayout, 'onePlusFive', 'on the other bridge');
+
+    const ann = page.locator(`tr[data-leg="${people.ann!.callLegId}"]`);
+    await ann.getByRole('button', { name: 'Disconnect', exact: true }).click();
+    await ann.getByRole('button', { name: /^Disconnect Ann/ }).click();
+    assert.match(await outcome(page, 'Disconnect Ann'), /^applied/);
+    assert.equal(
+      c.sim.inspectCall(people.ann!.callId).legs.some((l) => l.id === people.ann!.callLegId),
+      false,
+      'Ann is gone from the bridge',
+    );
+
+    await page.getByRole('button', { name: 'End meeting' }).click();
+    await page.getByRole('button', { name: 'End it for everyone' }).click();
+    assert.match(await outcome(page, 'End meeting'), /^applied/);
+    await eventually(async () => (await page.locator('.chip.state-ended').count()) === 1, {
+      what: 'the meeting shown ended',
+      timeoutMs: 30_000,
+    });
+    await context.close();
+  });
 });

@@ -55,6 +55,11 @@ function stateOf(p) {
   return p.live?.state ?? p.state ?? 'unknown';
 }
 
+/** A participant only the live roster knows (the API gives it no CDR times). */
+function rosterOnly(p) {
+  return p.live && p.startedAt === null && p.connectedAt === null;
+}
+
 function who(p) {
   return p.displayName || p.live?.name || p.name || p.remoteParty || p.remoteAddress || p.id;
 }
@@ -188,7 +193,8 @@ export function MeetingPage({ meetingKey, session }) {
               const c = p.classification ?? {};
               return html`<tr key=${p.id} data-leg=${p.id} data-state=${stateOf(p)}>
                 <td data-label="Participant"><span class="who-cell" title=${p.remoteParty ?? ''}>${who(p)}</span>
-                  ${live.presenter ? html` <span class="chip presenter">presenter</span>` : null}</td>
+                  ${live.presenter ? html` <span class="chip presenter">presenter</span>` : null}
+                  ${rosterOnly(p) ? html` <span class="chip" title="CMS shows this participant live; no CDR has named it yet">roster only</span>` : null}</td>
                 <td data-label="Bridge">${p.node ?? p.callBridge ?? '—'}</td>
                 <td data-label="Classification"><${Level} level=${c.level} /> ${c.counts === false ? html`<span class="muted">(${WHY[c.why] ?? c.why})</span>` : null}</td>
                 <td data-label="Reason">${c.rule ?? '—'}${c.matched ? ` (${c.matched})` : c.host ? ` (${c.host})` : ''}</td>
