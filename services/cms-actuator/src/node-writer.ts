@@ -10,8 +10,9 @@ import {
   createCmsWritesQueue,
   type Redis,
 } from '@cms/queue';
-import { type Job, UnrecoverableError, Worker } from 'bullmq';
+import { type Job, UnrecoverableError, Worker, type WorkerOptions } from 'bullmq';
 import { ACTION_HANDLERS } from './actions/handlers.ts';
+import { InteractiveLane } from './actions/interactive-lane.ts';
 import { BusyBackoff } from './busy-backoff.ts';
 import { insertWriteRecord } from './desired-state.ts';
 import type { ActuatorMetrics } from './metrics.ts';
@@ -61,6 +62,8 @@ export class NodeWriter {
   readonly health: NodeHealth;
   readonly #deps: NodeWriterDeps;
   readonly #ctx: WriteContext;
+  /** Takes operator actions while the worker waits for its limiter (actions/interactive-lane.ts). */
+  readonly #lane: InteractiveLane;
   #depthTimer: NodeJS.Timeout | undefined;
   #depthBusy = false;
 
@@ -78,7 +81,7 @@ export class NodeWriter {
       tuning.writeWindowMarginMs,
       tuning.requestTimeoutMs,
     );
-    this.worker = new Worker<CmsWriteJob>(this.queue.name, (job, token) => this.#process(job, token), {
+    const workerOptions: WorkerOptions = {
       connection: redis,
       prefix,
       concurrency: tuning.concurrency,
@@ -101,6 +104,14 @@ export class NodeWriter {
         backoffStrategy: (attemptsMade: number, type?: string) =>
           type === CMS_WRITE_BACKOFF_TYPE ? cappedExponentialDelay(attemptsMade, tuning.retryBaseDelayMs, tuning.retryMaxDelayMs) : 0,
       },
+    };
+    this.worker = new Worker<CmsWriteJob>(this.queue.name, (job, token) => this.#process(job, token), workerOptions);
+    this.#lane = new InteractiveLane({
+      node: node.name,
+      queueName: this.queue.name,
+      workerOptions,
+      process: (job, token) => this.#process(job, token),
+      log,
     });
     this.worker.on('error', (err) => log.warn({ node: node.name, err }, 'cms write worker error'));
     this.worker.on('failed', (job, err) => {
@@ -137,6 +148,7 @@ export class NodeWriter {
   start(): void {
     const { log, tuning } = this.#deps;
     void this.worker.run().catch((err: Error) => log.error({ node: this.name, err }, 'cms write worker stopped'));
+    this.#lane.start();
     void this.health.checkOnce();
     this.#depthTimer = setInterval(() => void this.refreshQueueDepth(), tuning.queueDepthIntervalMs);
     this.#depthTimer.unref();
@@ -161,6 +173,7 @@ export class NodeWriter {
   async close(): Promise<void> {
     clearInterval(this.#depthTimer);
     this.health.stop();
+    await this.#lane.close();
     await this.worker.close();
     await this.queue.close();
     await this.client.close();

@@ -7,19 +7,33 @@ import type { Redis } from '@cms/queue';
  * many ms to wait before asking again: until the oldest send leaves the window, or a short poll while every logged
  * send is still waiting for its answer. ARGV[4] > 0 logs the send as pending that long (its answer moves it, see
  * ANSWERED): a request still on its way never leaves the window, however slow.
+ *
+ * Urgent callers (ARGV[6] = 1: an operator's action) go first: while one waits (KEYS[2], each entry kept alive by
+ * its caller's polls), the others see that many places fewer, so the next free place is the urgent caller's.
  */
 const ACQUIRE = `
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local window = tonumber(ARGV[2])
 local pending = tonumber(ARGV[4])
+local urgent = tonumber(ARGV[6]) == 1
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window)
-if redis.call('ZCARD', KEYS[1]) < tonumber(ARGV[1]) then
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now)
+local reserved = 0
+if not urgent then reserved = redis.call('ZCARD', KEYS[2]) end
+if redis.call('ZCARD', KEYS[1]) + reserved < tonumber(ARGV[1]) then
   redis.call('ZADD', KEYS[1], now + pending, ARGV[3])
   if redis.call('PTTL', KEYS[1]) < pending + window then redis.call('PEXPIRE', KEYS[1], pending + window) end
+  if urgent then redis.call('ZREM', KEYS[2], ARGV[3]) end
   return 0
 end
-local oldest = tonumber(redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')[2])
+if urgent then
+  redis.call('ZADD', KEYS[2], now + window, ARGV[3])
+  redis.call('PEXPIRE', KEYS[2], window * 2)
+end
+local first = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')[2]
+if not first then return tonumber(ARGV[5]) end
+local oldest = tonumber(first)
 if oldest > now then return tonumber(ARGV[5]) end
 return math.max(1, oldest + window - now + 1)
 `;
@@ -113,9 +127,9 @@ export class RequestGate {
    * Like acquire(), for a request whose window should count from its answer: the send counts as on its way (it
    * never leaves the window) until `answered()` is called on the result.
    */
-  async acquireSlot(): Promise<GateSlot> {
+  async acquireSlot(options: { urgent?: boolean } = {}): Promise<GateSlot> {
     const member = randomUUID();
-    await this.#take(member, this.#pendingMs);
+    await this.#take(member, this.#pendingMs, options.urgent === true);
     return {
       answered: async () => {
         await this.#redis.eval(ANSWERED, 1, this.#key, member, this.#windowMs, this.#marginMs).catch(() => undefined);
@@ -123,9 +137,22 @@ export class RequestGate {
     };
   }
 
-  async #take(member: string, pendingMs: number): Promise<void> {
+  async #take(member: string, pendingMs: number, urgent = false): Promise<void> {
     for (;;) {
-      const waitMs = Number(await this.#redis.eval(ACQUIRE, 1, this.#key, this.#limit, this.#windowMs, member, pendingMs, PENDING_POLL_MS));
+      const waitMs = Number(
+        await this.#redis.eval(
+          ACQUIRE,
+          2,
+          this.#key,
+          `${this.#key}:urgent`,
+          this.#limit,
+          this.#windowMs,
+          member,
+          pendingMs,
+          PENDING_POLL_MS,
+          urgent ? 1 : 0,
+        ),
+      );
       if (waitMs <= 0) return;
       await new Promise((resolve) => setTimeout(resolve, waitMs));
     }

@@ -53,7 +53,8 @@ export function stepHandler(body: StepBody, options: StepOptions) {
       step,
       read: timed,
       async write(request) {
-        const slot = await ctx.gate.acquireSlot();
+        // Urgent: the next free place under the ceiling is this write's, not a waiting message's.
+        const slot = await ctx.gate.acquireSlot({ urgent: true });
         firstWriteAt ??= new Date();
         writes++;
         try {

@@ -1,0 +1,115 @@
+import { randomUUID } from 'node:crypto';
+import type { Logger } from '@cms/observability';
+import type { CmsWriteJob } from '@cms/queue';
+import { type Job, QueueEvents, RATE_LIMIT_ERROR, Worker, type WorkerOptions } from 'bullmq';
+import { ACTION_HANDLERS } from './handlers.ts';
+
+const ACTION_KINDS: ReadonlySet<string> = new Set(Object.keys(ACTION_HANDLERS));
+
+/** Job starts per window the lane may take beyond the node worker's limiter (the messages' 2N). */
+export const INTERACTIVE_EXTRA_STARTS = 2;
+
+/**
+ * The node's interactive lane: takes an operator action from the node's write queue as soon as it is added, even
+ * while the node's worker waits for its limiter. BullMQ's limiter counts job starts (a message job that finds nothing
+ * to write counts too), so under a burst of message changes the worker can be rate-limited for most of each window,
+ * and an action at the head of the queue would wait up to a window (1.1 s) for its start. The lane shares the queue's
+ * limiter counter with a few more starts per window (INTERACTIVE_EXTRA_STARTS), wakes only when an action is added
+ * (the queue's `added` event), takes the head of the queue (actions are added there, lifo) and stops after a job that
+ * is not an action (one that the node's worker got to first). A 503 pause (worker.rateLimit) holds it too, and every
+ * write still passes the node's write gate, so the ceiling is the same.
+ */
+export class InteractiveLane {
+  readonly #worker: Worker<CmsWriteJob>;
+  readonly #events: QueueEvents;
+  readonly #process: (job: Job<CmsWriteJob>, token: string) => Promise<void>;
+  readonly #log: Logger;
+  readonly #node: string;
+  #draining = false;
+  #again = false;
+  #closed = false;
+
+  constructor(options: {
+    node: string;
+    queueName: string;
+    workerOptions: WorkerOptions;
+    process: (job: Job<CmsWriteJob>, token: string) => Promise<void>;
+    log: Logger;
+  }) {
+    const { workerOptions } = options;
+    this.#node = options.node;
+    this.#log = options.log;
+    this.#process = options.process;
+    const limiter = workerOptions.limiter && { ...workerOptions.limiter, max: workerOptions.limiter.max + INTERACTIVE_EXTRA_STARTS };
+    this.#worker = new Worker<CmsWriteJob>(options.queueName, null, {
+      ...workerOptions,
+      concurrency: 1,
+      autorun: false,
+      ...(limiter ? { limiter } : {}),
+    });
+    this.#worker.on('error', (err) => this.#log.warn({ node: this.#node, err }, 'interactive lane worker error'));
+    this.#events = new QueueEvents(options.queueName, {
+      connection: workerOptions.connection,
+      prefix: workerOptions.prefix,
+      autorun: false,
+    });
+    this.#events.on('error', (err) => this.#log.debug({ node: this.#node, err }, 'interactive lane events error'));
+    this.#events.on('added', ({ name }) => {
+      if (ACTION_KINDS.has(name)) void this.#drain();
+    });
+  }
+
+  start(): void {
+    void this.#events.run().catch((err: Error) => this.#log.warn({ node: this.#node, err }, 'interactive lane stopped listening'));
+  }
+
+  async #drain(): Promise<void> {
+    if (this.#draining) {
+      this.#again = true;
+      return;
+    }
+    this.#draining = true;
+    try {
+      do {
+        this.#again = false;
+        while (!this.#closed) {
+          const token = randomUUID();
+          const job = (await this.#worker.getNextJob(token, { block: false })) as Job<CmsWriteJob> | undefined;
+          if (!job) break; // nothing waiting, or the limiter says wait: the node's worker takes it then
+          const handled = await this.#run(job, token);
+          if (!handled || !ACTION_KINDS.has(job.data.kind)) break;
+        }
+      } while (this.#again && !this.#closed);
+    } catch (err) {
+      this.#log.warn({ node: this.#node, err }, 'interactive lane could not take a job: the node worker will');
+    } finally {
+      this.#draining = false;
+    }
+  }
+
+  /**
+   * Runs one job the way BullMQ's worker does: completed, or back to wait (rate limit), delayed, or failed (retries).
+   * False when CMS asked to wait (503, held credentials): the lane stops, the node's worker carries on after the pause.
+   */
+  async #run(job: Job<CmsWriteJob>, token: string): Promise<boolean> {
+    try {
+      await this.#process(job, token);
+      await job.moveToCompleted(undefined, token, false);
+      return true;
+    } catch (err) {
+      const error = err as Error;
+      if (error.message === RATE_LIMIT_ERROR) {
+        await job.moveToWait(token);
+        return false;
+      }
+      if (error.name !== 'DelayedError') await job.moveToFailed(error, token, false); // delayed: the handler moved it
+      return true;
+    }
+  }
+
+  async close(): Promise<void> {
+    this.#closed = true;
+    await this.#events.close();
+    await this.#worker.close();
+  }
+}
