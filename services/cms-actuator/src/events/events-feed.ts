@@ -14,6 +14,12 @@ import type { RosterEntry } from './protocol.ts';
 import { RosterPlacement } from './roster-placement.ts';
 import { forgetCall, storeRoster } from './roster-store.ts';
 
+/**
+ * After the policy's grace for participants only the roster shows (2 s, load-meetings.ts), with a margin: by then
+ * their CDRs have normally arrived and decided; if not, the roster's word counts.
+ */
+const UNCORROBORATED_RECOMPUTE_MS = 2500;
+
 export interface EventsFeedDeps {
   nodes: readonly CmsNodeConfig[];
   writers: ReadonlyMap<string, NodeWriter>;
@@ -49,6 +55,7 @@ export class EventsFeed {
   readonly #placement: RosterPlacement;
   readonly #clients: CmsClient[] = [];
   readonly #tokens = new Map<string, AuthTokens>();
+  readonly #timers = new Set<NodeJS.Timeout>();
 
   constructor(deps: EventsFeedDeps) {
     this.#d = deps;
@@ -120,6 +127,7 @@ export class EventsFeed {
 
   async close(): Promise<void> {
     for (const feed of this.feeds.values()) feed.stop();
+    for (const timer of this.#timers) clearTimeout(timer);
     await this.modes.flushed();
     await Promise.all(this.#clients.map((c) => c.close()));
   }
@@ -140,6 +148,17 @@ export class EventsFeed {
     this.#d.metrics.eventsRosterUpdates.inc({ node }, entries.length);
     const stored = await storeRoster(this.#d.db, { node, callId, meetingKey }, entries, fullList);
     if (stored.policyRelevant) await this.#recompute(stored.callIds, 'events:roster');
+    if (stored.uncorroborated) this.#recomputeLater(stored.callIds);
+  }
+
+  /** Once a participant no CDR has named yet counts for the policy (UNCORROBORATED_GRACE in load-meetings.ts). */
+  #recomputeLater(callIds: string[]): void {
+    const timer = setTimeout(() => {
+      this.#timers.delete(timer);
+      void this.#recompute(callIds, 'events:rosterOnly');
+    }, UNCORROBORATED_RECOMPUTE_MS);
+    timer.unref();
+    this.#timers.add(timer);
   }
 
   async #recompute(callIds: string[], reason: string): Promise<void> {

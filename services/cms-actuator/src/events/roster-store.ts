@@ -46,6 +46,11 @@ export interface StoredRoster {
   policyRelevant: boolean;
   /** The call instances the stored rows belong to (for a policy recompute). */
   callIds: string[];
+  /**
+   * A participant was stored that no CDR has named yet: the policy counts it only once its CDRs had time to arrive
+   * (the roster has no leg type, so it could classify an app user by domain), so a second recompute is due then.
+   */
+  uncorroborated: boolean;
 }
 
 /**
@@ -67,6 +72,7 @@ export async function storeRoster(
   const meetingCalls = sql`(SELECT id FROM calls WHERE call_correlator = ${source.meetingKey} OR id = ${source.meetingKey} UNION SELECT ${source.callId}::text)`;
   const callIds = new Set<string>([source.callId]);
   let policyRelevant = false;
+  let uncorroborated = false;
   await db.transaction(async (tx) => {
     for (const entry of entries) {
       const participant = String(entry.participant);
@@ -95,6 +101,7 @@ export async function storeRoster(
       const legId = legs[0]?.id;
       // Stored before its CDRs named the leg: the participant's row becomes the leg's.
       if (legId) await adoptProvisionalRows(tx, [{ legId, participantId: participant }]);
+      else if (entry.updateType === 'add') uncorroborated = true;
       const { rows } = await tx.execute<{ callId: string }>(upsert(source, participant, entry, meetingCalls));
       for (const r of rows) callIds.add(r.callId);
     }
@@ -110,7 +117,7 @@ export async function storeRoster(
       for (const r of rows) callIds.add(r.callId);
     }
   });
-  return { policyRelevant, callIds: [...callIds].sort() };
+  return { policyRelevant, callIds: [...callIds].sort(), uncorroborated };
 }
 
 function upsert(source: RosterSource, participant: string, entry: RosterEntry, meetingCalls: SQL): SQL {
@@ -133,7 +140,7 @@ function upsert(source: RosterSource, participant: string, entry: RosterEntry, m
     SELECT coalesce((SELECT id FROM cdr), (SELECT id FROM existing), ${participant}::text),
            coalesce((SELECT call_id FROM cdr), ${source.callId}::text), coalesce((SELECT node FROM cdr), ${source.node}::text),
            ${participant}::text, 'events', now(), now()${values}
-    ON CONFLICT (id) DO UPDATE SET participant_id = excluded.participant_id, source = 'events', observed_at = now(), updated_at = now(),
+    ON CONFLICT (id) DO UPDATE SET participant_id = excluded.participant_id, source = 'events', updated_at = now(),
       call_id = CASE WHEN EXISTS (SELECT 1 FROM cdr) THEN excluded.call_id ELSE o.call_id END,
       node = CASE WHEN EXISTS (SELECT 1 FROM cdr) THEN excluded.node ELSE o.node END${sets}
     RETURNING o.call_id AS "callId"`;

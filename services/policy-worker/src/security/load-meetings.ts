@@ -38,6 +38,14 @@ export async function decidedProvisionalKeys(tx: Tx, candidates: readonly Provis
   return new Set(rows.map((r) => r.key));
 }
 
+/**
+ * How long a participant only the events feed shows waits before it counts: the roster has no leg type, so until
+ * the leg's CDRs (normally within a fraction of a second) say what it is, an app user could pass for a SIP user of
+ * their domain; counted at once, a join would briefly show a better level than the truth. The feed asks for a
+ * recompute after this grace. (Legs read by polling carry their type and count at once.)
+ */
+const UNCORROBORATED_GRACE = '2 seconds';
+
 /** Everything stored about these meetings: their call instances on every bridge, legs, recorders, rows and messages. */
 export async function loadMeetingState(tx: Tx, keys: readonly string[]): Promise<MeetingState> {
   const keysJson = JSON.stringify(keys);
@@ -69,6 +77,7 @@ export async function loadMeetingState(tx: Tx, keys: readonly string[]): Promise
         SELECT o.id, o.call_id, o.type, o.sub_type, NULL, o.remote_party, NULL, o.state, NULL, false, o.deactivated, NULL
         FROM call_leg_observations o
         WHERE o.call_id IN (SELECT jsonb_array_elements_text(${instanceIds}::jsonb))
+          AND (o.source <> 'events' OR o.observed_at < now() - ${UNCORROBORATED_GRACE}::interval)
           AND NOT EXISTS (
             SELECT 1 FROM call_legs l
             WHERE l.id = o.id
