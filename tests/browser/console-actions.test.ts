@@ -7,7 +7,7 @@ import { before, describe, test } from 'node:test';
 import type { MeetingHandle } from '@cms/cms-sim';
 import type { Page } from 'playwright-core';
 import { eventually } from '../helpers/infra.ts';
-import { type ConsoleStack, INTERNAL, OPERATOR_TOKEN, SECURE, signIn, startConsoleStack } from './console-stack.ts';
+import { type ConsoleStack, INTERNAL, OPERATOR_TOKEN, SECURE, STACK_START_MS, signIn, startConsoleStack } from './console-stack.ts';
 
 let c: ConsoleStack;
 let board: MeetingHandle;
@@ -42,28 +42,31 @@ async function outcome(page: Page, label: string): Promise<string> {
   return `${await item.getAttribute('data-state')}: ${await item.locator('.outcome-detail').innerText()}`;
 }
 
-before(async () => {
-  c = await startConsoleStack({ seed: 20261208 });
-  // Guests only, no host: everyone waits in the lobby, on both bridges.
-  townHall = c.sim.startCall({ name: 'Town hall', bridges: [] });
-  for (const [name, bridge] of [
-    ['g1', 'cms-1'],
-    ['g2', 'cms-1'],
-    ['g3', 'cms-2'],
-  ] as const) {
-    guests[name] = c.sim.join({ meeting: townHall, bridge, kind: 'guest', remoteParty: `${name}@far.example`, needsActivation: true });
-  }
-  board = c.sim.startCall({ name: 'Board meeting', bridges: [] });
-  people.ceo = c.sim.join({ meeting: board, bridge: 'cms-1', remoteParty: `ceo@${SECURE}` });
-  people.ann = c.sim.join({ meeting: board, bridge: 'cms-1', remoteParty: `ann@${INTERNAL}` });
-  people.cfo = c.sim.join({ meeting: board, bridge: 'cms-2', remoteParty: `cfo@${SECURE}` });
-  await known('/lobby', (body) => (body.participants as unknown[]).length === 3, 'the three guests waiting in GET /api/v1/lobby');
-  await known(
-    `/meetings/${board.callCorrelator}`,
-    (body) => (body.participants as { live: unknown }[]).filter((p) => p.live).length >= 3,
-    'the board with its live roster',
-  );
-});
+before(
+  async () => {
+    c = await startConsoleStack({ seed: 20261208 });
+    // Guests only, no host: everyone waits in the lobby, on both bridges.
+    townHall = c.sim.startCall({ name: 'Town hall', bridges: [] });
+    for (const [name, bridge] of [
+      ['g1', 'cms-1'],
+      ['g2', 'cms-1'],
+      ['g3', 'cms-2'],
+    ] as const) {
+      guests[name] = c.sim.join({ meeting: townHall, bridge, kind: 'guest', remoteParty: `${name}@far.example`, needsActivation: true });
+    }
+    board = c.sim.startCall({ name: 'Board meeting', bridges: [] });
+    people.ceo = c.sim.join({ meeting: board, bridge: 'cms-1', remoteParty: `ceo@${SECURE}` });
+    people.ann = c.sim.join({ meeting: board, bridge: 'cms-1', remoteParty: `ann@${INTERNAL}` });
+    people.cfo = c.sim.join({ meeting: board, bridge: 'cms-2', remoteParty: `cfo@${SECURE}` });
+    await known('/lobby', (body) => (body.participants as unknown[]).length === 3, 'the three guests waiting in GET /api/v1/lobby');
+    await known(
+      `/meetings/${board.callCorrelator}`,
+      (body) => (body.participants as { live: unknown }[]).filter((p) => p.live).length >= 3,
+      'the board with its live roster',
+    );
+  },
+  { timeout: STACK_START_MS },
+);
 
 describe('the lobby', () => {
   test('admit one, then the selected, then all of a meeting: each leaves the lobby in the simulator and on screen', async () => {

@@ -5,30 +5,35 @@
 import assert from 'node:assert/strict';
 import { before, test } from 'node:test';
 import { eventually } from '../helpers/infra.ts';
-import { type ConsoleStack, INTERNAL, OPERATOR_TOKEN, SECURE, signIn, startConsoleStack } from './console-stack.ts';
+import { type ConsoleStack, INTERNAL, OPERATOR_TOKEN, SECURE, STACK_START_MS, signIn, startConsoleStack } from './console-stack.ts';
 import { LONG_TASKS, WATCH_LONG_TASKS } from './in-page.ts';
 
 const MEETINGS = 500;
 let c: ConsoleStack;
 
-before(async () => {
-  c = await startConsoleStack({ seed: 20261210 });
-  // 500 meetings of two people each, all joining within 20 s and staying for the rest of the test.
-  void c.sim.runScenario({
-    load: {
-      meetings: MEETINGS,
-      participantsPerMeeting: 2,
-      joinWindowSeconds: 20,
-      durationSeconds: 3600,
-      bridgesPerMeeting: 1,
-      guestFraction: 0,
-      appFraction: 0,
-      domains: [SECURE, INTERNAL],
-    },
-  });
-});
+before(
+  async () => {
+    c = await startConsoleStack({ seed: 20261210 });
+    // 500 meetings of two people each, all joining within 20 s and staying for the rest of the test.
+    void c.sim.runScenario({
+      load: {
+        meetings: MEETINGS,
+        participantsPerMeeting: 2,
+        joinWindowSeconds: 20,
+        durationSeconds: 3600,
+        bridgesPerMeeting: 1,
+        guestFraction: 0,
+        appFraction: 0,
+        domains: [SECURE, INTERNAL],
+      },
+    });
+  },
+  { timeout: STACK_START_MS },
+);
 
-test('500 active meetings: every one listed live, a filter answers, rows keep their place as updates arrive', async (t) => {
+test('500 active meetings: every one listed live, a filter answers, rows keep their place as updates arrive', {
+  timeout: 420_000,
+}, async (t) => {
   const context = await c.context();
   const page = await context.newPage();
   await signIn(page, OPERATOR_TOKEN);

@@ -16,6 +16,9 @@ export const INTERNAL = 'example.com';
 export const VIEWER_TOKEN = 'console-viewer-token-0123456789';
 export const OPERATOR_TOKEN = 'console-operator-token-0123456789';
 
+/** Starting four services, the simulator and chromium takes over a minute on a loaded 2-core machine. */
+export const STACK_START_MS = 240_000;
+
 export const WIDE = { width: 1280, height: 860 };
 export const NARROW = { width: 390, height: 844 };
 

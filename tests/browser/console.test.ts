@@ -15,6 +15,7 @@ import {
   NARROW,
   OPERATOR_TOKEN,
   SECURE,
+  STACK_START_MS,
   signIn,
   startConsoleStack,
   VIEWER_TOKEN,
@@ -28,24 +29,27 @@ let board: MeetingHandle;
 /** The meetings row of a meeting, found by its key. */
 const row = (page: Page, key: string) => page.locator(`tr[data-meeting="${key}"]`);
 
-before(async () => {
-  c = await startConsoleStack();
-  board = c.sim.startCall({ name: 'Board meeting', bridges: [] });
-  c.sim.join({ meeting: board, bridge: 'cms-1', remoteParty: `ceo@${SECURE}` });
-  c.sim.join({ meeting: board, bridge: 'cms-2', remoteParty: `cfo@${SECURE}` });
-  // Enough records for more than one page (50) in the records browser.
-  const allHands = c.sim.startCall({ name: 'All hands', bridges: [] });
-  for (let i = 0; i < 25; i++) c.sim.join({ meeting: allHands, bridge: 'cms-1', remoteParty: `staff${i}@${INTERNAL}` });
-  await eventually(
-    async () => {
-      const res = await fetch(`${c.baseUrl}/api/v1/meetings/${board.callCorrelator}`, {
-        headers: { authorization: `Bearer ${c.stack.apiToken}` },
-      });
-      return res.ok && ((await res.json()) as { level: number | null }).level === 1;
-    },
-    { what: 'the board meeting at level 1 in the API', timeoutMs: 30_000, intervalMs: 200 },
-  );
-});
+before(
+  async () => {
+    c = await startConsoleStack();
+    board = c.sim.startCall({ name: 'Board meeting', bridges: [] });
+    c.sim.join({ meeting: board, bridge: 'cms-1', remoteParty: `ceo@${SECURE}` });
+    c.sim.join({ meeting: board, bridge: 'cms-2', remoteParty: `cfo@${SECURE}` });
+    // Enough records for more than one page (50) in the records browser.
+    const allHands = c.sim.startCall({ name: 'All hands', bridges: [] });
+    for (let i = 0; i < 25; i++) c.sim.join({ meeting: allHands, bridge: 'cms-1', remoteParty: `staff${i}@${INTERNAL}` });
+    await eventually(
+      async () => {
+        const res = await fetch(`${c.baseUrl}/api/v1/meetings/${board.callCorrelator}`, {
+          headers: { authorization: `Bearer ${c.stack.apiToken}` },
+        });
+        return res.ok && ((await res.json()) as { level: number | null }).level === 1;
+      },
+      { what: 'the board meeting at level 1 in the API', timeoutMs: 30_000, intervalMs: 200 },
+    );
+  },
+  { timeout: STACK_START_MS },
+);
 
 describe('sign-in, sessions and roles', () => {
   test('an unknown token is refused on the form; a page without a session goes to sign-in', async () => {

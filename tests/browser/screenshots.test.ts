@@ -9,7 +9,7 @@ import { before, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import type { Page } from 'playwright-core';
 import { eventually } from '../helpers/infra.ts';
-import { type ConsoleStack, NARROW, OPERATOR_TOKEN, signIn, startConsoleStack, WIDE } from './console-stack.ts';
+import { type ConsoleStack, NARROW, OPERATOR_TOKEN, STACK_START_MS, signIn, startConsoleStack, WIDE } from './console-stack.ts';
 
 const SCENARIO = fileURLToPath(new URL('../../tools/cms-sim/scenarios/demo-console.yaml', import.meta.url));
 const OUT = fileURLToPath(new URL('../../docs/screenshots/', import.meta.url));
@@ -37,14 +37,19 @@ async function shoot(page: Page, name: string): Promise<void> {
   assert.deepEqual([...png.subarray(1, 4)], [...Buffer.from('PNG')], `${name}.png is a PNG`);
 }
 
-before(async () => {
-  c = await startConsoleStack({ seed: 20261209 });
-  await mkdir(OUT, { recursive: true });
-  // Faster than the demo's own pace; the photos are taken once the scene is set, whatever the pace.
-  void c.sim.runScenario(SCENARIO, { speed: 30 });
-});
+before(
+  async () => {
+    c = await startConsoleStack({ seed: 20261209 });
+    await mkdir(OUT, { recursive: true });
+    // Faster than the demo's own pace; the photos are taken once the scene is set, whatever the pace.
+    void c.sim.runScenario(SCENARIO, { speed: 30 });
+  },
+  { timeout: STACK_START_MS },
+);
 
-test('the demo scenario puts levels 1, 2 and 3 on screen with guests waiting in the lobby; every page photographed', async () => {
+test('the demo scenario puts levels 1, 2 and 3 on screen with guests waiting in the lobby; every page photographed', {
+  timeout: 300_000,
+}, async () => {
   const context = await c.context(WIDE);
   const page = await context.newPage();
   await signIn(page, OPERATOR_TOKEN);
