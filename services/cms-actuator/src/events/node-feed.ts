@@ -351,6 +351,8 @@ export class NodeEventsFeed {
     } else if (state === 'deactivated') {
       this.#callsActive = false;
       this.#setState({ live: false, reason: 'calls subscription deactivated' });
+      // Not expected of CMS; starting over (reconnect, resubscribe, resync) is the way back.
+      this.#slots[0]?.connection?.close();
     }
   }
 
