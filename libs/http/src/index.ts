@@ -3,4 +3,4 @@ export { type ListenOptions, listenOrExit, portInUseMessage } from './listen.ts'
 export { quietRequestLogging } from './logging.ts';
 export { HttpProblem, installProblemHandlers, type ProblemHandlerOptions, sendProblem } from './problem.ts';
 export { onShutdown } from './shutdown.ts';
-export { bearerToken, tokenMatches } from './tokens.ts';
+export { bearerToken, tokenMatcher, tokenMatches } from './tokens.ts';

@@ -1,15 +1,21 @@
-import { bearerToken, HttpProblem, tokenMatches } from '@cms/http';
+import { bearerToken, HttpProblem, tokenMatcher } from '@cms/http';
 import type { FastifyRequest } from 'fastify';
 
 /**
- * CMS can only authenticate through the receiver URI, so the token comes as ?token= (CMS sends query strings
- * verbatim); Authorization: Bearer is accepted for other senders. Compared in constant time.
+ * The check of every CDR POST's token. CMS can only authenticate through the receiver URI, so the token comes as
+ * ?token= (CMS sends query strings verbatim); Authorization: Bearer is accepted for other senders. Compared in
+ * constant time (the expected token hashed once, here).
  */
-export function checkIngestToken(request: FastifyRequest, expected: string): void {
+export function ingestTokenCheck(expected: string): (request: FastifyRequest) => void {
+  const matches = tokenMatcher(expected);
+  return (request) => checkIngestToken(request, matches);
+}
+
+function checkIngestToken(request: FastifyRequest, matches: (presented: string | undefined) => boolean): void {
   const query = request.query as Record<string, unknown> | undefined;
   const fromQuery = typeof query?.token === 'string' ? query.token : undefined;
   const presented = fromQuery ?? bearerToken(request.headers.authorization);
-  if (!tokenMatches(presented, expected)) {
+  if (!matches(presented)) {
     throw new HttpProblem(
       401,
       'Unauthorized',

@@ -3,7 +3,7 @@ import { HttpProblem } from '@cms/http';
 import { scrubUrl } from '@cms/observability';
 import { type GroupCommitter, type ReceivedCdrBatch, RedisUnavailableError } from '@cms/queue';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
-import { checkIngestToken } from './auth.ts';
+import { ingestTokenCheck } from './auth.ts';
 import type { BacklogGauge } from './backlog.ts';
 import type { IngestMetrics } from './metrics.ts';
 
@@ -108,8 +108,9 @@ export async function cdrRoutes(app: FastifyInstance, options: CdrRouteOptions):
   });
 
   // Authenticate before the body is read, so an unauthenticated sender cannot make us buffer 5 MiB.
+  const checkToken = ingestTokenCheck(options.token);
   app.addHook('onRequest', async (request) => {
-    checkIngestToken(request, options.token);
+    checkToken(request);
   });
 
   app.addHook('onResponse', async (request, reply) => {
