@@ -178,6 +178,7 @@ describe('events feed', () => {
   test('token, calls and roster subscriptions, every message acknowledged: joins, mutes, layouts, the lobby and leaves land in call_leg_observations', async () => {
     const r = await rig();
     await inMode(r, r.node, 'events');
+    assert.equal((await modeRow(r.node))?.health, 'ok');
     assert.ok(
       r.sim.requestLog({ bridge: r.node }).some((e) => e.method === 'POST' && e.url === '/api/v1/authTokens'),
       'a token from POST /api/v1/authTokens',
@@ -416,6 +417,7 @@ describe('events feed', () => {
   test('a node whose API cannot be reached is unreachable', async () => {
     const r = await rig({ url: 'http://127.0.0.1:9' });
     await inMode(r, r.node, 'unreachable');
+    await eventually(async () => (await modeRow(r.node))?.health === 'unreachable', { what: 'write health in cms_node_status' });
   });
 
   test('two bridges: calls on both, one roster per meeting on a bridge that hosts it, moved when that bridge deactivates it', async () => {

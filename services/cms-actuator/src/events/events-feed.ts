@@ -9,7 +9,7 @@ import type { RecomputeRequest } from '../reconcile/node-reconciler.ts';
 import { AuthTokens } from './auth-token.ts';
 import { storeListedCall } from './call-store.ts';
 import { type FeedState, NodeEventsFeed, type NodeFeedLimits } from './node-feed.ts';
-import { NodeModes, type NodeModeView } from './node-mode.ts';
+import { type NodeHealthState, NodeModes, type NodeModeView } from './node-mode.ts';
 import type { RosterEntry } from './protocol.ts';
 import { RosterPlacement } from './roster-placement.ts';
 import { forgetCall, storeRoster } from './roster-store.ts';
@@ -103,9 +103,10 @@ export class EventsFeed {
     const { nodes, writers, enabled } = this.#d;
     for (const node of nodes) {
       const reason = enabled ? 'connecting' : 'cms.events.enabled is false';
-      this.modes.set(node.name, 'polling', reason);
-      // Outside events mode the API's reachability decides between polling and unreachable.
+      this.modes.set(node.name, 'polling', reason, 'ok');
+      // Outside events mode the API's reachability decides between polling and unreachable; the write health is shown too.
       writers.get(node.name)?.health.onContact(() => this.#updateMode(node.name));
+      writers.get(node.name)?.health.onRecovered(() => this.#updateMode(node.name));
     }
     for (const feed of this.feeds.values()) feed.start();
   }
@@ -179,7 +180,9 @@ export class EventsFeed {
 
   #updateMode(node: string): void {
     const feed = this.feeds.get(node);
-    const contact = this.#d.writers.get(node)?.health.lastContact;
+    const writerHealth = this.#d.writers.get(node)?.health;
+    const contact = writerHealth?.lastContact;
+    const health: NodeHealthState = writerHealth && !writerHealth.healthy ? 'held' : contact?.reachable === false ? 'unreachable' : 'ok';
     let mode: CmsNodeMode;
     let reason: string | null;
     if (feed?.state.live) {
@@ -190,7 +193,7 @@ export class EventsFeed {
       mode = reachable ? 'polling' : 'unreachable';
       reason = feed ? feed.state.reason : 'cms.events.enabled is false';
     }
-    const was = this.modes.set(node, mode, reason);
+    const was = this.modes.set(node, mode, reason, health);
     if (was === 'events' && mode !== 'events') {
       // What the feed would have told us meanwhile, polling reads now; the feed resyncs itself when it is back.
       void this.#d.requestReconcile(node, 'eventsUnavailable');

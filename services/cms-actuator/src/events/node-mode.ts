@@ -8,7 +8,11 @@ export interface NodeModeView {
   /** Why the node is not in events mode (the feed's last refusal or failure), or null. */
   reason: string | null;
   since: string;
+  /** The node's write health: ok, held (credentials or certificate refused), unreachable. */
+  health: NodeHealthState;
 }
+
+export type NodeHealthState = 'ok' | 'held' | 'unreachable';
 
 /**
  * Which way the actuator follows each node's live state: `events` (the feed is subscribed), `polling` (the feed is
@@ -38,10 +42,10 @@ export class NodeModes {
   }
 
   /** Records a node's mode; returns the previous one (undefined at the first). */
-  set(node: string, mode: CmsNodeMode, reason: string | null): CmsNodeMode | undefined {
+  set(node: string, mode: CmsNodeMode, reason: string | null, health: NodeHealthState): CmsNodeMode | undefined {
     const was = this.#modes.get(node);
-    if (was && was.mode === mode && was.reason === reason) return was.mode;
-    const view = { mode, reason, since: was && was.mode === mode ? was.since : new Date().toISOString() };
+    if (was && was.mode === mode && was.reason === reason && was.health === health) return was.mode;
+    const view = { mode, reason, health, since: was && was.mode === mode ? was.since : new Date().toISOString() };
     this.#modes.set(node, view);
     for (const m of CMS_NODE_MODES) this.#gauge.set({ node, mode: m }, m === mode ? 1 : 0);
     if (!was || was.mode !== mode) {
@@ -63,8 +67,8 @@ export class NodeModes {
     const detail = JSON.stringify({ reason: view.reason, since: view.since });
     try {
       await this.#db.execute(
-        sql`INSERT INTO cms_node_status (node, mode, detail, updated_at) VALUES (${node}, ${view.mode}, ${detail}::jsonb, now())
-            ON CONFLICT (node) DO UPDATE SET mode = excluded.mode, detail = excluded.detail, updated_at = now()`,
+        sql`INSERT INTO cms_node_status (node, mode, health, detail, updated_at) VALUES (${node}, ${view.mode}, ${view.health}, ${detail}::jsonb, now())
+            ON CONFLICT (node) DO UPDATE SET mode = excluded.mode, health = excluded.health, detail = excluded.detail, updated_at = now()`,
       );
     } catch (err) {
       this.#log.warn({ node, err }, 'could not store the CMS node mode in cms_node_status');
