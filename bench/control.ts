@@ -1,14 +1,17 @@
 /**
- * npm run bench:control -- [--max-writes-per-second 5] [--meetings 160] [--participants 20] [--window 60] [--stay 60]
- *   [--idle-actions 20] [--actions 60] [--action-interval-ms 400] [--freshness-samples 40] [--seed 1] [--note TEXT]
+ * npm run bench:control -- [--max-writes-per-second 10] [--meetings 200] [--participants 6] [--window 60] [--stay 60]
+ *   [--flap-meetings 8] [--flap-hz 4] [--idle-actions 20] [--actions 60] [--action-interval-ms 400]
+ *   [--freshness-samples 30] [--seed 1] [--note TEXT]
  *
  * Operator actions under a saturated write ceiling. The CMS simulator (in this process) has two bridges; cdr-ingest,
  * policy-worker, cms-actuator and records-api run as child processes on a fresh database and queue prefix (the
  * machine's Postgres and Redis, DATABASE_URL / REDIS_URL). A control meeting of four participants runs on cms-1.
  * The benchmark
  * 1. sends `--idle-actions` mute/unmute requests (PATCH /calls/<id>/participants/<legId>) one at a time with no load,
- * 2. starts the simulator's load plan (meetings x participants joining over the window on both bridges), whose
- *    security messages need more writes than the ceiling allows, and once cms-1 writes messages at its ceiling,
+ * 2. starts the simulator's load plan (meetings x participants joining over the window on both bridges) and
+ *    `--flap-meetings` meetings on cms-1 whose level flips `--flap-hz` times a second (an external guest joins and
+ *    leaves beside a secure participant): together their security messages need more writes than cms-1's ceiling
+ *    allows; once cms-1 writes messages at its ceiling,
  * 3. sends `--actions` requests the same way while the load runs,
  * and reports, per phase, the time from the action's acceptance (operator_actions.created_at) to its PUT arriving at
  * the simulated bridge (the simulator's write log, same host clock), p50/p90/p99/max; how saturated cms-1 was (message
@@ -30,15 +33,17 @@ import { codeVersion, commandLine, loadAverage } from './lib/run-metadata.ts';
 
 const { values: args } = parseArgs({
   options: {
-    'max-writes-per-second': { type: 'string', default: '5' },
-    meetings: { type: 'string', default: '160' },
-    participants: { type: 'string', default: '20' },
+    'max-writes-per-second': { type: 'string', default: '10' },
+    meetings: { type: 'string', default: '200' },
+    participants: { type: 'string', default: '6' },
+    'flap-meetings': { type: 'string', default: '8' },
+    'flap-hz': { type: 'string', default: '4' },
     window: { type: 'string', default: '60' },
     stay: { type: 'string', default: '60' },
     'idle-actions': { type: 'string', default: '20' },
     actions: { type: 'string', default: '60' },
     'action-interval-ms': { type: 'string', default: '400' },
-    'freshness-samples': { type: 'string', default: '40' },
+    'freshness-samples': { type: 'string', default: '30' },
     seed: { type: 'string', default: '1' },
     note: { type: 'string' },
   },
@@ -238,6 +243,24 @@ const loadRun = driveLoad(
   },
   { seed: Number(args.seed), stopAtSeconds: Number(args.window) },
 );
+// Meetings on cms-1 whose level flips: a secure participant stays, an external guest joins and leaves.
+const flapping = Array.from({ length: Number(args['flap-meetings']) }, (_, i) => {
+  const meeting = sim.startCall({ name: `Flapping ${i}`, bridges: [] });
+  sim.join({ meeting, bridge: 'cms-1', remoteParty: `host${i}@${SECURE}` });
+  return { meeting, guest: null as string | null };
+});
+let flapStop = false;
+const flapper = (async () => {
+  for (let tick = 0; !flapStop; tick++) {
+    for (const f of flapping) {
+      if (f.guest) {
+        sim.leave(f.guest);
+        f.guest = null;
+      } else f.guest = sim.join({ meeting: f.meeting, bridge: 'cms-1', remoteParty: `guest${tick}@${EXTERNAL}` }).callLegId;
+    }
+    await sleep(1000 / Number(args['flap-hz']));
+  }
+})();
 // Until cms-1 writes messages at its ceiling (or 20 s).
 const loadStarted = Date.now();
 while (Date.now() - loadStarted < 20_000) {
@@ -249,6 +272,8 @@ const busy = await actions(Number(args.actions), 1000);
 const busyFresh = await freshness(Number(args['freshness-samples']));
 const busyTo = Date.now();
 const saturation = messageRate(busyFrom, busyTo);
+flapStop = true;
+await flapper;
 const run = await loadRun;
 const violations = sim.inspect().bridges.reduce((n, b) => n + b.counters.writeViolations, 0);
 const cms1Counters = sim.inspect().bridges.find((b) => b.name === 'cms-1')?.counters;
@@ -280,7 +305,7 @@ const rows: [string, string][] = [
   ['bridges, maxWritesPerSecond per bridge', `2, ${maxWritesPerSecond}`],
   [
     'load',
-    `${args.meetings} meetings x ${args.participants} participants over ${args.window} s, 2 bridges per meeting; ${run.joins} joins, ${run.leaves} leaves`,
+    `${args.meetings} meetings x ${args.participants} participants over ${args.window} s, 2 bridges per meeting (${run.joins} joins, ${run.leaves} leaves); ${args['flap-meetings']} meetings on cms-1 flipping level ${args['flap-hz']} times/s`,
   ],
   ['idle: action accepted -> PUT at the bridge, p50/p90/p99/max', fmt(idle.map((s) => s.acceptedToWriteMs))],
   ['idle: request -> answer', `${fmt(idle.map((s) => s.requestToAnswerMs))}; ${answers(idle)}`],
