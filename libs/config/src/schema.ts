@@ -123,6 +123,22 @@ export const configSchema = z.strictObject({
       lockDurationMs: z.number().int().min(1000).default(30_000),
     })
     .prefault({}),
+  console: z
+    .strictObject({
+      /**
+       * Where the Health page asks each service's /readyz (its base URL, e.g. http://policy-worker:9101 under docker
+       * compose). Unset: the service's configured host and health port (ingest.metricsPort, policyWorker.port,
+       * actuator.port) on records-api's own host, a wildcard bind address meaning the loopback.
+       */
+      serviceUrls: z
+        .strictObject({
+          cdrIngest: z.url({ protocol: /^https?$/ }).optional(),
+          policyWorker: z.url({ protocol: /^https?$/ }).optional(),
+          cmsActuator: z.url({ protocol: /^https?$/ }).optional(),
+        })
+        .prefault({}),
+    })
+    .prefault({}),
   storage: z
     .strictObject({
       /**

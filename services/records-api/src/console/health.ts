@@ -20,10 +20,24 @@ interface ServiceReadiness {
   detail: string;
 }
 
-/** Where a service's /readyz answers, as configured: a wildcard bind address is reached on the loopback. */
-function readyzUrl(host: string, port: number): string {
+/**
+ * Where a service's /readyz answers: its console.serviceUrls entry when set (another host, e.g. its docker compose
+ * service name), else its configured host and port on this host, a wildcard bind address reached on the loopback.
+ */
+function readyzUrl(base: string | undefined, host: string, port: number): string {
+  if (base) return `${base.replace(/\/+$/, '')}/readyz`;
   const reachable = host === '0.0.0.0' || host === '::' || host === '' ? '127.0.0.1' : host;
   return `http://${reachable.includes(':') ? `[${reachable}]` : reachable}:${port}/readyz`;
+}
+
+/** Each other service's name and the /readyz URL the Health page asks. */
+export function serviceReadyzUrls(config: Config): { name: string; url: string }[] {
+  const urls = config.console.serviceUrls;
+  return [
+    { name: 'cdr-ingest', url: readyzUrl(urls.cdrIngest, config.ingest.host, config.ingest.metricsPort) },
+    { name: 'policy-worker', url: readyzUrl(urls.policyWorker, config.policyWorker.host, config.policyWorker.port) },
+    { name: 'cms-actuator', url: readyzUrl(urls.cmsActuator, config.actuator.host, config.actuator.port) },
+  ];
 }
 
 async function probe(name: string, url: string): Promise<ServiceReadiness> {
@@ -41,7 +55,7 @@ async function probe(name: string, url: string): Promise<ServiceReadiness> {
     }
     return { name, url, ready: res.ok, detail: detail.slice(0, 500) };
   } catch (err) {
-    return { name, url, ready: false, detail: `not reachable from records-api: ${(err as Error).message}` };
+    return { name, url, ready: false, detail: `not reachable from records-api at ${url}: ${(err as Error).message}` };
   }
 }
 
@@ -94,12 +108,7 @@ export async function consoleHealth(options: {
   selfReady: () => Promise<ServiceReadiness>;
 }) {
   const { config, db, redis } = options;
-  const services = Promise.all([
-    options.selfReady(),
-    probe('cdr-ingest', readyzUrl(config.ingest.host, config.ingest.metricsPort)),
-    probe('policy-worker', readyzUrl(config.policyWorker.host, config.policyWorker.port)),
-    probe('cms-actuator', readyzUrl(config.actuator.host, config.actuator.port)),
-  ]);
+  const services = Promise.all([options.selfReady(), ...serviceReadyzUrls(config).map((s) => probe(s.name, s.url))]);
   const [statusRows, gaps, gapTotals, queues] = await Promise.all([
     db.select().from(cmsNodeStatus),
     db.select().from(cdrGaps).orderBy(desc(cdrGaps.detectedAt)).limit(20),
