@@ -1,20 +1,46 @@
 /**
  * The demo scenario (tools/cms-sim/scenarios/demo-console.yaml, what `npm run demo` loops) seen in the console:
  * levels 1, 2 and 3 on screen at once and guests waiting in the lobby for the operator. It photographs every page
- * at 1280 px and the meetings views at 390 px into docs/screenshots/ (the README shows them).
+ * at 1280 px and the meetings views at 390 px. The photos go to a temporary folder, so a test run leaves the checkout
+ * as it found it; `UPDATE_SCREENSHOTS=1` puts them into docs/screenshots/ (the README shows them).
  */
 import assert from 'node:assert/strict';
-import { mkdir, readFile } from 'node:fs/promises';
-import { before, test } from 'node:test';
+import { createHash } from 'node:crypto';
+import { mkdir, mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import type { Page } from 'playwright-core';
 import { eventually } from '../helpers/infra.ts';
 import { type ConsoleStack, NARROW, OPERATOR_TOKEN, STACK_START_MS, signIn, startConsoleStack, WIDE } from './console-stack.ts';
 
 const SCENARIO = fileURLToPath(new URL('../../tools/cms-sim/scenarios/demo-console.yaml', import.meta.url));
-const OUT = fileURLToPath(new URL('../../docs/screenshots/', import.meta.url));
+const COMMITTED = fileURLToPath(new URL('../../docs/screenshots/', import.meta.url));
+const UPDATE = process.env.UPDATE_SCREENSHOTS === '1';
 
 let c: ConsoleStack;
+/** Where the photos go: docs/screenshots/ when asked to update them, a temporary folder otherwise. */
+let OUT: string;
+/** docs/screenshots/ as the run found it (file name → SHA-256), to prove a plain run leaves it alone. */
+let committedBefore: Map<string, string>;
+
+async function fingerprint(dir: string): Promise<Map<string, string>> {
+  const names = (await readdir(dir).catch(() => [] as string[])).filter((n) => n.endsWith('.png')).sort();
+  return new Map(
+    await Promise.all(
+      names.map(
+        async (n) =>
+          [
+            n,
+            createHash('sha256')
+              .update(await readFile(join(dir, n)))
+              .digest('hex'),
+          ] as [string, string],
+      ),
+    ),
+  );
+}
 
 interface LiveMeeting {
   meetingKey: string;
@@ -39,6 +65,8 @@ async function shoot(page: Page, name: string): Promise<void> {
 
 before(
   async () => {
+    committedBefore = await fingerprint(COMMITTED);
+    OUT = UPDATE ? COMMITTED : `${await mkdtemp(join(tmpdir(), 'console-screenshots-'))}/`;
     c = await startConsoleStack({ seed: 20261209 });
     await mkdir(OUT, { recursive: true });
     // Faster than the demo's own pace; the photos are taken once the scene is set, whatever the pace.
@@ -46,6 +74,10 @@ before(
   },
   { timeout: STACK_START_MS },
 );
+
+after(async () => {
+  if (OUT && !UPDATE) await rm(OUT, { recursive: true, force: true });
+});
 
 test('the demo scenario puts levels 1, 2 and 3 on screen with guests waiting in the lobby; every page photographed', {
   timeout: 300_000,
@@ -112,4 +144,11 @@ test('the demo scenario puts levels 1, 2 and 3 on screen with guests waiting in 
   await signInPage.goto('/sign-in');
   await shoot(signInPage, 'sign-in');
   await signInContext.close();
+
+  // The photos are all there, and a plain run (CI's clean clone) left the committed ones untouched.
+  const taken = await fingerprint(OUT);
+  for (const name of ['meetings', 'meeting', 'lobby', 'records', 'activity', 'health', 'meetings-390', 'meeting-390', 'sign-in']) {
+    assert.ok(taken.has(`${name}.png`), `${name}.png taken`);
+  }
+  if (!UPDATE) assert.deepEqual(await fingerprint(COMMITTED), committedBefore, 'docs/screenshots/ is unchanged by a test run');
 });
