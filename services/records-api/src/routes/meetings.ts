@@ -168,13 +168,18 @@ export async function meetingsRoutes(app: FastifyInstance, options: { db: Databa
     },
     async (request) => {
       const key = request.params.meetingKey;
-      const instanceIds = db.select({ id: calls.id }).from(calls).where(instancesOf(key));
-      const [[meeting], instances, participants, history] = await Promise.all([
+      const [[meeting], instances, history] = await Promise.all([
         selectMeetings(db).where(eq(meetings.meetingKey, key)),
         callInstances(db, instancesOf(key)),
-        classifiedLegs(db, policy, instanceIds),
         levelHistory(db, key),
       ]);
+      // The instances' ids as a list, not a subquery: planned without statistics, `call_id IN (subquery)` became a
+      // hash join over every leg of the year (seconds on 10 million records; bench/scale.ts).
+      const participants = await classifiedLegs(
+        db,
+        policy,
+        instances.map((i) => i.id),
+      );
       if (!meeting && instances.length === 0) {
         throw new HttpProblem(
           404,
