@@ -8,8 +8,8 @@ import type { Redis } from '@cms/queue';
  * send is still waiting for its answer. ARGV[4] > 0 logs the send as pending that long (its answer moves it, see
  * ANSWERED): a request still on its way never leaves the window, however slow.
  *
- * Urgent callers (ARGV[6] = 1: an operator's action) go first: while one waits (KEYS[2], each entry kept alive by
- * its caller's polls), the others see that many places fewer, so the next free place is the urgent caller's.
+ * Urgent callers (ARGV[6] = 1: an operator's action) go first: while one waits (KEYS[2], each entry renewed by its
+ * caller's polls), the others see that many places fewer, so the next free place is the urgent caller's.
  */
 const ACQUIRE = `
 local t = redis.call('TIME')
@@ -28,8 +28,9 @@ if redis.call('ZCARD', KEYS[1]) + reserved < tonumber(ARGV[1]) then
   return 0
 end
 if urgent then
-  redis.call('ZADD', KEYS[2], now + window, ARGV[3])
-  redis.call('PEXPIRE', KEYS[2], window * 2)
+  -- Kept a second past the caller's next poll (timers fire late on a busy host); a caller that died holds it no longer.
+  redis.call('ZADD', KEYS[2], now + window + 1000, ARGV[3])
+  redis.call('PEXPIRE', KEYS[2], window + 2000)
 end
 local first = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')[2]
 if not first then return tonumber(ARGV[5]) end
