@@ -282,7 +282,11 @@ const cmsWriteSchema = {
     id: { type: 'integer' },
     at: { type: 'string', format: 'date-time' },
     node: { type: 'string' },
-    kind: { type: 'string', description: 'callMessage for security level messages.' },
+    kind: {
+      type: 'string',
+      description:
+        'callMessage for security level messages; an operator action kind (addParticipant, updateCallLeg, ...) for the writes of operator actions (GET /api/v1/actions).',
+    },
     target: nullableString,
     desiredText: nullableString,
     version: nullableInteger,
