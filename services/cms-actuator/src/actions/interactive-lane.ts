@@ -7,7 +7,7 @@ import { ACTION_HANDLERS } from './handlers.ts';
 const ACTION_KINDS: ReadonlySet<string> = new Set(Object.keys(ACTION_HANDLERS));
 
 /** Job starts per window the lane may take beyond the node worker's limiter (the messages' 2N). */
-export const INTERACTIVE_EXTRA_STARTS = 2;
+const INTERACTIVE_EXTRA_STARTS = 2;
 
 /**
  * The node's interactive lane: takes an operator action from the node's write queue as soon as it is added, even
