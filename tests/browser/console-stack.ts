@@ -37,17 +37,33 @@ const SERVICES: ServiceName[] = ['cdr-ingest', 'policy-worker', 'cms-actuator', 
  * stack.start gives a service 20 s to become ready; on a loaded 2-core machine start-up can take longer. A
  * service still starting (not exited) is given more time before the test gives up on it.
  */
-async function startPatiently(stack: Stack, name: ServiceName): Promise<void> {
+async function startPatiently(stack: Stack, name: ServiceName, env: Record<string, string>, waitFor: 'ready' | 'alive'): Promise<void> {
   try {
-    await stack.start(name);
+    await stack.start(name, env, { waitFor });
   } catch (err) {
     const running = stack.services[name];
     if (!running || running.process.exitCode !== null || running.process.signalCode !== null) throw err;
-    await eventually(async () => (await fetch(`${running.url}/readyz`)).ok, { what: `${name} ready`, timeoutMs: 90_000, intervalMs: 250 });
+    const probe = waitFor === 'ready' ? 'readyz' : 'healthz';
+    await eventually(async () => (await fetch(`${running.url}/${probe}`)).ok, {
+      what: `${name} ${waitFor}`,
+      timeoutMs: 90_000,
+      intervalMs: 250,
+    });
   }
 }
 
-export async function startConsoleStack(options: { seed?: number } = {}): Promise<ConsoleStack> {
+interface ConsoleStackOptions {
+  seed?: number;
+  /**
+   * Nodes configured with a password their bridge does not know: CMS answers 401, the actuator holds their writes
+   * (and is not ready, so it is only waited for until it is alive).
+   */
+  refusedNodes?: string[];
+  /** Extra environment for some services, from the stack (its ports) before they start. */
+  serviceEnv?: (stack: Stack) => Partial<Record<ServiceName, Record<string, string>>>;
+}
+
+export async function startConsoleStack(options: ConsoleStackOptions = {}): Promise<ConsoleStack> {
   const sim = await startSimulator({
     bridges: [{ name: 'cms-1' }, { name: 'cms-2' }],
     seed: options.seed ?? 20261207,
@@ -67,7 +83,14 @@ export async function startConsoleStack(options: { seed?: number } = {}): Promis
           { name: 'ops-alice', token: OPERATOR_TOKEN, role: 'operator' },
         ],
       },
-      cms: { nodes: sim.bridges.map((b) => ({ name: b.name, url: b.url, username: b.username, password: b.password })) },
+      cms: {
+        nodes: sim.bridges.map((b) => ({
+          name: b.name,
+          url: b.url,
+          username: b.username,
+          password: options.refusedNodes?.includes(b.name) ? `not-${b.password}` : b.password,
+        })),
+      },
       policy: { secureDomains: [SECURE], internalDomains: [INTERNAL] },
     }),
   );
@@ -75,7 +98,11 @@ export async function startConsoleStack(options: { seed?: number } = {}): Promis
     services: [],
     env: { CONFIG_FILE: configFile, POLICY_WORKER_LOCK_MS: '2000', ACTUATOR_LOCK_MS: '2000' },
   });
-  for (const name of SERVICES) await startPatiently(stack, name);
+  const serviceEnv = options.serviceEnv?.(stack) ?? {};
+  for (const name of SERVICES) {
+    const waitFor = name === 'cms-actuator' && options.refusedNodes?.length ? 'alive' : 'ready';
+    await startPatiently(stack, name, serviceEnv[name] ?? {}, waitFor);
+  }
   sim.setCdrReceivers([`${stack.url('cdr-ingest')}/cdr/{bridge}?token=${stack.ingestToken}`]);
   const browser = await chromium.launch({ executablePath: '/usr/bin/chromium', headless: true, args: ['--no-sandbox'] });
   onTestFileEnd(() => browser.close());
