@@ -105,12 +105,14 @@ test('admit one: only that guest is let in (PUT /participants/<id> deactivated=f
 });
 
 test('admitting someone no longer in the lobby is refused (409) and writes nothing', async () => {
-  const before = control.sim.writeLog({}).length;
+  // Participant writes only: the security messages of the meeting may change meanwhile (g1 was just admitted).
+  const admits = () => control.sim.writeLog({ urlContains: '/participants/' }).length;
+  const before = admits();
   const res = await control.api('POST', '/lobby/admit', { participants: [leg('g1').callLegId, leg('g2').callLegId] });
   assert.equal(res.status, 409);
   assert.match(res.body.detail, new RegExp(`Not waiting in a lobby: ${leg('g1').callLegId}`));
   assert.equal(inLobby('g2'), true, 'nobody of the request was admitted');
-  assert.equal(control.sim.writeLog({}).length, before);
+  assert.equal(admits(), before);
 });
 
 test('admit a selection spanning both bridges: each admitted on its own bridge', async () => {
