@@ -240,6 +240,7 @@ describe('GET /api/v1/calls/:id', () => {
         endedAt: '2015-07-23T08:38:07Z',
         legCount: 2,
         activeLegCount: 1,
+        activeBridgeLinkCount: 0,
         meetingKey: MEETING.callCorrelator,
         level: null,
         decisiveLegId: null,

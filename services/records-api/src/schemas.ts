@@ -205,6 +205,12 @@ const callSummarySchema = {
     ...callProperties,
     legCount: { type: 'integer', description: 'Call legs seen for this call.' },
     activeLegCount: { type: 'integer', description: 'Call legs without a callLegEnd yet.' },
+    activeBridgeLinkCount: {
+      type: 'integer',
+      description:
+        'Of activeLegCount, the links to other bridges of a distributed meeting (subType distributionLink) or to a ' +
+        'Lync/Skype conference (lyncDistribution): they carry participants counted on their own bridge, not people.',
+    },
     message: callMessageSummary,
   },
   additionalProperties: false,

@@ -43,6 +43,7 @@ interface CallSummary {
   coSpace: string | null;
   startedAt: string | null;
   activeLegCount: number;
+  activeBridgeLinkCount: number;
   meetingKey: string;
   level: number | null;
   message: CallMessage | null;
@@ -95,9 +96,9 @@ function liveMeetings(calls: CallSummary[], lobby: Map<string, number> | null): 
       level: first.level,
       nodes: [...new Set(instances.map((i) => i.node ?? i.callBridge ?? '?'))].sort(),
       callIds: instances.map((i) => i.id),
-      // CMS joins the instances of a meeting with a pair of distributionLink legs per extra bridge (a star from
-      // its first bridge); they are not people.
-      participants: Math.max(0, instances.reduce((n, i) => n + i.activeLegCount, 0) - 2 * (instances.length - 1)),
+      // CMS joins the instances of a meeting with distributionLink legs; they are not people. Counted from the legs'
+      // subType, not assumed (two per extra bridge), so a link whose other end has not reported yet is not a person.
+      participants: instances.reduce((n, i) => n + i.activeLegCount - i.activeBridgeLinkCount, 0),
       lobby: lobby === null ? null : instances.reduce((n, i) => n + (lobby.get(i.id) ?? 0), 0),
       message: messageOf(instances.map((i) => i.message)),
       messageState: messageState(instances.map((i) => i.message)),

@@ -26,6 +26,7 @@ const meetingKey = qualified(meetings, meetings.meetingKey);
 const meetingLevel = qualified(meetings, meetings.level);
 const legCallId = qualified(callLegs, callLegs.callId);
 const legEndedAt = qualified(callLegs, callLegs.endedAt);
+const legSubType = qualified(callLegs, callLegs.subType);
 
 const callColumns = {
   id: calls.id,
@@ -48,12 +49,16 @@ const callColumns = {
   updatedAt: calls.updatedAt,
   legCount: sql<number>`(select count(*)::int from ${callLegs} where ${legCallId} = ${callId})`,
   activeLegCount: sql<number>`(select count(*)::int from ${callLegs} where ${legCallId} = ${callId} and ${legEndedAt} is null)`,
+  // Links between bridges carry other bridges' participants (as countsAsParticipant says): not people here.
+  activeBridgeLinkCount: sql<number>`(select count(*)::int from ${callLegs} where ${legCallId} = ${callId} and ${legEndedAt} is null
+    and lower(${legSubType}) in ('distributionlink', 'lyncdistribution'))`,
   meetingKey: callMeetingKey,
 };
 
 type CallRow = Pick<typeof calls.$inferSelect, keyof typeof calls.$inferSelect & keyof typeof callColumns> & {
   legCount: number;
   activeLegCount: number;
+  activeBridgeLinkCount: number;
   meetingKey: string;
 };
 
