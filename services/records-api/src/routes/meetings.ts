@@ -1,7 +1,7 @@
 import { calls, type Database, meetings } from '@cms/db';
 import { HttpProblem } from '@cms/http';
 import type { CompiledPolicy } from '@cms/policy';
-import { and, asc, eq, gt, lt, not, or, type SQL, sql } from 'drizzle-orm';
+import { and, asc, eq, gt, lt, lte, not, or, type SQL, sql } from 'drizzle-orm';
 import type { FastifyInstance } from 'fastify';
 import { requireRole } from '../auth.ts';
 import { classifiedLegs } from '../call-legs.ts';
@@ -60,9 +60,11 @@ function meetingView(row: MeetingRow) {
  * first page instead of a later one.
  */
 function afterCursor(cursor: { updatedAt: string; meetingKey: string }): SQL | undefined {
-  return or(
-    lt(meetings.updatedAt, cursor.updatedAt),
-    and(eq(meetings.updatedAt, cursor.updatedAt), gt(meetings.meetingKey, cursor.meetingKey)),
+  // The redundant `updatedAt <= cursor` is what Postgres can start the index scan at; the OR alone is only a filter,
+  // read from the first meeting on (hundreds of milliseconds deep into 700,000 meetings; bench/scale.ts).
+  return and(
+    lte(meetings.updatedAt, cursor.updatedAt),
+    or(lt(meetings.updatedAt, cursor.updatedAt), and(eq(meetings.updatedAt, cursor.updatedAt), gt(meetings.meetingKey, cursor.meetingKey))),
   );
 }
 
