@@ -101,7 +101,10 @@ test('a node whose credentials CMS refuses (401) shows its writes held on the He
     what: 'cms-2 writes held on screen',
     timeoutMs: 20_000,
   });
+  assert.match(await card('cms-2').innerText(), /refused our API credentials or certificate/, 'what held means');
+  assert.match((await card('cms-2').getAttribute('class')) ?? '', /\bbad\b/, 'marked as a problem');
   assert.match(await card('cms-1').innerText(), /writes ok/);
+  assert.doesNotMatch((await card('cms-1').getAttribute('class')) ?? '', /\bbad\b/);
   assert.doesNotMatch(await page.locator('main').innerText(), /write health unknown/);
   // The services' cards come from the configured URLs too.
   assert.match(await page.locator('[data-service="policy-worker"]').innerText(), /\bready\b/);

@@ -9,6 +9,13 @@ const MODES = {
   unreachable: 'unreachable',
 };
 
+/** What each write health (cms_node_status.health, from the actuator) means for an operator. */
+const WRITES = {
+  ok: { chip: 'writes ok' },
+  held: { chip: 'writes held', why: 'CMS refused our API credentials or certificate: writes wait in the queue until it accepts them.' },
+  unreachable: { chip: 'writes waiting', why: 'The node cannot be reached: writes retry with back-off.' },
+};
+
 export function HealthPage() {
   const { data, problem, connected } = useLive(liveApi('/console/api/health'));
   return html`
@@ -31,11 +38,12 @@ export function HealthPage() {
         ${data.nodes.length === 0 ? html`<p class="empty">No CMS node is configured (cms.nodes).</p>` : null}
         <ul class="cards">
           ${data.nodes.map(
-            (n) => html`<li key=${n.node} class=${`card mode-${n.mode ?? 'unknown'}`} data-node=${n.node}>
+            (n) => html`<li key=${n.node} class=${`card mode-${n.mode ?? 'unknown'}${n.health && n.health !== 'ok' ? ' bad' : ''}`} data-node=${n.node}>
               <strong>${n.node}</strong>
               <span class="chip" data-testid="node-mode">${n.mode ? (MODES[n.mode] ?? n.mode) : 'no status yet'}</span>
-              <span class="chip">${n.health ? `writes ${n.health}` : 'write health unknown'}</span>
+              <span class=${`chip writes-${n.health ?? 'unknown'}`} data-testid="node-writes">${n.health ? (WRITES[n.health]?.chip ?? `writes ${n.health}`) : 'write health unknown'}</span>
               ${n.configured ? null : html`<span class="chip">not in cms.nodes</span>`}
+              ${WRITES[n.health]?.why ? html`<p class="small">${WRITES[n.health].why}</p>` : null}
               <p class="muted small">updated ${formatTime(n.updatedAt)}</p></li>`,
           )}
         </ul>
