@@ -110,6 +110,7 @@ export class NodeWriter {
       node: node.name,
       queueName: this.queue.name,
       workerOptions,
+      eventsConnection: redis.duplicate(),
       process: (job, token) => this.#process(job, token),
       log,
     });

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { Logger } from '@cms/observability';
-import type { CmsWriteJob } from '@cms/queue';
+import type { CmsWriteJob, Redis } from '@cms/queue';
 import { type Job, QueueEvents, RATE_LIMIT_ERROR, Worker, type WorkerOptions } from 'bullmq';
 import { ACTION_HANDLERS } from './handlers.ts';
 
@@ -22,6 +22,7 @@ const INTERACTIVE_EXTRA_STARTS = 2;
 export class InteractiveLane {
   readonly #worker: Worker<CmsWriteJob>;
   readonly #events: QueueEvents;
+  readonly #eventsConnection: Redis;
   readonly #process: (job: Job<CmsWriteJob>, token: string) => Promise<void>;
   readonly #log: Logger;
   readonly #node: string;
@@ -33,6 +34,8 @@ export class InteractiveLane {
     node: string;
     queueName: string;
     workerOptions: WorkerOptions;
+    /** A connection of its own for the queue's event stream (a blocking XREAD must not hold the shared one). */
+    eventsConnection: Redis;
     process: (job: Job<CmsWriteJob>, token: string) => Promise<void>;
     log: Logger;
   }) {
@@ -48,8 +51,10 @@ export class InteractiveLane {
       ...(limiter ? { limiter } : {}),
     });
     this.#worker.on('error', (err) => this.#log.warn({ node: this.#node, err }, 'interactive lane worker error'));
+    this.#eventsConnection = options.eventsConnection;
+    this.#eventsConnection.on('error', (err) => this.#log.debug({ node: this.#node, err }, 'interactive lane events connection error'));
     this.#events = new QueueEvents(options.queueName, {
-      connection: workerOptions.connection,
+      connection: options.eventsConnection,
       prefix: workerOptions.prefix,
       autorun: false,
     });
@@ -110,6 +115,7 @@ export class InteractiveLane {
   async close(): Promise<void> {
     this.#closed = true;
     await this.#events.close();
+    this.#eventsConnection.disconnect();
     await this.#worker.close();
   }
 }
