@@ -392,7 +392,11 @@ async function explainAll(list: Query[]): Promise<Map<string, Explained>> {
       let dbMs = 0;
       let pages = 0;
       for (const s of statements) {
-        const { rows } = await withClient(url, (c) => c.query(`EXPLAIN (ANALYZE, BUFFERS, COSTS OFF) ${s.text}`, s.values));
+        // As the services' connections (libs/db: jit off), so the plan is the one the route ran.
+        const { rows } = await withClient(url, async (c) => {
+          await c.query('SET jit = off');
+          return c.query(`EXPLAIN (ANALYZE, BUFFERS, COSTS OFF) ${s.text}`, s.values);
+        });
         const plan = rows.map((r: Record<string, string>) => r['QUERY PLAN']).join('\n');
         for (const m of plan.matchAll(/(?:Planning|Execution) Time: ([\d.]+) ms/g)) dbMs += Number(m[1]);
         // The first Buffers line is the top plan node's, which includes every node under it.
