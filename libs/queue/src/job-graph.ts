@@ -1,5 +1,6 @@
 import type { CdrBatch } from '@cms/cdr';
 import { type Job, type JobsOptions, Queue, type QueueOptions } from 'bullmq';
+import type { Redis } from 'ioredis';
 
 /**
  * The job graph: every BullMQ queue of the system, what its jobs carry, how they are retried and kept, and the
@@ -182,8 +183,15 @@ export async function enqueueCallMessageWrite(queue: CmsWritesQueue, callId: str
  * run in either order, as they may anyway with several jobs in hand per node. The job id is the step's, so a step
  * is queued once however often this is called (a retried request, a crash between storing the action and queueing it).
  */
-export async function enqueueOperatorActionStep(queue: CmsWritesQueue, job: OperatorActionJob): Promise<void> {
+export async function enqueueOperatorActionStep(queue: CmsWritesQueue, job: OperatorActionJob, announce: Redis): Promise<void> {
   await queue.add(job.kind, job, { jobId: `action-${job.actionId}-${job.step}`, lifo: true, attempts: OPERATOR_ACTION_ATTEMPTS });
+  // Wakes the node's interactive lane at once (a lost announcement only leaves the job to the node's worker).
+  await announce.publish(operatorActionsChannel(queue.opts.prefix ?? 'bull', queue.name), job.kind);
+}
+
+/** The Redis channel on which the adds of operator action steps to a node's write queue are announced. */
+export function operatorActionsChannel(prefix: string, queueName: string): string {
+  return `${prefix}:${queueName}:operator-actions`;
 }
 
 /** An operator is waiting: a step that keeps failing (5xx, timeouts) is reported failed after a few tries, not a week. */

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Logger } from '@cms/observability';
-import type { CmsWriteJob, Redis } from '@cms/queue';
-import { type Job, QueueEvents, RATE_LIMIT_ERROR, Worker, type WorkerOptions } from 'bullmq';
+import { type CmsWriteJob, operatorActionsChannel, type Redis } from '@cms/queue';
+import { type Job, RATE_LIMIT_ERROR, Worker, type WorkerOptions } from 'bullmq';
 import { ACTION_HANDLERS } from './handlers.ts';
 
 const ACTION_KINDS: ReadonlySet<string> = new Set(Object.keys(ACTION_HANDLERS));
@@ -15,14 +15,16 @@ const INTERACTIVE_EXTRA_STARTS = 2;
  * to write counts too), so under a burst of message changes the worker can be rate-limited for most of each window,
  * and an action at the head of the queue would wait up to a window (1.1 s) for its start. The lane shares the queue's
  * limiter counter with a few more starts per window (INTERACTIVE_EXTRA_STARTS), wakes only when an action is added
- * (the queue's `added` event), takes the head of the queue (actions are added there, lifo) and stops after a job that
+ * (announced on the queue's operator-actions channel by enqueueOperatorActionStep: the queue's own event stream
+ * carries every message job's events too, and lagged behind them under load), takes the head of the queue (actions
+ * are added there, lifo) and stops after a job that
  * is not an action (one that the node's worker got to first). A 503 pause (worker.rateLimit) holds it too, and every
  * write still passes the node's write gate, so the ceiling is the same.
  */
 export class InteractiveLane {
   readonly #worker: Worker<CmsWriteJob>;
-  readonly #events: QueueEvents;
   readonly #eventsConnection: Redis;
+  readonly #channel: string;
   readonly #process: (job: Job<CmsWriteJob>, token: string) => Promise<void>;
   readonly #log: Logger;
   readonly #node: string;
@@ -34,7 +36,7 @@ export class InteractiveLane {
     node: string;
     queueName: string;
     workerOptions: WorkerOptions;
-    /** A connection of its own for the queue's event stream (a blocking XREAD must not hold the shared one). */
+    /** A connection of its own: it subscribes to the queue's operator-action announcements (libs/queue). */
     eventsConnection: Redis;
     process: (job: Job<CmsWriteJob>, token: string) => Promise<void>;
     log: Logger;
@@ -52,20 +54,19 @@ export class InteractiveLane {
     });
     this.#worker.on('error', (err) => this.#log.warn({ node: this.#node, err }, 'interactive lane worker error'));
     this.#eventsConnection = options.eventsConnection;
-    this.#eventsConnection.on('error', (err) => this.#log.debug({ node: this.#node, err }, 'interactive lane events connection error'));
-    this.#events = new QueueEvents(options.queueName, {
-      connection: options.eventsConnection,
-      prefix: workerOptions.prefix,
-      autorun: false,
-    });
-    this.#events.on('error', (err) => this.#log.debug({ node: this.#node, err }, 'interactive lane events error'));
-    this.#events.on('added', ({ name }) => {
-      if (ACTION_KINDS.has(name)) void this.#drain();
+    this.#eventsConnection.on('error', (err) => this.#log.debug({ node: this.#node, err }, 'interactive lane connection error'));
+    this.#channel = operatorActionsChannel(workerOptions.prefix ?? 'bull', options.queueName);
+    this.#eventsConnection.on('message', (channel: string, kind: string) => {
+      if (channel === this.#channel && ACTION_KINDS.has(kind)) void this.#drain();
     });
   }
 
   start(): void {
-    void this.#events.run().catch((err: Error) => this.#log.warn({ node: this.#node, err }, 'interactive lane stopped listening'));
+    this.#eventsConnection
+      .subscribe(this.#channel)
+      .catch((err: Error) =>
+        this.#log.warn({ node: this.#node, err }, 'interactive lane not listening: the node worker takes every action'),
+      );
   }
 
   async #drain(): Promise<void> {
@@ -114,7 +115,6 @@ export class InteractiveLane {
 
   async close(): Promise<void> {
     this.#closed = true;
-    await this.#events.close();
     this.#eventsConnection.disconnect();
     await this.#worker.close();
   }

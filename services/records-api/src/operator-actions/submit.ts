@@ -150,7 +150,7 @@ export class ActionDesk {
     try {
       for (const [i, step] of action.steps.entries()) {
         const queue = this.#queues.get(step.node) as CmsWritesQueue;
-        await enqueueOperatorActionStep(queue, { kind: action.kind, actionId: id, step: i });
+        await enqueueOperatorActionStep(queue, { kind: action.kind, actionId: id, step: i }, this.#redis);
       }
     } catch (err) {
       this.#log.error({ err, actionId: id }, 'operator action not queued');
