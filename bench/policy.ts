@@ -2,7 +2,7 @@
  * npm run bench:policy -- [--meetings 200] [--participants 20] [--window 60] [--stay 60] [--stop-at 100] [--bridges 3]
  *   [--bridges-per-meeting 2] [--max-writes-per-second 10] [--message-min-interval MS] [--cms-latency 0]
  *   [--cms-jitter 0] [--guests 0.1] [--app 0.2] [--seed 1] [--warmup 5] [--settle-timeout 60] [--redis-url URL]
- *   [--no-private-postgres] [--note TEXT] [--dump FILE] [--keep-database]
+ *   [--no-private-postgres] [--no-events] [--note TEXT] [--dump FILE] [--keep-database] [--results FILE] [--cpu-prof DIR]
  *
  * The security level on screen under load: the CMS simulator (in this process) runs its load plan in real time —
  * meetings x participants joining over the window across the bridges, each participant leaving after about `stay`
@@ -79,6 +79,12 @@ const { values: args } = parseArgs({
     'keep-database': { type: 'boolean', default: false },
     /** A line written under the figures (e.g. what else the machine was doing). */
     note: { type: 'string' },
+    /** --no-events: the actuator follows the bridges by polling alone (cms.events.enabled false), to compare. */
+    events: { type: 'boolean', default: true },
+    /** Where the figures are appended (default bench/results/policy.md), e.g. a scratch file for exploratory pairs. */
+    results: { type: 'string' },
+    /** Writes a V8 CPU profile of each service (node --cpu-prof) into this folder, for a closer look. */
+    'cpu-prof': { type: 'string' },
   },
 });
 const meetings = Number(args.meetings);
@@ -131,6 +137,7 @@ writeFileSync(
   stringify({
     cms: {
       nodes: sim.bridges.map((b) => ({ name: b.name, url: b.url, username: b.username, password: b.password, maxWritesPerSecond })),
+      ...(args.events ? {} : { events: { enabled: false } }),
     },
     policy: policyConfig,
     ...(args['message-min-interval'] === undefined ? {} : { actuator: { messageMinIntervalMs: Number(args['message-min-interval']) } }),
@@ -151,6 +158,9 @@ const env = {
   POLICY_WORKER_HOST: '127.0.0.1',
   ACTUATOR_HOST: '127.0.0.1',
   LOG_LEVEL: 'warn',
+  ...(args['cpu-prof']
+    ? { NODE_OPTIONS: `${process.env.NODE_OPTIONS ?? ''} --cpu-prof --cpu-prof-dir=${path.resolve(args['cpu-prof'])}`.trim() }
+    : {}),
 };
 // The configuration exactly as the services load it (same file, same environment): the expectation uses its policy
 // (defaults for messages included), and the figures its least interval between two writes to one call.
@@ -433,6 +443,7 @@ const rows: [string, string, string][] = [
       : 'n/a (no /proc)',
     '',
   ],
+  ['jobs added per queue, whole run (BullMQ job ids)', await jobsPerQueue(), ''],
   ['CMS message writes accepted', String(analysis.acceptedWrites), ''],
   ['  stale on arrival (text no longer expected)', String(analysis.staleWrites), ''],
   [
@@ -456,6 +467,22 @@ const rows: [string, string, string][] = [
   ['call instances with the right final message', `${final.rightCalls} / ${final.calls} (${pct(final.rightCalls, final.calls)})`, '100 %'],
   ['settled after the last step', `${(settleMs / 1000).toFixed(1)} s`, ''],
 ];
+/** Each queue's job counter (BullMQ's `<prefix>:<queue>:id`): how many jobs of each kind the run made, warm-up included. */
+async function jobsPerQueue(): Promise<string> {
+  const redis = createRedisConnection(redisUrl, 'worker');
+  try {
+    const counts: string[] = [];
+    for (let cursor = '0'; ; ) {
+      const [next, keys] = await redis.scan(cursor, 'MATCH', `${env.QUEUE_PREFIX}:*:id`, 'COUNT', 1000);
+      for (const key of keys) counts.push(`${key.slice(env.QUEUE_PREFIX.length + 1, -3)} ${(await redis.get(key)) ?? '0'}`);
+      cursor = next;
+      if (cursor === '0') break;
+    }
+    return counts.sort().join(', ') || 'none';
+  } finally {
+    redis.disconnect();
+  }
+}
 const table = ['| measure | value | goal |', '|---|---|---|', ...rows.map(([k, v, g]) => `| ${k} | ${v} | ${g} |`)].join('\n');
 console.log(table);
 if (args.dump) {
@@ -508,7 +535,7 @@ const about = [
   `Redis: ${await redisSettings(redisUrl)}${privateRedis ? " (the benchmark's own redis-server, persisting as deployed)" : ''}`,
   `Postgres: ${await postgresSettings(database.url)}${privatePostgres ? " (the benchmark's own server, default settings as compose runs it)" : " (the machine's shared server)"}`,
 ];
-const file = new URL('./results/policy.md', import.meta.url).pathname;
+const file = args.results ? path.resolve(args.results) : new URL('./results/policy.md', import.meta.url).pathname;
 if (!existsSync(file)) writeFileSync(file, '# Security-level benchmark results\n\nMethod: see the header of bench/policy.ts.\n');
 appendFileSync(
   file,

@@ -11,14 +11,9 @@ import { storeListedCall } from './call-store.ts';
 import { type FeedState, NodeEventsFeed, type NodeFeedLimits } from './node-feed.ts';
 import { type NodeHealthState, NodeModes, type NodeModeView } from './node-mode.ts';
 import type { RosterEntry } from './protocol.ts';
+import { RecomputeCoalescer } from './recompute-coalescer.ts';
 import { RosterPlacement } from './roster-placement.ts';
 import { forgetCall, storeRoster } from './roster-store.ts';
-
-/**
- * After the policy's grace for participants only the roster shows (2 s, load-meetings.ts), with a margin: by then
- * their CDRs have normally arrived and decided; if not, the roster's word counts.
- */
-const UNCORROBORATED_RECOMPUTE_MS = 2500;
 
 export interface EventsFeedDeps {
   nodes: readonly CmsNodeConfig[];
@@ -55,12 +50,19 @@ export class EventsFeed {
   readonly #placement: RosterPlacement;
   readonly #clients: CmsClient[] = [];
   readonly #tokens = new Map<string, AuthTokens>();
-  readonly #timers = new Set<NodeJS.Timeout>();
+  /** Roster changes ask for one recompute per meeting and window, not one per change (recompute-coalescer.ts). */
+  readonly #recomputes: RecomputeCoalescer;
 
   constructor(deps: EventsFeedDeps) {
     this.#d = deps;
     this.modes = new NodeModes(deps.db, deps.metrics.nodeMode, deps.log);
     this.#placement = new RosterPlacement(deps.nodes.map((n) => n.name));
+    this.#recomputes = new RecomputeCoalescer({
+      send: deps.requestRecompute,
+      windowMs: deps.limits.recomputeCoalesceMs,
+      // The next roster change or reconciliation pass asks again; the live picture itself is stored.
+      onError: (err, callIds) => deps.log.warn({ err, callIds }, 'could not ask the policy worker to recompute after a roster change'),
+    });
     if (!deps.enabled) return;
     for (const node of deps.nodes) {
       const client = new CmsClient(node, {
@@ -128,7 +130,8 @@ export class EventsFeed {
 
   async close(): Promise<void> {
     for (const feed of this.feeds.values()) feed.stop();
-    for (const timer of this.#timers) clearTimeout(timer);
+    // What the feed stored still gets decided (the recompute queue closes after this).
+    await this.#recomputes.flush();
     await this.modes.flushed();
     await Promise.all(this.#clients.map((c) => c.close()));
   }
@@ -140,35 +143,18 @@ export class EventsFeed {
   }
 
   async #callGone(node: string, callId: string): Promise<void> {
+    const meetingKey = this.feeds.get(node)?.calls.get(callId) ?? callId;
     this.#placement.forget(node, callId);
-    if (await forgetCall(this.#d.db, callId)) await this.#recompute([callId], 'events:callEnded');
+    if (await forgetCall(this.#d.db, callId)) this.#recomputes.now(meetingKey, [callId], 'events:callEnded');
   }
 
   async #roster(node: string, callId: string, entries: RosterEntry[], fullList: boolean): Promise<void> {
     const meetingKey = this.feeds.get(node)?.calls.get(callId) ?? callId;
     this.#d.metrics.eventsRosterUpdates.inc({ node }, entries.length);
     const stored = await storeRoster(this.#d.db, { node, callId, meetingKey }, entries, fullList);
-    if (stored.policyRelevant) await this.#recompute(stored.callIds, 'events:roster');
-    if (stored.uncorroborated) this.#recomputeLater(stored.callIds);
-  }
-
-  /** Once a participant no CDR has named yet counts for the policy (UNCORROBORATED_GRACE in load-meetings.ts). */
-  #recomputeLater(callIds: string[]): void {
-    const timer = setTimeout(() => {
-      this.#timers.delete(timer);
-      void this.#recompute(callIds, 'events:rosterOnly');
-    }, UNCORROBORATED_RECOMPUTE_MS);
-    timer.unref();
-    this.#timers.add(timer);
-  }
-
-  async #recompute(callIds: string[], reason: string): Promise<void> {
-    try {
-      await this.#d.requestRecompute(callIds, reason);
-    } catch (err) {
-      // The next roster change or reconciliation pass asks again; the live picture itself is stored.
-      this.#d.log.warn({ err, callIds }, 'could not ask the policy worker to recompute after a roster change');
-    }
+    if (stored.policyRelevant) this.#recomputes.now(meetingKey, stored.callIds, 'events:roster');
+    // Once a participant no CDR has named yet counts for the policy (UNCORROBORATED_GRACE in load-meetings.ts).
+    if (stored.uncorroborated) this.#recomputes.afterGrace(meetingKey, stored.callIds, 'events:rosterOnly');
   }
 
   #stateChanged(node: string, state: FeedState): void {

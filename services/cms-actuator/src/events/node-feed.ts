@@ -31,6 +31,11 @@ export interface NodeFeedLimits {
   handshakeTimeoutMs: number;
   /** A new auth token is asked for this often, whether or not a connection needs one. */
   tokenRefreshMs: number;
+  /**
+   * Roster changes of one meeting within this long of its first one ask the policy worker for one recompute
+   * (events-feed.ts; default RECOMPUTE_COALESCE_MS there). Tests lengthen it to see the coalescing.
+   */
+  recomputeCoalesceMs?: number;
 }
 
 /** How the feed of one node stands, for its mode. */
