@@ -24,6 +24,7 @@ export {
   enqueueOperatorActionStep,
   type OperatorActionJob,
   type OperatorActionJobKind,
+  operatorActionJobId,
   operatorActionsChannel,
   POLICY_RECOMPUTE_QUEUE,
   type PolicyRecomputeJob,

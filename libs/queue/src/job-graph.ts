@@ -184,9 +184,14 @@ export async function enqueueCallMessageWrite(queue: CmsWritesQueue, callId: str
  * is queued once however often this is called (a retried request, a crash between storing the action and queueing it).
  */
 export async function enqueueOperatorActionStep(queue: CmsWritesQueue, job: OperatorActionJob, announce: Redis): Promise<void> {
-  await queue.add(job.kind, job, { jobId: `action-${job.actionId}-${job.step}`, lifo: true, attempts: OPERATOR_ACTION_ATTEMPTS });
+  await queue.add(job.kind, job, { jobId: operatorActionJobId(job), lifo: true, attempts: OPERATOR_ACTION_ATTEMPTS });
   // Wakes the node's interactive lane at once (a lost announcement only leaves the job to the node's worker).
   await announce.publish(operatorActionsChannel(queue.opts.prefix ?? 'bull', queue.name), job.kind);
+}
+
+/** One job id per step: queueing a step again while its job exists adds nothing. */
+export function operatorActionJobId(job: Pick<OperatorActionJob, 'actionId' | 'step'>): string {
+  return `action-${job.actionId}-${job.step}`;
 }
 
 /** The Redis channel on which the adds of operator action steps to a node's write queue are announced. */

@@ -1,4 +1,5 @@
 import type { Logger } from '@cms/observability';
+import { sweepUnqueuedActions } from '../actions/action-sweep.ts';
 import type { ActuatorMetrics } from '../metrics.ts';
 import { type PlacementDeps, placeUnplacedCalls } from './call-placement.ts';
 import { type PendingSweepDeps, sweepPending } from './pending-sweep.ts';
@@ -12,7 +13,7 @@ export interface SweeperDeps {
 }
 
 /**
- * Every `intervalMs`: desired state that never got a write job, and calls whose node is unknown. Rounds never
+ * Every `intervalMs`: desired state and operator actions that never got a write job, and calls whose node is unknown. Rounds never
  * overlap; a failed round (Postgres or Redis away) is logged and the next one tries again.
  */
 export class Sweeper {
@@ -51,7 +52,9 @@ export class Sweeper {
     try {
       const queued = await sweepPending(this.#d.pending);
       const placed = await placeUnplacedCalls(this.#d.placement);
-      if (queued || placed) log.info({ queued, placed }, 'desired-state sweep');
+      // Operator actions stored without their jobs; the same age and batch as pending desired state.
+      const actions = await sweepUnqueuedActions({ ...this.#d.pending, redis: this.#d.placement.redis });
+      if (queued || placed || actions) log.info({ queued, placed, actions }, 'desired-state sweep');
     } catch (err) {
       log.warn({ err }, 'desired-state sweep failed: next round tries again');
     } finally {
