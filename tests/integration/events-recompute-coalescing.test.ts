@@ -1,12 +1,12 @@
 import assert from 'node:assert/strict';
-import { after, before, test } from 'node:test';
+import { afterEach, before, test } from 'node:test';
 import { startSimulator } from '@cms/cms-sim';
 import { loadConfig } from '@cms/config';
 import { callLegObservations, type Database } from '@cms/db';
 import { createLogger, createMetricsRegistry } from '@cms/observability';
 import { createPolicyRecomputeQueue, createRedisConnection, type PolicyRecomputeJob } from '@cms/queue';
 import type { Job } from 'bullmq';
-import { inArray } from 'drizzle-orm';
+import { eq, inArray } from 'drizzle-orm';
 import { buildActuator } from '../../services/cms-actuator/src/app.ts';
 import { eventually, testDatabase, testRedis } from '../helpers/infra.ts';
 
@@ -21,6 +21,7 @@ const PASSWORD = 'coalescing-test-pass';
 const silent = createLogger('events-recompute-coalescing-test', 'silent');
 /** Long enough that every join below falls in the meeting's first window. */
 const WINDOW_MS = 8000;
+let rigs = 0;
 
 let db: Database;
 let redisUrl: string;
@@ -32,20 +33,21 @@ before(async () => {
   ({ url: redisUrl, prefix } = await testRedis());
 });
 
-after(async () => {
+afterEach(async () => {
   for (const cleanup of cleanups.reverse()) await cleanup();
+  cleanups.length = 0;
 });
 
-test('roster changes of one meeting, each stored on its own, ask the policy worker for one recompute', async () => {
-  const node = 'coalesce-a';
-  const sim = await startSimulator({ controlPort: null, bridges: [{ name: node, password: PASSWORD }] });
+async function rig(windowMs: number) {
+  const node = `coalesce-${++rigs}`;
+  const sim = await startSimulator({ controlPort: null, seed: rigs * 7919, bridges: [{ name: node, password: PASSWORD }] });
   cleanups.push(() => sim.stop());
   const config = loadConfig({
     env: {},
     overrides: {
       log: { level: 'silent' },
       redis: { url: redisUrl },
-      queue: { prefix: `${prefix}-coalesce` },
+      queue: { prefix: `${prefix}-${node}` },
       actuator: { reconcileIntervalSeconds: 0, readsPerSecond: 200 },
       policy: { internalDomains: ['corp.example'] },
       cms: { nodes: [{ name: node, url: sim.bridge(node).url, username: 'admin', password: PASSWORD }] },
@@ -56,39 +58,68 @@ test('roster changes of one meeting, each stored on its own, ask the policy work
     db,
     registry: createMetricsRegistry('cms-actuator'),
     log: silent,
-    eventsLimits: { reconnectBaseMs: 50, reconnectMaxMs: 200, recomputeCoalesceMs: WINDOW_MS },
+    eventsLimits: { reconnectBaseMs: 50, reconnectMaxMs: 200, recomputeCoalesceMs: windowMs },
   });
   cleanups.push(() => actuator.close());
   const connection = createRedisConnection(redisUrl, 'worker');
   cleanups.push(() => connection.disconnect());
   const queue = createPolicyRecomputeQueue({ connection, prefix: config.queue.prefix });
   cleanups.push(() => queue.close());
+  /** The recompute requests queued for this reason (no policy worker takes them). */
   const jobs = async (reason: string): Promise<Job<PolicyRecomputeJob>[]> =>
     (await queue.getJobs(['waiting', 'delayed', 'prioritized'])).filter((j) => j.data.reason.split(',').includes(reason));
-
   const meeting = sim.startCall({ bridges: [node] });
-  // Each join waits for its row: every one is a rosterUpdate, a transaction and (before coalescing) a recompute.
-  const participants: string[] = [];
-  const callIds = new Set<string>();
-  for (let i = 0; i < 5; i++) {
-    const joined = sim.join({ meeting, remoteParty: `user${i}@corp.example` });
-    participants.push(joined.participantId);
-    callIds.add(joined.callId);
+  /** Participants joined one after another, each stored from its own rosterUpdate before the next joins. */
+  const joinEach = async (count: number) => {
+    const joined: { participantId: string; callLegId: string; callId: string }[] = [];
+    for (let i = 0; i < count; i++) {
+      joined.push(sim.join({ meeting, remoteParty: `user${i}@corp.example` }));
+      const ids = joined.map((j) => j.participantId);
+      await eventually(
+        async () =>
+          (await db.select().from(callLegObservations).where(inArray(callLegObservations.participantId, ids))).length === ids.length,
+        { what: `participant ${i} stored from the roster` },
+      );
+    }
+    return joined;
+  };
+  return { sim, jobs, joinEach };
+}
+
+test('roster changes of one meeting, each stored on its own, ask the policy worker for one recompute', async () => {
+  const r = await rig(WINDOW_MS);
+  const joined = await r.joinEach(5);
+  // Each leave is a rosterUpdate, a transaction and (one recompute per change) a recompute of its own.
+  for (const [i, p] of joined.entries()) {
+    r.sim.leave(p.callLegId);
     await eventually(
-      async () =>
-        (await db.select().from(callLegObservations).where(inArray(callLegObservations.participantId, participants))).length ===
-        participants.length,
-      { what: `participant ${i} stored from the roster` },
+      async () => (await db.select().from(callLegObservations).where(eq(callLegObservations.participantId, p.participantId))).length === 0,
+      { what: `participant ${i} gone from the roster` },
     );
   }
-
   const [job] = await eventually(
     async () => {
-      const found = await jobs('events:roster');
+      const found = await r.jobs('events:roster');
       return found.length > 0 && found;
     },
     { what: "the meeting's recompute", timeoutMs: WINDOW_MS + 15_000 },
   );
-  assert.equal((await jobs('events:roster')).length, 1, 'five roster changes, one recompute');
-  assert.deepEqual(job?.data.callIds, [...callIds], "the recompute names the meeting's call");
+  assert.equal((await r.jobs('events:roster')).length, 1, 'five roster changes, one recompute');
+  assert.deepEqual(job?.data.callIds, [...new Set(joined.map((p) => p.callId))], "the recompute names the meeting's call");
+});
+
+test('participants only the roster shows, within the policy grace, ask for no recompute until the grace is over', async () => {
+  const r = await rig(1);
+  const joined = await r.joinEach(3);
+  // No CDR names them: after the grace they count, and the recompute then is due (and is asked for).
+  const [later] = await eventually(
+    async () => {
+      const found = await r.jobs('events:rosterOnly');
+      return found.length > 0 && found;
+    },
+    { what: 'the recompute after the grace', timeoutMs: 20_000 },
+  );
+  assert.deepEqual(later?.data.callIds, [...new Set(joined.map((p) => p.callId))]);
+  // Their joins changed nothing the policy counts yet: no recompute at once (the window is 1 ms, long past).
+  assert.deepEqual(await r.jobs('events:roster'), []);
 });

@@ -13,7 +13,7 @@ import { type NodeHealthState, NodeModes, type NodeModeView } from './node-mode.
 import type { RosterEntry } from './protocol.ts';
 import { RecomputeCoalescer } from './recompute-coalescer.ts';
 import { RosterPlacement } from './roster-placement.ts';
-import { forgetCall, storeRoster } from './roster-store.ts';
+import { anyRosterOnly, forgetCall, storeRoster } from './roster-store.ts';
 
 export interface EventsFeedDeps {
   nodes: readonly CmsNodeConfig[];
@@ -62,6 +62,7 @@ export class EventsFeed {
       windowMs: deps.limits.recomputeCoalesceMs,
       // The next roster change or reconciliation pass asks again; the live picture itself is stored.
       onError: (err, callIds) => deps.log.warn({ err, callIds }, 'could not ask the policy worker to recompute after a roster change'),
+      anyRosterOnly: (callIds, participants) => anyRosterOnly(deps.db, callIds, participants),
     });
     if (!deps.enabled) return;
     for (const node of deps.nodes) {
@@ -154,7 +155,7 @@ export class EventsFeed {
     const stored = await storeRoster(this.#d.db, { node, callId, meetingKey }, entries, fullList);
     if (stored.policyRelevant) this.#recomputes.now(meetingKey, stored.callIds, 'events:roster');
     // Once a participant no CDR has named yet counts for the policy (UNCORROBORATED_GRACE in load-meetings.ts).
-    if (stored.uncorroborated) this.#recomputes.afterGrace(meetingKey, stored.callIds, 'events:rosterOnly');
+    if (stored.uncorroborated.length) this.#recomputes.afterGrace(meetingKey, stored.callIds, stored.uncorroborated, 'events:rosterOnly');
   }
 
   #stateChanged(node: string, state: FeedState): void {

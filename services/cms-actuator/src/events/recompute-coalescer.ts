@@ -19,6 +19,8 @@ const LATER_BUCKET_MS = 500;
 interface Pending {
   callIds: Set<string>;
   reasons: Set<string>;
+  /** After the grace: the roster-only participants it is for (skipped when their CDRs have named them all). */
+  participants: Set<string>;
   timer: NodeJS.Timeout;
 }
 
@@ -31,22 +33,30 @@ export class RecomputeCoalescer {
   readonly #send: RecomputeRequest;
   readonly #windowMs: number;
   readonly #onError: (err: unknown, callIds: string[]) => void;
+  readonly #anyRosterOnly: (callIds: string[], participants: string[]) => Promise<boolean>;
   readonly #pending = new Map<string, Pending>();
-  constructor(options: { send: RecomputeRequest; windowMs?: number; onError: (err: unknown, callIds: string[]) => void }) {
+  constructor(options: {
+    send: RecomputeRequest;
+    windowMs?: number | undefined;
+    onError: (err: unknown, callIds: string[]) => void;
+    /** Whether any of these participants is still shown by the roster alone (roster-store.ts anyRosterOnly). */
+    anyRosterOnly: (callIds: string[], participants: string[]) => Promise<boolean>;
+  }) {
     this.#send = options.send;
+    this.#anyRosterOnly = options.anyRosterOnly;
     this.#windowMs = options.windowMs ?? RECOMPUTE_COALESCE_MS;
     this.#onError = options.onError;
   }
 
   /** Recompute the meeting `meetingKey` (its calls `callIds`) once the window closes. */
   now(meetingKey: string, callIds: readonly string[], reason: string): void {
-    this.#add(`now:${meetingKey}`, callIds, reason, this.#windowMs);
+    this.#add(`now:${meetingKey}`, callIds, [], reason, this.#windowMs);
   }
 
   /** Recompute it once participants stored now have passed the policy's grace for roster-only participants. */
-  afterGrace(meetingKey: string, callIds: readonly string[], reason: string): void {
+  afterGrace(meetingKey: string, callIds: readonly string[], participants: readonly string[], reason: string): void {
     const due = Math.ceil((Date.now() + UNCORROBORATED_RECOMPUTE_MS) / LATER_BUCKET_MS) * LATER_BUCKET_MS;
-    this.#add(`later:${due}:${meetingKey}`, callIds, reason, due - Date.now());
+    this.#add(`later:${due}:${meetingKey}`, callIds, participants, reason, due - Date.now());
   }
 
   /**
@@ -62,16 +72,17 @@ export class RecomputeCoalescer {
     await Promise.all(keys.filter((k) => k.startsWith('now:')).map((key) => this.#flush(key)));
   }
 
-  #add(key: string, callIds: readonly string[], reason: string, delayMs: number): void {
+  #add(key: string, callIds: readonly string[], participants: readonly string[], reason: string, delayMs: number): void {
     const pending = this.#pending.get(key);
     if (pending) {
       for (const id of callIds) pending.callIds.add(id);
+      for (const id of participants) pending.participants.add(id);
       pending.reasons.add(reason);
       return;
     }
     const timer = setTimeout(() => void this.#flush(key), Math.max(0, delayMs));
     timer.unref();
-    this.#pending.set(key, { callIds: new Set(callIds), reasons: new Set([reason]), timer });
+    this.#pending.set(key, { callIds: new Set(callIds), participants: new Set(participants), reasons: new Set([reason]), timer });
   }
 
   async #flush(key: string): Promise<void> {
@@ -81,6 +92,8 @@ export class RecomputeCoalescer {
     clearTimeout(pending.timer);
     const callIds = [...pending.callIds].sort();
     try {
+      // Their CDRs came within the grace (as they normally do) and the CDR path decided with them: nothing to redo.
+      if (pending.participants.size && !(await this.#anyRosterOnly(callIds, [...pending.participants]))) return;
       await this.#send(callIds, [...pending.reasons].sort().join(','));
     } catch (err) {
       this.#onError(err, callIds);

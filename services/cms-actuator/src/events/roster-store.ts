@@ -38,8 +38,75 @@ const COLUMNS: readonly { element: string; column: string; kind: ColumnKind; inv
   { element: 'deactivated', column: 'deactivated', kind: 'boolean' },
 ];
 
-/** Elements whose change can change how the policy counts or classifies a participant. */
-const POLICY_ELEMENTS = new Set(['uri', 'state', 'deactivated']);
+/**
+ * What is stored of a participant before a roster entry is: its CDR leg (the newest of the meeting's legs of its
+ * participant id) and its live-view row. The policy (load-meetings.ts in the policy worker) reads, for a leg its CDRs
+ * have named, the CDR facts with the live view's state and lobby flag where the row is newer; for a participant only
+ * the roster shows, its row, once it is older than the policy's grace.
+ */
+interface Before extends Record<string, unknown> {
+  legId: string | null;
+  legEnded: boolean;
+  legState: string | null;
+  legDeactivated: boolean | null;
+  /** The live-view row is newer than the leg's CDR facts (its values win where set). */
+  rowNewer: boolean;
+  rowState: string | null;
+  rowDeactivated: boolean | null;
+  rowRemoteParty: string | null;
+  /** A row of the participant exists. */
+  stored: boolean;
+  /** Its row was first stored longer ago than the policy's grace: a roster-only participant counts already. */
+  observedBeforeGrace: boolean;
+}
+
+/** The policy's grace for participants only the roster shows (UNCORROBORATED_GRACE in load-meetings.ts). */
+const GRACE = '2 seconds';
+
+function before(participant: string, meetingCalls: SQL): SQL {
+  return sql`
+    WITH leg AS (
+      SELECT l.id, l.state, l.deactivated, l.updated_at, l.ended_at FROM call_legs l
+      WHERE l.group_id = ${participant} AND l.call_id IN ${meetingCalls}
+      ORDER BY (l.ended_at IS NULL) DESC, l.started_at DESC NULLS LAST LIMIT 1
+    ), obs AS (
+      SELECT o.state, o.deactivated, o.remote_party, o.updated_at, o.observed_at FROM call_leg_observations o
+      WHERE o.participant_id = ${participant} OR o.id = ${participant} OR o.id = (SELECT id FROM leg)
+      ORDER BY o.updated_at DESC LIMIT 1
+    )
+    SELECT leg.id AS "legId", leg.ended_at IS NOT NULL AS "legEnded", leg.state AS "legState", leg.deactivated AS "legDeactivated",
+           coalesce(obs.updated_at > leg.updated_at, false) AS "rowNewer", obs.state AS "rowState",
+           obs.deactivated AS "rowDeactivated", obs.remote_party AS "rowRemoteParty", obs.updated_at IS NOT NULL AS stored,
+           coalesce(obs.observed_at < now() - ${GRACE}::interval, false) AS "observedBeforeGrace"
+    FROM (SELECT 1) AS one LEFT JOIN leg ON true LEFT JOIN obs ON true`;
+}
+
+type Facts = { state: string | null; deactivated: boolean | null; remoteParty: string | null };
+
+/**
+ * Whether storing this entry can change what the policy decides: the state, lobby flag or (for a participant only
+ * the roster shows) address it reads, before and after the entry is stored (stored, the row is the newest fact). A
+ * participant the policy does not count yet (no CDR, within the grace) changes nothing now: its recompute is due
+ * after the grace. An ended leg: yes (a recompute too many costs less than one missing).
+ */
+function changesPolicyFacts(was: Before, entry: RosterEntry): boolean {
+  if (was.legEnded) return true;
+  const cdrBacked = was.legId !== null;
+  if (!cdrBacked && !(was.stored && was.observedBeforeGrace)) return false;
+  const text = (v: unknown) => (v === null || v === undefined ? null : String(v));
+  const flag = (v: unknown) => (v === null || v === undefined ? null : v === true || v === 'true');
+  const row: Facts = {
+    state: entry.state !== undefined ? text(entry.state) : was.rowState,
+    deactivated: entry.deactivated !== undefined ? flag(entry.deactivated) : was.rowDeactivated,
+    remoteParty: entry.uri !== undefined ? text(entry.uri) : was.rowRemoteParty,
+  };
+  if (!cdrBacked) return row.state !== was.rowState || row.deactivated !== was.rowDeactivated || row.remoteParty !== was.rowRemoteParty;
+  const seen = (rowValue: unknown, legValue: unknown, rowWins: boolean) => (rowWins && rowValue !== null ? rowValue : legValue);
+  return (
+    seen(was.rowState, was.legState, was.rowNewer) !== seen(row.state, was.legState, true) ||
+    seen(was.rowDeactivated, was.legDeactivated, was.rowNewer) !== seen(row.deactivated, was.legDeactivated, true)
+  );
+}
 
 export interface StoredRoster {
   /** Some change could move the meeting's level (a join, a leave, a state, lobby or address change). */
@@ -47,10 +114,11 @@ export interface StoredRoster {
   /** The call instances the stored rows belong to (for a policy recompute). */
   callIds: string[];
   /**
-   * A participant was stored that no CDR has named yet: the policy counts it only once its CDRs had time to arrive
-   * (the roster has no leg type, so it could classify an app user by domain), so a second recompute is due then.
+   * Participants stored that no CDR has named yet: the policy counts them only once their CDRs had time to arrive
+   * (the roster has no leg type, so it could classify an app user by domain), so a recompute is due then if their
+   * CDRs still have not named them.
    */
-  uncorroborated: boolean;
+  uncorroborated: string[];
 }
 
 /**
@@ -72,7 +140,7 @@ export async function storeRoster(
   const meetingCalls = sql`(SELECT id FROM calls WHERE call_correlator = ${source.meetingKey} OR id = ${source.meetingKey} UNION SELECT ${source.callId}::text)`;
   const callIds = new Set<string>([source.callId]);
   let policyRelevant = false;
-  let uncorroborated = false;
+  const uncorroborated = new Set<string>();
   await db.transaction(async (tx) => {
     for (const entry of entries) {
       const participant = String(entry.participant);
@@ -93,15 +161,13 @@ export async function storeRoster(
         policyRelevant = true;
         continue;
       }
-      if (entry.updateType === 'add' || Object.keys(entry).some((k) => POLICY_ELEMENTS.has(k))) policyRelevant = true;
-      const { rows: legs } = await tx.execute<{ id: string }>(
-        sql`SELECT l.id FROM call_legs l WHERE l.group_id = ${participant} AND l.call_id IN ${meetingCalls}
-            ORDER BY (l.ended_at IS NULL) DESC, l.started_at DESC NULLS LAST LIMIT 1`,
-      );
-      const legId = legs[0]?.id;
+      const { rows: found } = await tx.execute<Before>(before(participant, meetingCalls));
+      const was = found[0] as Before;
+      const legId = was.legId ?? undefined;
       // Stored before its CDRs named the leg: the participant's row becomes the leg's.
       if (legId) await adoptProvisionalRows(tx, [{ legId, participantId: participant }]);
-      else if (entry.updateType === 'add') uncorroborated = true;
+      else if (entry.updateType === 'add') uncorroborated.add(participant);
+      if (changesPolicyFacts(was, entry)) policyRelevant = true;
       const { rows } = await tx.execute<{ callId: string }>(upsert(source, participant, entry, meetingCalls));
       for (const r of rows) callIds.add(r.callId);
     }
@@ -117,7 +183,7 @@ export async function storeRoster(
       for (const r of rows) callIds.add(r.callId);
     }
   });
-  return { policyRelevant, callIds: [...callIds].sort(), uncorroborated };
+  return { policyRelevant, callIds: [...callIds].sort(), uncorroborated: [...uncorroborated].sort() };
 }
 
 function upsert(source: RosterSource, participant: string, entry: RosterEntry, meetingCalls: SQL): SQL {
@@ -169,4 +235,24 @@ function value(column: (typeof COLUMNS)[number], raw: unknown): SQL {
 export async function forgetCall(db: Database, callId: string): Promise<number> {
   const { rowCount } = await db.execute(sql`DELETE FROM call_leg_observations WHERE source = 'events' AND call_id = ${callId}`);
   return rowCount ?? 0;
+}
+
+/**
+ * Whether any of these participants is still shown by the roster alone (no CDR of the meeting's calls names it):
+ * only then does the recompute after the policy's grace change anything (once their CDRs have arrived, the CDR
+ * path has decided with them).
+ */
+export async function anyRosterOnly(db: Database, callIds: readonly string[], participants: readonly string[]): Promise<boolean> {
+  const { rows } = await db.execute(
+    sql`SELECT 1 FROM call_leg_observations o
+        WHERE o.participant_id IN (SELECT jsonb_array_elements_text(${JSON.stringify(participants)}::jsonb))
+          AND o.source = 'events' AND coalesce(o.state, '') <> ${LEFT_STATE}
+          AND NOT EXISTS (
+            SELECT 1 FROM call_legs l
+            WHERE l.id = o.id
+               OR (l.group_id = o.participant_id AND l.call_id IN (SELECT jsonb_array_elements_text(${JSON.stringify(callIds)}::jsonb)))
+          )
+        LIMIT 1`,
+  );
+  return rows.length > 0;
 }
