@@ -74,7 +74,7 @@ export async function buildActuator(deps: ActuatorDeps): Promise<ActuatorService
   const writers = new Map<string, NodeWriter>();
   const messageLevels = levelsOfMessageTexts(config.policy.messages);
   for (const node of config.cms.nodes) {
-    const writer = new NodeWriter({ node, db, redis, prefix: config.queue.prefix, log, metrics, tuning, messageLevels });
+    const writer = new NodeWriter({ node, db, redis, prefix: config.queue.prefix, log, metrics, tuning, messageLevels, peers: writers });
     writer.health.onContact((contact) => metrics.nodeReachable.set({ node: node.name }, contact.reachable ? 1 : 0));
     writers.set(node.name, writer);
   }

@@ -8,6 +8,8 @@ import {
   type CmsWritesQueue,
   cappedExponentialDelay,
   createCmsWritesQueue,
+  enqueueOperatorActionStep,
+  type OperatorActionJob,
   type Redis,
 } from '@cms/queue';
 import { type Job, UnrecoverableError, Worker, type WorkerOptions } from 'bullmq';
@@ -20,7 +22,7 @@ import { NodeHealth } from './node-health.ts';
 import { RequestGate, writeCeiling } from './request-gate.ts';
 import type { ActuatorTuning } from './tuning.ts';
 import { writeCallMessage } from './write-call-message.ts';
-import type { WriteContext, WriteOutcome } from './write-context.ts';
+import type { PeerWriter, WriteContext, WriteOutcome } from './write-context.ts';
 
 /** Exactly one handler per job kind; the compiler checks the table covers CmsWriteJob. */
 const HANDLERS: { [K in CmsWriteJob['kind']]: (ctx: WriteContext, job: Job<CmsWriteJob>, token: string | undefined) => Promise<void> } = {
@@ -38,6 +40,8 @@ export interface NodeWriterDeps {
   tuning: ActuatorTuning;
   /** The policy's message texts and the level each shows (write-call-message.ts levelsOfMessageTexts). */
   messageLevels: ReadonlyMap<string, number>;
+  /** Every node's writer, by name: an operator action step is handed over to the one hosting its participant. */
+  peers?: ReadonlyMap<string, PeerWriter>;
 }
 
 const LOG_LEVEL: Record<WriteOutcome['status'], 'info' | 'warn' | 'error'> = {
@@ -54,8 +58,9 @@ const LOG_LEVEL: Record<WriteOutcome['status'], 'info' | 'warn' | 'error'> = {
  * back-off and the node's health. Replicas each run one per node; the queue, the limiter and the write gate live
  * in Redis, so the ceiling holds however many replicas run.
  */
-export class NodeWriter {
+export class NodeWriter implements PeerWriter {
   readonly name: string;
+  readonly callBridgeId: string | undefined;
   readonly client: CmsClient;
   readonly queue: CmsWritesQueue;
   readonly worker: Worker<CmsWriteJob>;
@@ -71,6 +76,7 @@ export class NodeWriter {
     const { node, redis, prefix, log, metrics, tuning } = deps;
     this.#deps = deps;
     this.name = node.name;
+    this.callBridgeId = node.callBridgeId;
     this.client = new CmsClient(node, { connectTimeoutMs: tuning.connectTimeoutMs, requestTimeoutMs: tuning.requestTimeoutMs });
     this.queue = createCmsWritesQueue(node.name, { connection: redis, prefix });
     const ceiling = writeCeiling(node.maxWritesPerSecond);
@@ -140,9 +146,15 @@ export class NodeWriter {
       callMessageMinIntervalMs: tuning.callMessageMinIntervalMs,
       messageLevels: deps.messageLevels,
       lastAnswers: new Map(),
+      peers: () => deps.peers ?? new Map([[this.name, this]]),
       rateLimit: (ms) => this.worker.rateLimit(ms),
       record: (kind, outcome) => this.#record(kind, outcome),
     };
+  }
+
+  /** Queues an operator action step here, and wakes this node's interactive lane. */
+  async enqueueAction(job: OperatorActionJob): Promise<void> {
+    await enqueueOperatorActionStep(this.queue, job, this.#deps.redis);
   }
 
   /** Starts taking jobs, the health probe and the queue-depth gauge. */
