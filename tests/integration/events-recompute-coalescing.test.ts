@@ -89,6 +89,8 @@ async function rig(windowMs: number) {
 test('roster changes of one meeting, each stored on its own, ask the policy worker for one recompute', async () => {
   const r = await rig(WINDOW_MS);
   const joined = await r.joinEach(5);
+  // No CDR names them: once the policy's grace is over they count (and the recompute after it is asked for).
+  await eventually(async () => (await r.jobs('events:rosterOnly')).length > 0, { what: 'the grace over', timeoutMs: 20_000 });
   // Each leave is a rosterUpdate, a transaction and (one recompute per change) a recompute of its own.
   for (const [i, p] of joined.entries()) {
     r.sim.leave(p.callLegId);
@@ -108,9 +110,17 @@ test('roster changes of one meeting, each stored on its own, ask the policy work
   assert.deepEqual(job?.data.callIds, [...new Set(joined.map((p) => p.callId))], "the recompute names the meeting's call");
 });
 
-test('participants only the roster shows, within the policy grace, ask for no recompute until the grace is over', async () => {
+test('participants only the roster shows, joining or leaving within the policy grace, ask for no recompute until the grace is over', async () => {
   const r = await rig(1);
   const joined = await r.joinEach(3);
+  // One leaves again within the grace: the policy never counted it, so its leave changes nothing either.
+  const first = joined[0] as (typeof joined)[number];
+  r.sim.leave(first.callLegId);
+  await eventually(
+    async () =>
+      (await db.select().from(callLegObservations).where(eq(callLegObservations.participantId, first.participantId))).length === 0,
+    { what: 'the first participant gone from the roster' },
+  );
   // No CDR names them: after the grace they count, and the recompute then is due (and is asked for).
   const [later] = await eventually(
     async () => {
@@ -120,6 +130,6 @@ test('participants only the roster shows, within the policy grace, ask for no re
     { what: 'the recompute after the grace', timeoutMs: 20_000 },
   );
   assert.deepEqual(later?.data.callIds, [...new Set(joined.map((p) => p.callId))]);
-  // Their joins changed nothing the policy counts yet: no recompute at once (the window is 1 ms, long past).
+  // Their joins and the leave changed nothing the policy counts yet: no recompute at once (the window is 1 ms).
   assert.deepEqual(await r.jobs('events:roster'), []);
 });

@@ -154,11 +154,17 @@ export async function storeRoster(
           sql`UPDATE call_leg_observations o SET state = ${LEFT_STATE}, deactivated = false, source = 'events', observed_at = now(), updated_at = now()
               WHERE ${mine} AND ${openCdrLeg} RETURNING o.call_id AS "callId"`,
         );
-        const { rows: gone } = await tx.execute<{ callId: string }>(
-          sql`DELETE FROM call_leg_observations o WHERE ${mine} AND NOT ${openCdrLeg} RETURNING o.call_id AS "callId"`,
+        // A row that goes moves the level only if the policy counted it: a roster-only participant past the grace
+        // (an ended leg, or one within the grace, it did not count).
+        const { rows: gone } = await tx.execute<{ callId: string; counted: boolean }>(
+          sql`DELETE FROM call_leg_observations o WHERE ${mine} AND NOT ${openCdrLeg}
+              RETURNING o.call_id AS "callId",
+                (o.observed_at < now() - ${GRACE}::interval AND NOT EXISTS (
+                  SELECT 1 FROM call_legs l WHERE l.id = o.id
+                     OR (o.participant_id IS NOT NULL AND l.group_id = o.participant_id AND l.call_id IN ${meetingCalls}))) AS counted`,
         );
         for (const r of [...left, ...gone]) callIds.add(r.callId);
-        policyRelevant = true;
+        if (left.length || gone.some((r) => r.counted)) policyRelevant = true;
         continue;
       }
       const { rows: found } = await tx.execute<Before>(before(participant, meetingCalls));
