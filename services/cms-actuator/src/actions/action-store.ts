@@ -9,6 +9,9 @@ import {
 } from '@cms/db';
 import { and, asc, eq, sql } from 'drizzle-orm';
 
+/** A transaction of `db`. */
+type Transaction = Parameters<Parameters<Database['transaction']>[0]>[0];
+
 /** One node's step of an operator action, as its write job needs it. */
 export interface StepRow {
   actionId: number;
@@ -159,4 +162,68 @@ export async function forgetLegStates(db: Database, meetingKey: string, node: st
   await db
     .delete(presenterSavedLegs)
     .where(and(eq(presenterSavedLegs.meetingKey, meetingKey), eq(presenterSavedLegs.node, node), eq(presenterSavedLegs.callId, callId)));
+}
+
+/**
+ * What later accepted actions set on the same call leg (PUT /callLegs/<id>), by field: the newest action's id for
+ * each field. A write of an older action must leave those fields alone, so the operator's last request wins
+ * whichever job runs first. Actions already failed do not count (they changed nothing).
+ */
+export async function newerLegFields(db: Database | Transaction, actionId: number, callLegId: string): Promise<Map<string, number>> {
+  const rows = await db
+    .select({ id: operatorActions.id, fields: sql<Record<string, unknown> | null>`${operatorActionSteps.params} -> 'fields'` })
+    .from(operatorActions)
+    .innerJoin(operatorActionSteps, eq(operatorActionSteps.actionId, operatorActions.id))
+    .where(
+      and(
+        sql`${operatorActions.id} > ${actionId}`,
+        eq(operatorActions.kind, 'updateCallLeg'),
+        sql`${operatorActions.status} <> 'failed'`,
+        sql`${operatorActionSteps.params} ->> 'callLegId' = ${callLegId}`,
+      ),
+    )
+    .orderBy(asc(operatorActions.id));
+  const newer = new Map<string, number>();
+  for (const row of rows) for (const field of Object.keys(row.fields ?? {})) newer.set(field, row.id);
+  return newer;
+}
+
+/**
+ * Runs `body` while holding a Postgres advisory lock on `key`, so the writes of one target (a call leg) are sent
+ * one at a time by every replica. Waiting is a retried try-lock, not a blocked session: a waiter holds no pool
+ * connection, only the holder does while its write is in flight. `body` queries through `tx` only (a second pool
+ * connection taken while holding one could wait for ever when every connection is a holder).
+ */
+export async function withTargetLock<T>(db: Database, key: string, body: (tx: Transaction) => Promise<T>): Promise<T> {
+  for (let wait = 5; ; wait = Math.min(wait * 2, 100)) {
+    const done = await db.transaction(async (tx) => {
+      const { rows } = await tx.execute<{ locked: boolean }>(sql`SELECT pg_try_advisory_xact_lock(hashtextextended(${key}, 0)) AS locked`);
+      if (!rows[0]?.locked) return undefined;
+      return { value: await body(tx) };
+    });
+    if (done) return done.value;
+    await new Promise((resolve) => setTimeout(resolve, wait));
+  }
+}
+
+/**
+ * Adds a step to an action (a step handed to the bridge that hosts its target): the next step number, taken under
+ * the action row's lock so two steps handing over at once get different numbers. The step it is handed from
+ * completes after this, so the action cannot be final before the new step is.
+ */
+export async function addStep(
+  db: Database,
+  actionId: number,
+  step: { node: string; callId: string | null; params: Record<string, unknown> },
+): Promise<number> {
+  return db.transaction(async (tx) => {
+    await tx.execute(sql`SELECT 1 FROM ${operatorActions} WHERE id = ${actionId} FOR UPDATE`);
+    const [row] = await tx
+      .select({ next: sql<number>`coalesce(max(${operatorActionSteps.step}), -1) + 1` })
+      .from(operatorActionSteps)
+      .where(eq(operatorActionSteps.actionId, actionId));
+    const next = Number(row?.next ?? 0);
+    await tx.insert(operatorActionSteps).values({ actionId, step: next, node: step.node, callId: step.callId, params: step.params });
+    return next;
+  });
 }
