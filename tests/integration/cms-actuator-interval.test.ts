@@ -3,12 +3,12 @@ import { after, afterEach, before, describe, test } from 'node:test';
 import { type BridgeInfo, type Simulator, startSimulator } from '@cms/cms-sim';
 import { type Config, loadConfig } from '@cms/config';
 import { callMessages, type Database } from '@cms/db';
-import { createLogger, createMetricsRegistry } from '@cms/observability';
-import { type CmsWritesQueue, createCmsWritesQueue, createRedisConnection, enqueueCallMessageWrite, type Redis } from '@cms/queue';
+import { type CmsWritesQueue, createCmsWritesQueue, enqueueCallMessageWrite, type Redis } from '@cms/queue';
 import { eq, sql } from 'drizzle-orm';
-import { type ActuatorService, buildActuator } from '../../services/cms-actuator/src/app.ts';
+import type { ActuatorService } from '../../services/cms-actuator/src/app.ts';
 import { levelsOfMessageTexts } from '../../services/cms-actuator/src/write-call-message.ts';
-import { eventually, onTestFileEnd, testDatabase, testRedis } from '../helpers/infra.ts';
+import { actuatorTestBackends, startTestActuator } from '../helpers/actuator.ts';
+import { eventually } from '../helpers/infra.ts';
 
 /**
  * actuator.messageMinIntervalMs between two writes to one call: an improvement waits for it (and later changes fold
@@ -40,12 +40,7 @@ async function startActuator(messages?: Record<string, { text: string }>): Promi
       ...(messages ? { policy: { messages } } : {}),
     },
   });
-  const service = await buildActuator({
-    config,
-    db,
-    registry: createMetricsRegistry('cms-actuator'),
-    log: createLogger('cms-actuator', 'silent'),
-  });
+  const { service } = await startTestActuator(config, { db });
   const queue = createCmsWritesQueue(NODE, { connection: producer, prefix });
   running.push({ service, queue });
   return queue;
@@ -75,12 +70,7 @@ const putTexts = (callId: string) => sim.writeLog({ method: 'PUT', urlContains: 
 before(async () => {
   sim = await startSimulator({ controlPort: null, bridges: [{ name: NODE, password: 'interval-test-pass' }] });
   bridge = sim.bridge(NODE);
-  ({ db } = await testDatabase());
-  const redis = await testRedis();
-  redisUrl = redis.url;
-  basePrefix = redis.prefix;
-  producer = createRedisConnection(redisUrl, 'producer');
-  onTestFileEnd(() => producer.disconnect());
+  ({ db, redisUrl, basePrefix, producer } = await actuatorTestBackends());
 });
 
 afterEach(async () => {

@@ -3,12 +3,12 @@ import { after, afterEach, before, test } from 'node:test';
 import { type BridgeInfo, type Simulator, startSimulator } from '@cms/cms-sim';
 import { loadConfig } from '@cms/config';
 import { callMessages, type Database } from '@cms/db';
-import { createLogger, createMetricsRegistry } from '@cms/observability';
-import { type CmsWritesQueue, createCmsWritesQueue, createRedisConnection, enqueueCallMessageWrite, type Redis } from '@cms/queue';
+import { type CmsWritesQueue, createCmsWritesQueue, enqueueCallMessageWrite, type Redis } from '@cms/queue';
 import { inArray } from 'drizzle-orm';
-import { type ActuatorService, buildActuator } from '../../services/cms-actuator/src/app.ts';
+import type { ActuatorService } from '../../services/cms-actuator/src/app.ts';
 import type { ActuatorTuning } from '../../services/cms-actuator/src/tuning.ts';
-import { eventually, onTestFileEnd, testDatabase, testRedis } from '../helpers/infra.ts';
+import { actuatorTestBackends, startTestActuator } from '../helpers/actuator.ts';
+import { eventually } from '../helpers/infra.ts';
 
 // How the actuator spends a node's write ceiling: changes that come together go out together when the ceiling has
 // room for them, and the ceiling holds at CMS however long CMS takes to answer. Each test writes to a bridge of its
@@ -39,15 +39,7 @@ async function startActuator(node: string, prefix: string, maxWritesPerSecond: n
       },
     },
   });
-  services.push(
-    await buildActuator({
-      config,
-      db,
-      registry: createMetricsRegistry('cms-actuator'),
-      log: createLogger('cms-actuator', 'silent'),
-      tuning,
-    }),
-  );
+  services.push((await startTestActuator(config, { db, tuning })).service);
 }
 
 /** Desired messages for `count` new calls, stored first and then queued all at once (as one policy commit does). */
@@ -87,14 +79,7 @@ function violations(node: string): number {
 
 before(async () => {
   sim = await startSimulator({ controlPort: null, bridges: NODES.map((name) => ({ name })) });
-  const database = await testDatabase();
-  db = database.db;
-  databaseUrl = database.url;
-  const redis = await testRedis();
-  redisUrl = redis.url;
-  basePrefix = redis.prefix;
-  producer = createRedisConnection(redisUrl, 'producer');
-  onTestFileEnd(() => producer.disconnect());
+  ({ db, databaseUrl, redisUrl, basePrefix, producer } = await actuatorTestBackends());
 });
 
 afterEach(async () => {

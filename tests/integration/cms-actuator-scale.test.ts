@@ -6,12 +6,13 @@ import { fileURLToPath } from 'node:url';
 import { type BridgeInfo, type Simulator, startSimulator } from '@cms/cms-sim';
 import { loadConfig } from '@cms/config';
 import { callMessages, type Database } from '@cms/db';
-import { createLogger, createMetricsRegistry, type Registry } from '@cms/observability';
-import { type CmsWritesQueue, createCmsWritesQueue, createRedisConnection, enqueueCallMessageWrite, type Redis } from '@cms/queue';
+import type { Registry } from '@cms/observability';
+import { type CmsWritesQueue, createCmsWritesQueue, enqueueCallMessageWrite, type Redis } from '@cms/queue';
 import { inArray } from 'drizzle-orm';
-import { type ActuatorService, buildActuator } from '../../services/cms-actuator/src/app.ts';
+import type { ActuatorService } from '../../services/cms-actuator/src/app.ts';
 import type { ActuatorTuning } from '../../services/cms-actuator/src/tuning.ts';
-import { eventually, onTestFileEnd, testDatabase, testRedis } from '../helpers/infra.ts';
+import { actuatorTestBackends, startTestActuator } from '../helpers/actuator.ts';
+import { eventually } from '../helpers/infra.ts';
 
 const NODE = 'cms-1';
 const MAX_WRITES_PER_SECOND = 10;
@@ -46,12 +47,8 @@ async function startActuator(
   tuning: Partial<ActuatorTuning> = {},
   maxWritesPerSecond = MAX_WRITES_PER_SECOND,
 ): Promise<{ service: ActuatorService; registry: Registry }> {
-  const registry = createMetricsRegistry('cms-actuator');
-  const service = await buildActuator({
-    config: loadConfig({ env: {}, overrides: overrides(prefix, maxWritesPerSecond) }),
+  const { service, registry } = await startTestActuator(loadConfig({ env: {}, overrides: overrides(prefix, maxWritesPerSecond) }), {
     db,
-    registry,
-    log: createLogger('cms-actuator', 'silent'),
     tuning,
   });
   services.push(service);
@@ -129,14 +126,7 @@ function busiestSecond(times: number[]): number {
 before(async () => {
   sim = await startSimulator({ controlPort: null, faults: { maxWritesPerSecond: MAX_WRITES_PER_SECOND } });
   bridge = sim.bridge(NODE);
-  const database = await testDatabase();
-  db = database.db;
-  databaseUrl = database.url;
-  const redis = await testRedis();
-  redisUrl = redis.url;
-  basePrefix = redis.prefix;
-  producer = createRedisConnection(redisUrl, 'producer');
-  onTestFileEnd(() => producer.disconnect());
+  ({ db, databaseUrl, redisUrl, basePrefix, producer } = await actuatorTestBackends());
 });
 
 afterEach(async () => {

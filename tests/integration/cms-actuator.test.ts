@@ -5,26 +5,16 @@ import { after, afterEach, before, describe, test } from 'node:test';
 import { type BridgeInfo, type Simulator, startSimulator } from '@cms/cms-sim';
 import { type Config, loadConfig } from '@cms/config';
 import { callMessages, calls, cmsWrites, type Database } from '@cms/db';
-import { createLogger, createMetricsRegistry, type Registry } from '@cms/observability';
-import { type CmsWritesQueue, createCmsWritesQueue, createRedisConnection, enqueueCallMessageWrite, type Redis } from '@cms/queue';
+import type { Registry } from '@cms/observability';
+import { type CmsWritesQueue, createCmsWritesQueue, enqueueCallMessageWrite, type Redis } from '@cms/queue';
 import { asc, eq, sql } from 'drizzle-orm';
-import { type ActuatorService, buildActuator } from '../../services/cms-actuator/src/app.ts';
+import type { ActuatorService } from '../../services/cms-actuator/src/app.ts';
 import type { ActuatorTuning } from '../../services/cms-actuator/src/tuning.ts';
-import { eventually, onTestFileEnd, testDatabase, testRedis } from '../helpers/infra.ts';
+import { actuatorTestBackends, FAST_ACTUATOR_TUNING, startTestActuator } from '../helpers/actuator.ts';
+import { eventually } from '../helpers/infra.ts';
 import { startTcpProxy } from '../helpers/tcp-proxy.ts';
 
 const NODE = 'cms-1';
-
-/** Short delays so retries, 503 pauses and health probes take milliseconds. */
-const FAST: Partial<ActuatorTuning> = {
-  requestTimeoutMs: 2000,
-  retryBaseDelayMs: 10,
-  retryMaxDelayMs: 50,
-  busyInitialDelayMs: 50,
-  busyMaxDelayMs: 200,
-  healthProbeIntervalMs: 100,
-  queueDepthIntervalMs: 100,
-};
 
 let sim: Simulator;
 let bridge: BridgeInfo;
@@ -64,14 +54,7 @@ async function startActuator(options: { url?: string; caFile?: string; tuning?: 
       },
     },
   });
-  const registry = createMetricsRegistry('cms-actuator');
-  const service = await buildActuator({
-    config,
-    db,
-    registry,
-    log: createLogger('cms-actuator', 'silent'),
-    tuning: { ...FAST, ...options.tuning },
-  });
+  const { service, registry } = await startTestActuator(config, { db, tuning: { ...FAST_ACTUATOR_TUNING, ...options.tuning } });
   const queue = createCmsWritesQueue(NODE, { connection: producer, prefix });
   running.push({ service, queue });
   return { service, registry, queue };
@@ -137,12 +120,7 @@ async function metric(h: Harness, name: string, labels: Record<string, string>):
 before(async () => {
   sim = await startSimulator({ controlPort: null, bridges: [{ name: NODE, password: 'actuator-test-pass' }] });
   bridge = sim.bridge(NODE);
-  ({ db } = await testDatabase());
-  const redis = await testRedis();
-  redisUrl = redis.url;
-  basePrefix = redis.prefix;
-  producer = createRedisConnection(redisUrl, 'producer');
-  onTestFileEnd(() => producer.disconnect());
+  ({ db, redisUrl, basePrefix, producer } = await actuatorTestBackends());
 });
 
 afterEach(async () => {

@@ -5,14 +5,14 @@ import { afterEach, before, describe, test } from 'node:test';
 import { type EventsStats, type Simulator, type SimulatorOptions, startSimulator } from '@cms/cms-sim';
 import { type Config, loadConfig } from '@cms/config';
 import { callLegObservations, callLegs, calls, cmsNodeStatus, type Database, meetings } from '@cms/db';
-import { createLogger, createMetricsRegistry, type Registry } from '@cms/observability';
+import { createLogger, type Registry } from '@cms/observability';
 import { eq, inArray } from 'drizzle-orm';
 import { buildIngest } from '../../services/cdr-ingest/src/app.ts';
-import { type ActuatorService, buildActuator } from '../../services/cms-actuator/src/app.ts';
+import type { ActuatorService } from '../../services/cms-actuator/src/app.ts';
 import type { NodeFeedLimits } from '../../services/cms-actuator/src/events/node-feed.ts';
-import type { ActuatorTuning } from '../../services/cms-actuator/src/tuning.ts';
 import { buildPolicyWorker } from '../../services/policy-worker/src/app.ts';
-import { eventually, testDatabase, testRedis } from '../helpers/infra.ts';
+import { actuatorTestBackends, FAST_ACTUATOR_TUNING, startTestActuator } from '../helpers/actuator.ts';
+import { eventually } from '../helpers/infra.ts';
 
 /**
  * The actuator's CMS events feed against the simulator (docs/cms-interfaces.md §3): token, subscriptions,
@@ -22,15 +22,6 @@ import { eventually, testDatabase, testRedis } from '../helpers/infra.ts';
 const PASSWORD = 'events-feed-test-pass';
 const INGEST_TOKEN = 'events-feed-test-ingest-token';
 const silent = createLogger('cms-events-feed-test', 'silent');
-const FAST: Partial<ActuatorTuning> = {
-  requestTimeoutMs: 2000,
-  retryBaseDelayMs: 10,
-  retryMaxDelayMs: 50,
-  busyInitialDelayMs: 50,
-  busyMaxDelayMs: 200,
-  healthProbeIntervalMs: 100,
-  queueDepthIntervalMs: 100,
-};
 const FAST_FEED: Partial<NodeFeedLimits> = { reconnectBaseMs: 50, reconnectMaxMs: 200 };
 
 let db: Database;
@@ -40,8 +31,7 @@ let rigNo = 0;
 let cleanups: (() => Promise<void> | void)[] = [];
 
 before(async () => {
-  ({ db } = await testDatabase());
-  ({ url: redisUrl, prefix: basePrefix } = await testRedis());
+  ({ db, redisUrl, basePrefix } = await actuatorTestBackends());
 });
 
 afterEach(async () => {
@@ -120,13 +110,9 @@ async function rig(
     const worker = await buildPolicyWorker({ config, db, log: silent });
     cleanups.push(() => worker.close());
   }
-  const registry = createMetricsRegistry('cms-actuator');
-  const actuator = await buildActuator({
-    config,
+  const { service: actuator, registry } = await startTestActuator(config, {
     db,
-    registry,
-    log: silent,
-    tuning: FAST,
+    tuning: FAST_ACTUATOR_TUNING,
     eventsLimits: { ...FAST_FEED, ...options.feed },
   });
   cleanups.push(() => actuator.close());

@@ -5,33 +5,23 @@ import { afterEach, before, describe, test } from 'node:test';
 import { basicAuthHeader, type Simulator, startSimulator } from '@cms/cms-sim';
 import { type Config, loadConfig } from '@cms/config';
 import { callLegObservations, callLegs, callMessages, calls, cmsWrites, type Database, meetings } from '@cms/db';
-import { createLogger, createMetricsRegistry, type Registry } from '@cms/observability';
-import { CMS_RECONCILE_QUEUE, type CmsReconcileJob, createRedisConnection, type Redis } from '@cms/queue';
+import { createLogger, type Registry } from '@cms/observability';
+import { CMS_RECONCILE_QUEUE, type CmsReconcileJob, type Redis } from '@cms/queue';
 import { Queue } from 'bullmq';
 import { and, asc, eq, inArray } from 'drizzle-orm';
 import { buildIngest } from '../../services/cdr-ingest/src/app.ts';
-import { type ActuatorService, buildActuator } from '../../services/cms-actuator/src/app.ts';
+import type { ActuatorService } from '../../services/cms-actuator/src/app.ts';
 import { placementKey } from '../../services/cms-actuator/src/reconcile/call-placement.ts';
 import type { ActuatorTuning } from '../../services/cms-actuator/src/tuning.ts';
 import { buildPolicyWorker } from '../../services/policy-worker/src/app.ts';
 import { createReconcileRequester } from '../../services/policy-worker/src/security/reconcile-requests.ts';
-import { eventually, onTestFileEnd, testDatabase, testRedis } from '../helpers/infra.ts';
+import { actuatorTestBackends, FAST_ACTUATOR_TUNING, startTestActuator } from '../helpers/actuator.ts';
+import { eventually } from '../helpers/infra.ts';
 import { startTcpProxy } from '../helpers/tcp-proxy.ts';
 
 const INGEST_TOKEN = 'reconcile-test-ingest-token';
 const PASSWORD = 'reconcile-test-pass';
 const silent = createLogger('cms-reconcile-test', 'silent');
-
-/** Short delays; the sweep stays at its production interval unless a test is about the sweep. */
-const FAST: Partial<ActuatorTuning> = {
-  requestTimeoutMs: 2000,
-  retryBaseDelayMs: 10,
-  retryMaxDelayMs: 50,
-  busyInitialDelayMs: 50,
-  busyMaxDelayMs: 200,
-  healthProbeIntervalMs: 100,
-  queueDepthIntervalMs: 100,
-};
 
 let db: Database;
 let redisUrl: string;
@@ -42,12 +32,7 @@ let rigNo = 0;
 let cleanups: (() => Promise<void> | void)[] = [];
 
 before(async () => {
-  ({ db } = await testDatabase());
-  const redis = await testRedis();
-  redisUrl = redis.url;
-  basePrefix = redis.prefix;
-  producer = createRedisConnection(redisUrl, 'producer');
-  onTestFileEnd(() => producer.disconnect());
+  ({ db, redisUrl, basePrefix, producer } = await actuatorTestBackends());
 });
 
 afterEach(async () => {
@@ -130,14 +115,8 @@ async function startActuator(
   r: Rig,
   options: ConfigOptions & { tuning?: Partial<ActuatorTuning> } = {},
 ): Promise<{ service: ActuatorService; registry: Registry }> {
-  const registry = createMetricsRegistry('cms-actuator');
-  const service = await buildActuator({
-    config: r.config(options),
-    db,
-    registry,
-    log: silent,
-    tuning: { ...FAST, ...options.tuning },
-  });
+  // Short delays; the sweep stays at its production interval unless a test is about the sweep.
+  const { service, registry } = await startTestActuator(r.config(options), { db, tuning: { ...FAST_ACTUATOR_TUNING, ...options.tuning } });
   cleanups.push(() => service.close());
   return { service, registry };
 }

@@ -1,0 +1,52 @@
+import type { Config } from '@cms/config';
+import type { Database } from '@cms/db';
+import { createLogger, createMetricsRegistry, type Registry } from '@cms/observability';
+import { createRedisConnection, type Redis } from '@cms/queue';
+import { type ActuatorDeps, type ActuatorService, buildActuator } from '../../services/cms-actuator/src/app.ts';
+import type { ActuatorTuning } from '../../services/cms-actuator/src/tuning.ts';
+import { onTestFileEnd, testDatabase, testRedis } from './infra.ts';
+
+/**
+ * What the in-process actuator tests (tests/integration/cms-actuator*.test.ts, cms-reconcile, cms-events-feed) set up
+ * alike: their database and Redis, short delays, and an actuator with silent logs and a metrics registry to read.
+ */
+
+/** Short delays so retries, 503 pauses and health probes take milliseconds. */
+export const FAST_ACTUATOR_TUNING: Partial<ActuatorTuning> = {
+  requestTimeoutMs: 2000,
+  retryBaseDelayMs: 10,
+  retryMaxDelayMs: 50,
+  busyInitialDelayMs: 50,
+  busyMaxDelayMs: 200,
+  healthProbeIntervalMs: 100,
+  queueDepthIntervalMs: 100,
+};
+
+export interface ActuatorTestBackends {
+  db: Database;
+  databaseUrl: string;
+  redisUrl: string;
+  /** The file's Redis prefix; each actuator takes `${basePrefix}-<n>` so no test sees another's jobs. */
+  basePrefix: string;
+  /** A connection for enqueuing jobs the way the policy worker does; closed when the test file ends. */
+  producer: Redis;
+}
+
+/** The test file's own database and Redis prefix, and a producer connection (call it from `before`). */
+export async function actuatorTestBackends(): Promise<ActuatorTestBackends> {
+  const { db, url: databaseUrl } = await testDatabase();
+  const { url: redisUrl, prefix: basePrefix } = await testRedis();
+  const producer = createRedisConnection(redisUrl, 'producer');
+  onTestFileEnd(() => producer.disconnect());
+  return { db, databaseUrl, redisUrl, basePrefix, producer };
+}
+
+/** Starts an in-process actuator on `config` with silent logs and a registry of its own (returned to read metrics). */
+export async function startTestActuator(
+  config: Config,
+  deps: Omit<ActuatorDeps, 'config' | 'registry' | 'log'> = {},
+): Promise<{ service: ActuatorService; registry: Registry }> {
+  const registry = createMetricsRegistry('cms-actuator');
+  const service = await buildActuator({ ...deps, config, registry, log: createLogger('cms-actuator', 'silent') });
+  return { service, registry };
+}
