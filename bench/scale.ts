@@ -1,6 +1,6 @@
 /**
  * npm run bench:scale -- [--records 10000000] [--database cms_scale_10m] [--regenerate] [--iterations 40]
- *   [--only generate|queries]
+ *   [--only generate|queries] [--match 'calls: deep|meetings: active']
  *
  * Storage at scale: a database of a year of a 20-bridge cluster (10 million records by default), generated once by
  * a direct bulk loader (bench/scale-data.ts: COPY, the rows the worker would store) and kept under a fixed name
@@ -33,6 +33,8 @@ const { values: args } = parseArgs({
     regenerate: { type: 'boolean', default: false },
     iterations: { type: 'string', default: '40' },
     only: { type: 'string' },
+    // A regular expression on the query names: rerun only the queries a change affects.
+    match: { type: 'string' },
     'ingest-posts': { type: 'string', default: '20000' },
     seed: { type: 'string', default: '13' },
   },
@@ -557,7 +559,7 @@ const sizes = await withClient(url, async (client) => {
   );
   return rows[0];
 });
-const list = await queries(generated);
+const list = (await queries(generated)).filter((q) => args.match === undefined || new RegExp(args.match).test(q.name));
 const apiPort = await freePort();
 const metricsPort = await freePort();
 let api: Child | undefined;

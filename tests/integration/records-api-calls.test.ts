@@ -212,6 +212,42 @@ describe('GET /api/v1/calls', () => {
     });
   }
 
+  test('pages whose end falls at, just before or just after the last started call list every call once (the not-started tail follows on the same page)', async () => {
+    const started = allCalls.filter((c) => c.startedAt).length;
+    const notStarted = allCalls.length - started;
+    assert.ok(started > 10 && notStarted > 2, 'the fixture has started and not-started calls');
+    // started: the first page ends exactly at the last started call; started - 1: the second page holds the last
+    // started call and the not-started ones; started + 1: the first page reaches one into the tail; 2 to 8: a later
+    // page ends exactly at the last started call (the limits dividing `started`) or straddles it (the others).
+    const limits = [started, started - 1, started + 1, 2, 3, 4, 5, 6, 7, 8];
+    assert.ok(
+      limits.some((l) => l < started && started % l === 0),
+      'a page after the first ends exactly at the last started call',
+    );
+    for (const limit of limits) {
+      const pages: ApiCall[][] = [];
+      let cursor: string | null = null;
+      do {
+        const res = await get(`/api/v1/calls?limit=${limit}${cursor ? `&cursor=${cursor}` : ''}`);
+        assert.equal(res.statusCode, 200, res.body);
+        const page = res.json<CallsPage>();
+        pages.push(page.calls);
+        cursor = page.nextCursor;
+        assert.ok(pages.length <= allCalls.length, 'pagination does not end');
+      } while (cursor !== null);
+      assert.deepEqual(
+        pages.flat().map((c) => c.id),
+        expectedOrder(allCalls),
+        `limit ${limit}`,
+      );
+      assert.deepEqual(
+        pages.map((p) => p.length),
+        Array.from({ length: Math.ceil(allCalls.length / limit) }, (_, i) => Math.min(limit, allCalls.length - i * limit)),
+        `limit ${limit}: full pages, then the rest, and no empty last page`,
+      );
+    }
+  });
+
   test('each call counts its legs and the legs not ended yet', async () => {
     const { calls: listed } = await fetchAll('limit=500');
     for (const [i, call] of fixtureCalls.entries()) {

@@ -125,9 +125,9 @@ export const calls = pgTable(
     updatedAt: timestamp('updated_at', { withTimezone: true, mode: 'string' }).notNull().defaultNow(),
   },
   (t) => [
-    index('calls_call_correlator_idx').on(t.callCorrelator),
     index('calls_started_at_idx').on(t.startedAt.desc().nullsLast(), t.id),
-    // The list's order under each filter that can be rare (migration 0008).
+    // The list's order under each filter that can be rare (migrations 0008 and 0009).
+    index('calls_call_correlator_started_at_idx').on(t.callCorrelator, t.startedAt.desc().nullsLast(), t.id),
     index('calls_node_started_at_idx').on(t.node, t.startedAt.desc().nullsLast(), t.id),
     index('calls_co_space_started_at_idx').on(t.coSpace, t.startedAt.desc().nullsLast(), t.id),
     index('calls_active_started_at_idx').on(t.startedAt.desc().nullsLast(), t.id).where(sql`ended_at IS NULL`),

@@ -1,7 +1,7 @@
 import { callLegs, callMessages, calls, cmsWrites, type Database, meetings } from '@cms/db';
 import { HttpProblem } from '@cms/http';
 import type { CompiledPolicy } from '@cms/policy';
-import { and, asc, desc, eq, gt, isNotNull, isNull, lt, ne, or, type SQL, sql } from 'drizzle-orm';
+import { and, asc, desc, eq, gt, inArray, isNotNull, isNull, lt, lte, ne, or, type SQL, sql } from 'drizzle-orm';
 import type { FastifyInstance } from 'fastify';
 import { requireRole } from '../auth.ts';
 import { classifiedLegs } from '../call-legs.ts';
@@ -28,7 +28,8 @@ const legCallId = qualified(callLegs, callLegs.callId);
 const legEndedAt = qualified(callLegs, callLegs.endedAt);
 const legSubType = qualified(callLegs, callLegs.subType);
 
-const callColumns = {
+/** A calls row as the list selects it; the leg counts are looked up for the page only (legCounts). */
+const listColumns = {
   id: calls.id,
   node: calls.node,
   callBridge: calls.callBridge,
@@ -47,20 +48,46 @@ const callColumns = {
   durationSeconds: calls.durationSeconds,
   endpointRecorded: calls.endpointRecorded,
   updatedAt: calls.updatedAt,
+  meetingKey: callMeetingKey,
+};
+
+const legCountColumns = {
   legCount: sql<number>`(select count(*)::int from ${callLegs} where ${legCallId} = ${callId})`,
   activeLegCount: sql<number>`(select count(*)::int from ${callLegs} where ${legCallId} = ${callId} and ${legEndedAt} is null)`,
   // Links between bridges carry other bridges' participants (as countsAsParticipant says): not people here.
   activeBridgeLinkCount: sql<number>`(select count(*)::int from ${callLegs} where ${legCallId} = ${callId} and ${legEndedAt} is null
     and lower(${legSubType}) in ('distributionlink', 'lyncdistribution'))`,
-  meetingKey: callMeetingKey,
 };
 
-type CallRow = Pick<typeof calls.$inferSelect, keyof typeof calls.$inferSelect & keyof typeof callColumns> & {
-  legCount: number;
-  activeLegCount: number;
-  activeBridgeLinkCount: number;
-  meetingKey: string;
-};
+const callColumns = { ...listColumns, ...legCountColumns };
+
+type LegCounts = { legCount: number; activeLegCount: number; activeBridgeLinkCount: number };
+
+/**
+ * The leg counts of a page of calls, by call id. Not subqueries of the list query: without planner statistics on
+ * call_legs their estimated cost (thousands of legs per call) swamped the difference between the filter's own index
+ * and the start-order one, and Postgres walked the start-order index for a rare coSpace (20,000 pages; bench/scale.ts).
+ */
+async function legCounts(db: Database, ids: string[]): Promise<Map<string, LegCounts>> {
+  if (ids.length === 0) return new Map();
+  const rows = await db
+    .select({
+      callId: callLegs.callId,
+      legCount: sql<number>`count(*)::int`,
+      activeLegCount: sql<number>`(count(*) filter (where ${legEndedAt} is null))::int`,
+      activeBridgeLinkCount: sql<number>`(count(*) filter (where ${legEndedAt} is null
+        and lower(${legSubType}) in ('distributionlink', 'lyncdistribution')))::int`,
+    })
+    .from(callLegs)
+    .where(inArray(callLegs.callId, ids))
+    .groupBy(callLegs.callId);
+  return new Map(rows.flatMap(({ callId, ...counts }) => (callId === null ? [] : [[callId, counts] as const])));
+}
+
+const NO_LEGS: LegCounts = { legCount: 0, activeLegCount: 0, activeBridgeLinkCount: 0 };
+
+type CallRow = Pick<typeof calls.$inferSelect, keyof typeof calls.$inferSelect & keyof typeof listColumns> &
+  LegCounts & { meetingKey: string };
 
 function callView(row: CallRow, level: number | null, message: { text: string; status: string } | null) {
   return {
@@ -81,14 +108,21 @@ function atLevel(level: number): SQL {
 /**
  * The calls order: newest start first, calls not started yet (placeholders made by a leg that arrived before
  * its callStart) last, ties by id. Every position in it is a (startedAt, id) pair, which is what the cursor holds.
+ *
+ * What follows a cursor is read in two index-bounded parts, never as one `… OR started_at IS NULL`: with that OR
+ * Postgres cannot start the (started_at desc nulls last, id) index scan at the cursor and filters from the newest
+ * call on (26,000 pages, 140–330 ms for a page in the middle of 800,000 calls; bench/scale.ts). The started part
+ * is bounded by `started_at <= X`, where the scan starts; the not-started tail by `started_at IS NULL AND id > Y`.
  */
-function afterCursor(cursor: { startedAt: string | null; id: string }): SQL | undefined {
-  if (cursor.startedAt === null) return and(isNull(calls.startedAt), gt(calls.id, cursor.id));
-  return or(
-    lt(calls.startedAt, cursor.startedAt),
-    and(eq(calls.startedAt, cursor.startedAt), gt(calls.id, cursor.id)),
-    isNull(calls.startedAt),
-  );
+function startedAfter(cursor: { startedAt: string; id: string }): SQL {
+  return and(
+    lte(calls.startedAt, cursor.startedAt),
+    or(lt(calls.startedAt, cursor.startedAt), and(eq(calls.startedAt, cursor.startedAt), gt(calls.id, cursor.id))),
+  ) as SQL;
+}
+
+function notStartedAfter(id: string | undefined): SQL {
+  return id === undefined ? isNull(calls.startedAt) : (and(isNull(calls.startedAt), gt(calls.id, id)) as SQL);
 }
 
 const listQuerystring = {
@@ -231,21 +265,32 @@ export async function callsRoutes(app: FastifyInstance, options: { db: Database;
       if (q.node !== undefined) conditions.push(eq(calls.node, q.node));
       if (q.coSpace !== undefined) conditions.push(eq(calls.coSpace, q.coSpace));
       if (q.level !== undefined) conditions.push(atLevel(q.level));
-      if (cursor) conditions.push(afterCursor(cursor));
-
-      const rows = await db
-        .select(callColumns)
-        .from(calls)
-        .where(and(...conditions))
-        .orderBy(sql`${calls.startedAt} desc nulls last`, asc(calls.id))
-        .limit(q.limit + 1);
+      const selectPage = (where: SQL | undefined, limit: number) =>
+        db
+          .select(listColumns)
+          .from(calls)
+          .where(and(...conditions, where))
+          .orderBy(sql`${calls.startedAt} desc nulls last`, asc(calls.id))
+          .limit(limit);
+      let rows: Awaited<ReturnType<typeof selectPage>>;
+      if (cursor === undefined) {
+        rows = await selectPage(undefined, q.limit + 1);
+      } else if (cursor.startedAt === null) {
+        rows = await selectPage(notStartedAfter(cursor.id), q.limit + 1);
+      } else {
+        rows = await selectPage(startedAfter({ startedAt: cursor.startedAt, id: cursor.id }), q.limit + 1);
+        // The started calls ran out on this page: the not-started ones follow them, from the first.
+        if (rows.length <= q.limit) rows = rows.concat(await selectPage(notStartedAfter(undefined), q.limit + 1 - rows.length));
+      }
       // Levels and messages are looked up for the page only: joined into the query above, Postgres would join
       // every call before sorting out the page.
       const pageRows = rows.slice(0, q.limit);
       const keys = pageRows.map((row) => row.meetingKey);
       const ids = pageRows.map((row) => row.id);
-      const [levels, messages] = await Promise.all([meetingLevels(db, keys), messageSummaries(db, ids)]);
-      const page = pageRows.map((row) => callView(row, levels.get(row.meetingKey) ?? null, messages.get(row.id) ?? null));
+      const [levels, messages, counts] = await Promise.all([meetingLevels(db, keys), messageSummaries(db, ids), legCounts(db, ids)]);
+      const page = pageRows.map((row) =>
+        callView({ ...row, ...(counts.get(row.id) ?? NO_LEGS) }, levels.get(row.meetingKey) ?? null, messages.get(row.id) ?? null),
+      );
       const last = page.at(-1);
       return {
         calls: page,
