@@ -497,6 +497,9 @@ if (!generated || generated.records !== target || args.regenerate) {
   say(`Generating ${database} (${target.toLocaleString('en')} records)...`);
   generated = await generateDatabase();
   generatedNow = true;
+} else {
+  // A kept database follows the schema: migrations added since it was generated (new indexes) are applied to it.
+  await runMigrations(url);
 }
 say(
   `Database ${database}: ${generated.records.toLocaleString('en')} records, generated at ${generated.commit} in ${generated.seconds.total} s ` +
