@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { afterEach, before, test } from 'node:test';
 import { startSimulator } from '@cms/cms-sim';
 import { loadConfig } from '@cms/config';
-import { callLegObservations, type Database } from '@cms/db';
+import { callLegObservations, cmsNodeStatus, type Database } from '@cms/db';
 import { createLogger, createMetricsRegistry } from '@cms/observability';
 import { createPolicyRecomputeQueue, createRedisConnection, type PolicyRecomputeJob } from '@cms/queue';
 import type { Job } from 'bullmq';
@@ -68,6 +68,10 @@ async function rig(windowMs: number) {
   /** The recompute requests queued for this reason (no policy worker takes them). */
   const jobs = async (reason: string): Promise<Job<PolicyRecomputeJob>[]> =>
     (await queue.getJobs(['waiting', 'delayed', 'prioritized'])).filter((j) => j.data.reason.split(',').includes(reason));
+  // The feed follows the bridge before the meeting starts (as in cms-events-feed.test.ts).
+  await eventually(async () => (await db.select().from(cmsNodeStatus).where(eq(cmsNodeStatus.node, node)))[0]?.mode === 'events', {
+    what: `${node} in events mode`,
+  });
   const meeting = sim.startCall({ bridges: [node] });
   /** Participants joined one after another, each stored from its own rosterUpdate before the next joins. */
   const joinEach = async (count: number) => {
