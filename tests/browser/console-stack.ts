@@ -1,15 +1,8 @@
-/**
- * What the browser tests drive: the real services (tests/helpers/stack.ts) against a two-bridge CMS simulator,
- * with a viewer and an operator token besides API_TOKEN, and headless Debian chromium through playwright-core.
- */
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
-import { type Simulator, startSimulator } from '@cms/cms-sim';
+import type { Simulator } from '@cms/cms-sim';
 import { type Browser, type BrowserContext, chromium, type Page } from 'playwright-core';
-import { stringify } from 'yaml';
 import { eventually, onTestFileEnd } from '../helpers/infra.ts';
 import { type ServiceName, type Stack, startStack } from '../helpers/stack.ts';
+import { cmsNodesOf, sendCdrsToStack, startStackSimulator, writeConfigFile } from '../helpers/stack-setup.ts';
 
 export const SECURE = 'secure.example.com';
 export const INTERNAL = 'example.com';
@@ -64,36 +57,22 @@ interface ConsoleStackOptions {
 }
 
 export async function startConsoleStack(options: ConsoleStackOptions = {}): Promise<ConsoleStack> {
-  const sim = await startSimulator({
-    bridges: [{ name: 'cms-1' }, { name: 'cms-2' }],
-    seed: options.seed ?? 20261207,
-    cdr: { flushDelayMs: 5, resendInitialMs: 50, resendMaxMs: 500 },
-    controlPort: null,
+  const sim = await startStackSimulator({ bridges: [{ name: 'cms-1' }, { name: 'cms-2' }], seed: options.seed ?? 20261207 });
+  const { configFile } = writeConfigFile('console-browser-', {
+    api: {
+      tokens: [
+        { name: 'night-desk', token: VIEWER_TOKEN, role: 'viewer' },
+        { name: 'ops-alice', token: OPERATOR_TOKEN, role: 'operator' },
+      ],
+    },
+    cms: {
+      nodes: cmsNodesOf(sim).map((node) => ({
+        ...node,
+        password: options.refusedNodes?.includes(node.name) ? `not-${node.password}` : node.password,
+      })),
+    },
+    policy: { secureDomains: [SECURE], internalDomains: [INTERNAL] },
   });
-  onTestFileEnd(() => sim.stop());
-  const dir = mkdtempSync(path.join(tmpdir(), 'console-browser-'));
-  onTestFileEnd(() => rmSync(dir, { recursive: true, force: true }));
-  const configFile = path.join(dir, 'config.yaml');
-  writeFileSync(
-    configFile,
-    stringify({
-      api: {
-        tokens: [
-          { name: 'night-desk', token: VIEWER_TOKEN, role: 'viewer' },
-          { name: 'ops-alice', token: OPERATOR_TOKEN, role: 'operator' },
-        ],
-      },
-      cms: {
-        nodes: sim.bridges.map((b) => ({
-          name: b.name,
-          url: b.url,
-          username: b.username,
-          password: options.refusedNodes?.includes(b.name) ? `not-${b.password}` : b.password,
-        })),
-      },
-      policy: { secureDomains: [SECURE], internalDomains: [INTERNAL] },
-    }),
-  );
   const stack = await startStack({
     services: [],
     env: { CONFIG_FILE: configFile, POLICY_WORKER_LOCK_MS: '2000', ACTUATOR_LOCK_MS: '2000' },
@@ -103,7 +82,7 @@ export async function startConsoleStack(options: ConsoleStackOptions = {}): Prom
     const waitFor = name === 'cms-actuator' && options.refusedNodes?.length ? 'alive' : 'ready';
     await startPatiently(stack, name, serviceEnv[name] ?? {}, waitFor);
   }
-  sim.setCdrReceivers([`${stack.url('cdr-ingest')}/cdr/{bridge}?token=${stack.ingestToken}`]);
+  sendCdrsToStack(sim, stack);
   const browser = await chromium.launch({ executablePath: '/usr/bin/chromium', headless: true, args: ['--no-sandbox'] });
   onTestFileEnd(() => browser.close());
   const baseUrl = stack.url('records-api');

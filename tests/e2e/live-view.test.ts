@@ -5,14 +5,11 @@
  * (How fast is measured by the call-control benchmark; here only that each change arrives.)
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
 import { before, describe, test } from 'node:test';
-import { type MeetingHandle, type Simulator, startSimulator } from '@cms/cms-sim';
-import { stringify } from 'yaml';
-import { eventually, onTestFileEnd } from '../helpers/infra.ts';
+import type { MeetingHandle, Simulator } from '@cms/cms-sim';
+import { eventually } from '../helpers/infra.ts';
 import { type Stack, startStack } from '../helpers/stack.ts';
+import { bridgesWithCredentials, cmsNodesOf, sendCdrsToStack, startStackSimulator, writeConfigFile } from '../helpers/stack-setup.ts';
 
 const BRIDGES = ['live-1', 'live-2'] as const;
 
@@ -39,28 +36,16 @@ let sim: Simulator;
 let stack: Stack;
 
 before(async () => {
-  sim = await startSimulator({
-    bridges: BRIDGES.map((name, i) => ({ name, username: `api-${name}`, password: `live-secret-${i + 1}` })),
-    seed: 20261207,
-    cdr: { flushDelayMs: 5, resendInitialMs: 50, resendMaxMs: 500 },
-    controlPort: null,
+  sim = await startStackSimulator({ bridges: bridgesWithCredentials(BRIDGES, 'live-secret'), seed: 20261207 });
+  const { configFile } = writeConfigFile('live-view-e2e-', {
+    cms: { nodes: cmsNodesOf(sim) },
+    policy: { internalDomains: ['corp.example'] },
   });
-  onTestFileEnd(() => sim.stop());
-  const dir = mkdtempSync(path.join(tmpdir(), 'live-view-e2e-'));
-  onTestFileEnd(() => rmSync(dir, { recursive: true, force: true }));
-  const configFile = path.join(dir, 'config.yaml');
-  writeFileSync(
-    configFile,
-    stringify({
-      cms: { nodes: sim.bridges.map((b) => ({ name: b.name, url: b.url, username: b.username, password: b.password })) },
-      policy: { internalDomains: ['corp.example'] },
-    }),
-  );
   stack = await startStack({
     services: ['cdr-ingest', 'policy-worker', 'cms-actuator', 'records-api'],
     env: { CONFIG_FILE: configFile },
   });
-  sim.setCdrReceivers([`${stack.url('cdr-ingest')}/cdr/{bridge}?token=${stack.ingestToken}`]);
+  sendCdrsToStack(sim, stack);
   await eventually(
     async () => {
       const body = (await (await fetch(`${stack.url('cms-actuator')}/readyz`)).json()) as { cmsNodes?: Record<string, { mode: string }> };

@@ -10,18 +10,18 @@
 import assert from 'node:assert/strict';
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { before, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import { type Simulator, startSimulator } from '@cms/cms-sim';
+import type { Simulator } from '@cms/cms-sim';
 import { configSchema } from '@cms/config';
 import { parse, stringify } from 'yaml';
 import { recordsXml, simpleCallRecords } from '../helpers/cdr-xml.ts';
 import { eventually, onTestFileEnd } from '../helpers/infra.ts';
 import { freePort, type ServiceName, type Stack, startStack } from '../helpers/stack.ts';
+import { bridgesWithCredentials, cmsNodesOf, sendCdrsToStack, startStackSimulator, writeConfigFile } from '../helpers/stack-setup.ts';
 
 const run = promisify(execFile);
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
@@ -171,29 +171,15 @@ describe('Prometheus scraping the running services', () => {
   const prometheusOutput: string[] = [];
 
   before(async () => {
-    sim = await startSimulator({
-      bridges: ['cms-1', 'cms-2'].map((name, i) => ({ name, username: `api-${name}`, password: `sim-secret-${i + 1}` })),
-      seed: 20261130,
-      cdr: { flushDelayMs: 5, resendInitialMs: 50, resendMaxMs: 500 },
-      controlPort: null,
+    sim = await startStackSimulator({ bridges: bridgesWithCredentials(['cms-1', 'cms-2']), seed: 20261130 });
+    const { dir, configFile } = writeConfigFile('prometheus-e2e-', {
+      cms: { nodes: cmsNodesOf(sim, { maxWritesPerSecond: 5 }) },
+      policy: { secureDomains: [SECURE], internalDomains: [INTERNAL] },
+      // Passes every second, so the reconciliation panels have several inside their window.
+      actuator: { reconcileIntervalSeconds: 1 },
     });
-    onTestFileEnd(() => sim.stop());
-    const dir = mkdtempSync(path.join(tmpdir(), 'prometheus-e2e-'));
-    onTestFileEnd(() => rmSync(dir, { recursive: true, force: true }));
-    const configFile = path.join(dir, 'config.yaml');
-    writeFileSync(
-      configFile,
-      stringify({
-        cms: {
-          nodes: sim.bridges.map((b) => ({ name: b.name, url: b.url, username: b.username, password: b.password, maxWritesPerSecond: 5 })),
-        },
-        policy: { secureDomains: [SECURE], internalDomains: [INTERNAL] },
-        // Passes every second, so the reconciliation panels have several inside their window.
-        actuator: { reconcileIntervalSeconds: 1 },
-      }),
-    );
     stack = await startStack({ services: SERVICES, env: { CONFIG_FILE: configFile } });
-    sim.setCdrReceivers([`${stack.url('cdr-ingest')}/cdr/{bridge}?token=${stack.ingestToken}`]);
+    sendCdrsToStack(sim, stack);
 
     // The repo's scrape config, its compose targets (service:port) replaced by where the stack serves /metrics.
     const repoConfig = parse(readFileSync(path.join(PROMETHEUS_DIR, 'prometheus.yml'), 'utf8')) as {

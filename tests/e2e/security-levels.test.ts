@@ -4,16 +4,13 @@
  * Every assertion reads what the simulator's participants would see (inspectCall) or what it received (writeLog).
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
 import { before, describe, test } from 'node:test';
-import { type CallInspection, type MeetingHandle, type SimRecord, type Simulator, startSimulator } from '@cms/cms-sim';
+import type { CallInspection, MeetingHandle, SimRecord, Simulator } from '@cms/cms-sim';
 import { XMLBuilder } from 'fast-xml-parser';
 import pg from 'pg';
-import { stringify } from 'yaml';
 import { eventually, onTestFileEnd } from '../helpers/infra.ts';
 import { type ServiceName, type Stack, startStack } from '../helpers/stack.ts';
+import { bridgesWithCredentials, cmsNodesOf, sendCdrsToStack, startStackSimulator, writeConfigFile } from '../helpers/stack-setup.ts';
 
 const SECURE = 'secure.example';
 const INTERNAL = 'corp.example';
@@ -32,42 +29,25 @@ let sql: pg.Client;
 let alreadyRunning: MeetingHandle;
 
 before(async () => {
-  sim = await startSimulator({
-    bridges: BRIDGES.map((name, i) => ({ name, username: `api-${name}`, password: `sim-secret-${i + 1}` })),
+  sim = await startStackSimulator({
+    bridges: bridgesWithCredentials(BRIDGES),
     seed: 20261121,
-    cdr: { flushDelayMs: 5, resendInitialMs: 50, resendMaxMs: 500 },
     faults: { maxWritesPerSecond: MAX_WRITES_PER_SECOND },
-    controlPort: null,
   });
-  onTestFileEnd(() => sim.stop());
 
   // Nobody receives these CDRs: the meeting is running before our services exist.
   alreadyRunning = sim.startCall({ name: 'Already running', bridges: [] });
   sim.join({ meeting: alreadyRunning, bridge: 'cms-1', remoteParty: `dora@${INTERNAL}` });
 
-  const dir = mkdtempSync(path.join(tmpdir(), 'security-e2e-'));
-  onTestFileEnd(() => rmSync(dir, { recursive: true, force: true }));
-  const configFile = path.join(dir, 'config.yaml');
-  writeFileSync(
-    configFile,
-    stringify({
-      cms: {
-        nodes: sim.bridges.map((b) => ({
-          name: b.name,
-          url: b.url,
-          username: b.username,
-          password: b.password,
-          maxWritesPerSecond: MAX_WRITES_PER_SECOND,
-        })),
-      },
-      policy: { secureDomains: [SECURE], internalDomains: [INTERNAL] },
-    }),
-  );
+  const { configFile } = writeConfigFile('security-e2e-', {
+    cms: { nodes: cmsNodesOf(sim, { maxWritesPerSecond: MAX_WRITES_PER_SECOND }) },
+    policy: { secureDomains: [SECURE], internalDomains: [INTERNAL] },
+  });
   stack = await startStack({
     services: ['cdr-ingest', 'policy-worker', 'cms-actuator', 'records-api'],
     env: { CONFIG_FILE: configFile, POLICY_WORKER_LOCK_MS: '2000', ACTUATOR_LOCK_MS: '2000' },
   });
-  sim.setCdrReceivers([`${stack.url('cdr-ingest')}/cdr/{bridge}?token=${stack.ingestToken}`]);
+  sendCdrsToStack(sim, stack);
   sql = new pg.Client({ connectionString: stack.databaseUrl });
   await sql.connect();
   onTestFileEnd(() => sql.end());

@@ -2,13 +2,10 @@
  * The real system (cdr-ingest, policy-worker, cms-actuator, records-api as processes) on a simulated two-bridge
  * cluster, with operator and viewer tokens, for the call-control and lobby end-to-end tests and the control benchmark.
  */
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
-import { type Simulator, type SimulatorOptions, startSimulator } from '@cms/cms-sim';
-import { stringify } from 'yaml';
-import { eventually, onTestFileEnd } from './infra.ts';
+import type { Simulator, SimulatorOptions } from '@cms/cms-sim';
+import { eventually } from './infra.ts';
 import { type ServiceName, type Stack, startStack } from './stack.ts';
+import { bridgesWithCredentials, cmsNodesOf, sendCdrsToStack, startStackSimulator, writeConfigFile } from './stack-setup.ts';
 
 const OPERATOR_TOKEN = 'cc-operator-token-0123456789abcdef';
 export const VIEWER_TOKEN = 'cc-viewer-token-0123456789abcdef';
@@ -44,39 +41,28 @@ export async function startControlStack(
   options: { maxWritesPerSecond?: number; sim?: Partial<SimulatorOptions>; tuning?: Record<string, string> } = {},
 ): Promise<ControlStack> {
   const maxWritesPerSecond = options.maxWritesPerSecond ?? 10;
-  const sim = await startSimulator({
-    bridges: ['cms-1', 'cms-2'].map((name, i) => ({ name, username: `api-${name}`, password: `sim-secret-${i + 1}` })),
+  const sim = await startStackSimulator({
+    bridges: bridgesWithCredentials(['cms-1', 'cms-2']),
     seed: 20261207,
-    cdr: { flushDelayMs: 5, resendInitialMs: 50, resendMaxMs: 500 },
     faults: { maxWritesPerSecond },
     dialOutAnswerMs: 200,
-    controlPort: null,
     ...options.sim,
   });
-  onTestFileEnd(() => sim.stop());
-  const dir = mkdtempSync(path.join(tmpdir(), 'call-control-'));
-  onTestFileEnd(() => rmSync(dir, { recursive: true, force: true }));
-  const configFile = path.join(dir, 'config.yaml');
-  writeFileSync(
-    configFile,
-    stringify({
-      cms: {
-        nodes: sim.bridges.map((b) => ({ name: b.name, url: b.url, username: b.username, password: b.password, maxWritesPerSecond })),
-      },
-      api: {
-        tokens: [
-          { name: 'duty-operator', token: OPERATOR_TOKEN, role: 'operator' },
-          { name: 'wallboard', token: VIEWER_TOKEN, role: 'viewer' },
-        ],
-      },
-      policy: { secureDomains: ['secure.example'], internalDomains: ['corp.example'] },
-    }),
-  );
+  const { configFile } = writeConfigFile('call-control-', {
+    cms: { nodes: cmsNodesOf(sim, { maxWritesPerSecond }) },
+    api: {
+      tokens: [
+        { name: 'duty-operator', token: OPERATOR_TOKEN, role: 'operator' },
+        { name: 'wallboard', token: VIEWER_TOKEN, role: 'viewer' },
+      ],
+    },
+    policy: { secureDomains: ['secure.example'], internalDomains: ['corp.example'] },
+  });
   const stack = await startStack({
     services: ['cdr-ingest', 'policy-worker', 'cms-actuator', 'records-api'],
     env: { CONFIG_FILE: configFile, POLICY_WORKER_LOCK_MS: '2000', ACTUATOR_LOCK_MS: '2000', ...options.tuning },
   });
-  sim.setCdrReceivers([`${stack.url('cdr-ingest')}/cdr/{bridge}?token=${stack.ingestToken}`]);
+  sendCdrsToStack(sim, stack);
 
   const api: ControlStack['api'] = async (method, urlPath, body, requestOptions = {}) => {
     const res = await fetch(`${stack.url('records-api')}/api/v1${urlPath}`, {
