@@ -191,8 +191,9 @@ export async function newerLegFields(db: Database | Transaction, actionId: numbe
 /**
  * Runs `body` while holding a Postgres advisory lock on `key`, so the writes of one target (a call leg) are sent
  * one at a time by every replica. Waiting is a retried try-lock, not a blocked session: a waiter holds no pool
- * connection, only the holder does while its write is in flight. `body` queries through `tx` only (a second pool
- * connection taken while holding one could wait for ever when every connection is a holder).
+ * connection, only the holder does while its write is in flight (take the lock after waiting for the write
+ * ceiling, not before). `body` queries through `tx` only (a second pool connection taken while holding one could
+ * wait for ever when every connection is a holder).
  */
 export async function withTargetLock<T>(db: Database, key: string, body: (tx: Transaction) => Promise<T>): Promise<T> {
   for (let wait = 5; ; wait = Math.min(wait * 2, 100)) {

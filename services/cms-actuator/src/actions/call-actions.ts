@@ -33,34 +33,46 @@ export async function addParticipant(io: StepIo): Promise<Record<string, unknown
 /**
  * PUT /callLegs/<id>: mutes and layout of one participant. Two quick actions on one leg (mute, then unmute) may
  * run in either order (the interactive lane takes the newest first, retries come back later): the operator's last
- * one must win. So the writes of one leg are sent one at a time, and a write leaves out the fields a later accepted
- * action sets; one with nothing left is not sent and is recorded as superseded (its result names by which action).
+ * one must win. So a write leaves out the fields a later accepted action sets, and the writes of one leg are sent
+ * one at a time (the check and the PUT under the leg's lock, so a later action cannot write in between); a write
+ * with nothing left is not sent and is recorded as superseded (its result names by which actions).
  */
 export async function updateCallLeg(io: StepIo): Promise<Record<string, unknown> | null> {
   const { callLegId, fields } = io.step.params as { callLegId: string; fields: CallLegUpdate };
-  type Outcome = { result: Record<string, unknown> | null } | { elsewhere: Error };
-  const outcome = await withTargetLock(io.ctx.db, `callLeg:${callLegId}`, async (tx): Promise<Outcome> => {
-    const newer = await newerLegFields(tx, io.step.actionId, callLegId);
-    const left = Object.fromEntries(Object.entries(fields).filter(([field]) => !newer.has(field))) as CallLegUpdate;
-    const superseded = Object.fromEntries(Object.keys(fields).flatMap((field) => (newer.has(field) ? [[field, newer.get(field)]] : [])));
-    if (Object.keys(left).length > 0) {
-      try {
-        await io.write(() => io.ctx.client.updateCallLeg(callLegId, left));
-      } catch (err) {
-        if (isOtherBridgesTarget(err)) return { elsewhere: err };
-        throw err;
-      }
+  // A first look without the lock: a wholly superseded write takes no place under the node's write ceiling.
+  let plan = planLegWrite(fields, await newerLegFields(io.ctx.db, io.step.actionId, callLegId));
+  if (Object.keys(plan.left).length > 0) {
+    try {
+      // The lock is taken once the write has its place under the ceiling: it is held for the PUT only.
+      await io.write(() =>
+        withTargetLock(io.ctx.db, `callLeg:${callLegId}`, async (tx) => {
+          plan = planLegWrite(fields, await newerLegFields(tx, io.step.actionId, callLegId));
+          if (Object.keys(plan.left).length > 0) await io.ctx.client.updateCallLeg(callLegId, plan.left);
+        }),
+      );
+    } catch (err) {
+      if (!isOtherBridgesTarget(err)) throw err;
+      return handOverLeg(io, callLegId, err);
     }
-    if (Object.keys(superseded).length === 0) return { result: null };
-    io.ctx.log.info(
-      { node: io.ctx.node, actionId: io.step.actionId, callLegId, superseded },
-      'operator action: fields left to a later action',
-    );
-    return { result: { superseded: Object.keys(left).length === 0, supersededFields: superseded } };
-  });
-  if (!('elsewhere' in outcome)) return outcome.result;
-  // Handed over outside the lock: the step on the hosting node takes it again, and checks for later actions there.
-  return handOverLeg(io, callLegId, outcome.elsewhere);
+  }
+  if (Object.keys(plan.superseded).length === 0) return null;
+  const superseded = Object.keys(plan.left).length === 0;
+  io.ctx.log.info(
+    { node: io.ctx.node, actionId: io.step.actionId, callLegId, supersededFields: plan.superseded, superseded },
+    'operator action: fields left to a later action',
+  );
+  return { superseded, supersededFields: plan.superseded };
+}
+
+/** The fields still to write, and each left out with the later action that sets it. */
+function planLegWrite(fields: CallLegUpdate, newer: Map<string, number>) {
+  const left = Object.fromEntries(Object.entries(fields).filter(([field]) => !newer.has(field))) as CallLegUpdate;
+  const superseded: Record<string, number> = {};
+  for (const field of Object.keys(fields)) {
+    const by = newer.get(field);
+    if (by !== undefined) superseded[field] = by;
+  }
+  return { left, superseded };
 }
 
 /** PUT /calls/<id>/participants/*: the same mutes for everyone this bridge hosts in the call instance. */
