@@ -1,7 +1,8 @@
+import { type BridgeInfo, type Simulator, startSimulator } from '@cms/cms-sim';
 import type { Config } from '@cms/config';
 import type { Database } from '@cms/db';
 import { createLogger, createMetricsRegistry, type Registry } from '@cms/observability';
-import { createRedisConnection, type Redis } from '@cms/queue';
+import { type CmsWritesQueue, createRedisConnection, type Redis } from '@cms/queue';
 import { type ActuatorDeps, type ActuatorService, buildActuator } from '../../services/cms-actuator/src/app.ts';
 import type { ActuatorTuning } from '../../services/cms-actuator/src/tuning.ts';
 import { onTestFileEnd, testDatabase, testRedis } from './infra.ts';
@@ -49,4 +50,25 @@ export async function startTestActuator(
   const registry = createMetricsRegistry('cms-actuator');
   const service = await buildActuator({ ...deps, config, registry, log: createLogger('cms-actuator', 'silent') });
   return { service, registry };
+}
+
+/** A simulator with the one bridge `node`, stopped when the test file ends. */
+export async function startOneBridgeSimulator(node: string, password: string): Promise<{ sim: Simulator; bridge: BridgeInfo }> {
+  const sim = await startSimulator({ controlPort: null, bridges: [{ name: node, password }] });
+  onTestFileEnd(() => sim.stop());
+  return { sim, bridge: sim.bridge(node) };
+}
+
+export interface StartedActuator {
+  service: ActuatorService;
+  /** The producer's handle on the node's write queue, as the policy worker holds it. */
+  queue: CmsWritesQueue;
+}
+
+/** Closes (and forgets) what the tests started, each actuator before its queue: call it from `afterEach`. */
+export async function closeActuators(running: StartedActuator[]): Promise<void> {
+  for (const { service, queue } of running.splice(0)) {
+    await service.close();
+    await queue.close();
+  }
 }

@@ -1,13 +1,18 @@
 import assert from 'node:assert/strict';
-import { after, afterEach, before, describe, test } from 'node:test';
-import { type BridgeInfo, type Simulator, startSimulator } from '@cms/cms-sim';
+import { afterEach, before, describe, test } from 'node:test';
+import type { BridgeInfo, Simulator } from '@cms/cms-sim';
 import { type Config, loadConfig } from '@cms/config';
 import { callMessages, type Database } from '@cms/db';
 import { type CmsWritesQueue, createCmsWritesQueue, enqueueCallMessageWrite, type Redis } from '@cms/queue';
 import { eq, sql } from 'drizzle-orm';
-import type { ActuatorService } from '../../services/cms-actuator/src/app.ts';
 import { levelsOfMessageTexts } from '../../services/cms-actuator/src/write-call-message.ts';
-import { actuatorTestBackends, startTestActuator } from '../helpers/actuator.ts';
+import {
+  actuatorTestBackends,
+  closeActuators,
+  type StartedActuator,
+  startOneBridgeSimulator,
+  startTestActuator,
+} from '../helpers/actuator.ts';
 import { eventually } from '../helpers/infra.ts';
 
 /**
@@ -25,7 +30,7 @@ let redisUrl: string;
 let basePrefix: string;
 let producer: Redis;
 let testNo = 0;
-const running: { service: ActuatorService; queue: CmsWritesQueue }[] = [];
+const running: StartedActuator[] = [];
 
 async function startActuator(messages?: Record<string, { text: string }>): Promise<CmsWritesQueue> {
   const prefix = `${basePrefix}-${++testNo}`;
@@ -68,20 +73,12 @@ async function appliedVersion(callId: string): Promise<number | null> {
 const putTexts = (callId: string) => sim.writeLog({ method: 'PUT', urlContains: callId }).map((w) => w.params.messageText);
 
 before(async () => {
-  sim = await startSimulator({ controlPort: null, bridges: [{ name: NODE, password: 'interval-test-pass' }] });
-  bridge = sim.bridge(NODE);
+  ({ sim, bridge } = await startOneBridgeSimulator(NODE, 'interval-test-pass'));
   ({ db, redisUrl, basePrefix, producer } = await actuatorTestBackends());
 });
 
 afterEach(async () => {
-  for (const { service, queue } of running.splice(0)) {
-    await service.close();
-    await queue.close();
-  }
-});
-
-after(async () => {
-  await sim.stop();
+  await closeActuators(running);
 });
 
 describe('the least interval between two writes to one call', () => {

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { join } from 'node:path';
-import { after, afterEach, before, describe, test } from 'node:test';
+import { afterEach, before, describe, test } from 'node:test';
 import { type BridgeInfo, type Simulator, startSimulator } from '@cms/cms-sim';
 import { type Config, loadConfig } from '@cms/config';
 import { callMessages, calls, cmsWrites, type Database } from '@cms/db';
@@ -10,7 +10,14 @@ import { type CmsWritesQueue, createCmsWritesQueue, enqueueCallMessageWrite, typ
 import { asc, eq, sql } from 'drizzle-orm';
 import type { ActuatorService } from '../../services/cms-actuator/src/app.ts';
 import type { ActuatorTuning } from '../../services/cms-actuator/src/tuning.ts';
-import { actuatorTestBackends, FAST_ACTUATOR_TUNING, startTestActuator } from '../helpers/actuator.ts';
+import {
+  actuatorTestBackends,
+  closeActuators,
+  FAST_ACTUATOR_TUNING,
+  type StartedActuator,
+  startOneBridgeSimulator,
+  startTestActuator,
+} from '../helpers/actuator.ts';
 import { eventually } from '../helpers/infra.ts';
 import { startTcpProxy } from '../helpers/tcp-proxy.ts';
 
@@ -23,7 +30,7 @@ let redisUrl: string;
 let basePrefix: string;
 let producer: Redis;
 let testNo = 0;
-const running: { service: ActuatorService; queue: CmsWritesQueue }[] = [];
+const running: StartedActuator[] = [];
 
 interface Harness {
   service: ActuatorService;
@@ -118,21 +125,13 @@ async function metric(h: Harness, name: string, labels: Record<string, string>):
 }
 
 before(async () => {
-  sim = await startSimulator({ controlPort: null, bridges: [{ name: NODE, password: 'actuator-test-pass' }] });
-  bridge = sim.bridge(NODE);
+  ({ sim, bridge } = await startOneBridgeSimulator(NODE, 'actuator-test-pass'));
   ({ db, redisUrl, basePrefix, producer } = await actuatorTestBackends());
 });
 
 afterEach(async () => {
   sim.setFaults({ latencyMs: 0, latencyJitterMs: 0, fraction503: 0, maxWritesPerSecond: null, forbidden: false });
-  for (const { service, queue } of running.splice(0)) {
-    await service.close();
-    await queue.close();
-  }
-});
-
-after(async () => {
-  await sim.stop();
+  await closeActuators(running);
 });
 
 describe('making CMS show the desired message', () => {
