@@ -62,4 +62,5 @@ CREATE TABLE "presenter_modes" (
 ALTER TABLE "operator_action_steps" ADD CONSTRAINT "operator_action_steps_action_id_operator_actions_id_fk" FOREIGN KEY ("action_id") REFERENCES "public"."operator_actions"("id") ON DELETE cascade ON UPDATE no action;--> statement-breakpoint
 CREATE UNIQUE INDEX "operator_actions_idempotency_idx" ON "operator_actions" USING btree ("token_name","idempotency_key") WHERE idempotency_key IS NOT NULL;--> statement-breakpoint
 CREATE INDEX "operator_actions_call_idx" ON "operator_actions" USING btree ("call_id","id");--> statement-breakpoint
-CREATE INDEX "operator_actions_meeting_idx" ON "operator_actions" USING btree ("meeting_key","id");
+CREATE INDEX "operator_actions_meeting_idx" ON "operator_actions" USING btree ("meeting_key","id");--> statement-breakpoint
+CREATE INDEX "operator_action_steps_queued_idx" ON "operator_action_steps" USING btree ("action_id") WHERE status = 'queued';

@@ -393,7 +393,11 @@ export const operatorActionSteps = pgTable(
     /** Time spent waiting for CMS's answers. */
     cmsMs: integer('cms_ms'),
   },
-  (t) => [primaryKey({ columns: [t.actionId, t.step] })],
+  (t) => [
+    primaryKey({ columns: [t.actionId, t.step] }),
+    // The actuator's sweep looks for steps still queued (stored without a job): few, in a growing audit.
+    index('operator_action_steps_queued_idx').on(t.actionId).where(sql`status = 'queued'`),
+  ],
 );
 
 /** Presenter mode on a meeting: who presents, and the action that turned it on. */
