@@ -1,9 +1,8 @@
 import assert from 'node:assert/strict';
-import { afterEach, before, describe, test } from 'node:test';
-import type { BridgeInfo, Simulator } from '@cms/cms-sim';
+import { afterEach, describe, test } from 'node:test';
 import { type Config, loadConfig } from '@cms/config';
-import { callMessages, type Database } from '@cms/db';
-import { type CmsWritesQueue, createCmsWritesQueue, enqueueCallMessageWrite, type Redis } from '@cms/queue';
+import { callMessages } from '@cms/db';
+import { type CmsWritesQueue, createCmsWritesQueue, enqueueCallMessageWrite } from '@cms/queue';
 import { eq, sql } from 'drizzle-orm';
 import { levelsOfMessageTexts } from '../../services/cms-actuator/src/write-call-message.ts';
 import {
@@ -23,12 +22,8 @@ import { eventually } from '../helpers/infra.ts';
 const NODE = 'cms-1';
 const INTERVAL_MS = 60_000;
 
-let sim: Simulator;
-let bridge: BridgeInfo;
-let db: Database;
-let redisUrl: string;
-let basePrefix: string;
-let producer: Redis;
+const { sim, bridge } = await startOneBridgeSimulator(NODE, 'interval-test-pass');
+const { db, redisUrl, basePrefix, producer } = await actuatorTestBackends();
 let testNo = 0;
 const running: StartedActuator[] = [];
 
@@ -71,11 +66,6 @@ async function appliedVersion(callId: string): Promise<number | null> {
 }
 
 const putTexts = (callId: string) => sim.writeLog({ method: 'PUT', urlContains: callId }).map((w) => w.params.messageText);
-
-before(async () => {
-  ({ sim, bridge } = await startOneBridgeSimulator(NODE, 'interval-test-pass'));
-  ({ db, redisUrl, basePrefix, producer } = await actuatorTestBackends());
-});
 
 afterEach(async () => {
   await closeActuators(running);

@@ -2,8 +2,8 @@ import assert from 'node:assert/strict';
 import { after, afterEach, before, test } from 'node:test';
 import { type BridgeInfo, type Simulator, startSimulator } from '@cms/cms-sim';
 import { loadConfig } from '@cms/config';
-import { callMessages, type Database } from '@cms/db';
-import { type CmsWritesQueue, createCmsWritesQueue, enqueueCallMessageWrite, type Redis } from '@cms/queue';
+import { callMessages } from '@cms/db';
+import { type CmsWritesQueue, createCmsWritesQueue, enqueueCallMessageWrite } from '@cms/queue';
 import { inArray } from 'drizzle-orm';
 import type { ActuatorService } from '../../services/cms-actuator/src/app.ts';
 import type { ActuatorTuning } from '../../services/cms-actuator/src/tuning.ts';
@@ -16,11 +16,7 @@ import { eventually } from '../helpers/infra.ts';
 const NODES = ['cms-1', 'cms-2'];
 
 let sim: Simulator;
-let db: Database;
-let databaseUrl: string;
-let redisUrl: string;
-let basePrefix: string;
-let producer: Redis;
+const { db, databaseUrl, redisUrl, basePrefix, producer } = await actuatorTestBackends();
 let run = 0;
 const services: ActuatorService[] = [];
 const queues: CmsWritesQueue[] = [];
@@ -79,7 +75,6 @@ function violations(node: string): number {
 
 before(async () => {
   sim = await startSimulator({ controlPort: null, bridges: NODES.map((name) => ({ name })) });
-  ({ db, databaseUrl, redisUrl, basePrefix, producer } = await actuatorTestBackends());
 });
 
 afterEach(async () => {

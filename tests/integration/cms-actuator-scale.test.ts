@@ -5,9 +5,9 @@ import { after, afterEach, before, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { type BridgeInfo, type Simulator, startSimulator } from '@cms/cms-sim';
 import { loadConfig } from '@cms/config';
-import { callMessages, type Database } from '@cms/db';
+import { callMessages } from '@cms/db';
 import type { Registry } from '@cms/observability';
-import { type CmsWritesQueue, createCmsWritesQueue, enqueueCallMessageWrite, type Redis } from '@cms/queue';
+import { type CmsWritesQueue, createCmsWritesQueue, enqueueCallMessageWrite } from '@cms/queue';
 import { inArray } from 'drizzle-orm';
 import type { ActuatorService } from '../../services/cms-actuator/src/app.ts';
 import type { ActuatorTuning } from '../../services/cms-actuator/src/tuning.ts';
@@ -20,11 +20,7 @@ const CALLS = 30;
 
 let sim: Simulator;
 let bridge: BridgeInfo;
-let db: Database;
-let databaseUrl: string;
-let redisUrl: string;
-let basePrefix: string;
-let producer: Redis;
+const { db, databaseUrl, redisUrl, basePrefix, producer } = await actuatorTestBackends();
 let run = 0;
 const services: ActuatorService[] = [];
 const queues: CmsWritesQueue[] = [];
@@ -126,7 +122,6 @@ function busiestSecond(times: number[]): number {
 before(async () => {
   sim = await startSimulator({ controlPort: null, faults: { maxWritesPerSecond: MAX_WRITES_PER_SECOND } });
   bridge = sim.bridge(NODE);
-  ({ db, databaseUrl, redisUrl, basePrefix, producer } = await actuatorTestBackends());
 });
 
 afterEach(async () => {

@@ -1,12 +1,12 @@
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { join } from 'node:path';
-import { afterEach, before, describe, test } from 'node:test';
-import { type BridgeInfo, type Simulator, startSimulator } from '@cms/cms-sim';
+import { afterEach, describe, test } from 'node:test';
+import { type Simulator, startSimulator } from '@cms/cms-sim';
 import { type Config, loadConfig } from '@cms/config';
-import { callMessages, calls, cmsWrites, type Database } from '@cms/db';
+import { callMessages, calls, cmsWrites } from '@cms/db';
 import type { Registry } from '@cms/observability';
-import { type CmsWritesQueue, createCmsWritesQueue, enqueueCallMessageWrite, type Redis } from '@cms/queue';
+import { type CmsWritesQueue, createCmsWritesQueue, enqueueCallMessageWrite } from '@cms/queue';
 import { asc, eq, sql } from 'drizzle-orm';
 import type { ActuatorService } from '../../services/cms-actuator/src/app.ts';
 import type { ActuatorTuning } from '../../services/cms-actuator/src/tuning.ts';
@@ -23,12 +23,8 @@ import { startTcpProxy } from '../helpers/tcp-proxy.ts';
 
 const NODE = 'cms-1';
 
-let sim: Simulator;
-let bridge: BridgeInfo;
-let db: Database;
-let redisUrl: string;
-let basePrefix: string;
-let producer: Redis;
+const { sim, bridge } = await startOneBridgeSimulator(NODE, 'actuator-test-pass');
+const { db, redisUrl, basePrefix, producer } = await actuatorTestBackends();
 let testNo = 0;
 const running: StartedActuator[] = [];
 
@@ -123,11 +119,6 @@ async function metric(h: Harness, name: string, labels: Record<string, string>):
   );
   return found?.value;
 }
-
-before(async () => {
-  ({ sim, bridge } = await startOneBridgeSimulator(NODE, 'actuator-test-pass'));
-  ({ db, redisUrl, basePrefix, producer } = await actuatorTestBackends());
-});
 
 afterEach(async () => {
   sim.setFaults({ latencyMs: 0, latencyJitterMs: 0, fraction503: 0, maxWritesPerSecond: null, forbidden: false });

@@ -1,10 +1,10 @@
 import assert from 'node:assert/strict';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
-import { afterEach, before, describe, test } from 'node:test';
+import { afterEach, describe, test } from 'node:test';
 import { type EventsStats, type Simulator, type SimulatorOptions, startSimulator } from '@cms/cms-sim';
 import { type Config, loadConfig } from '@cms/config';
-import { callLegObservations, callLegs, calls, cmsNodeStatus, type Database, meetings } from '@cms/db';
+import { callLegObservations, callLegs, calls, cmsNodeStatus, meetings } from '@cms/db';
 import { createLogger, type Registry } from '@cms/observability';
 import { eq, inArray } from 'drizzle-orm';
 import { buildIngest } from '../../services/cdr-ingest/src/app.ts';
@@ -24,15 +24,9 @@ const INGEST_TOKEN = 'events-feed-test-ingest-token';
 const silent = createLogger('cms-events-feed-test', 'silent');
 const FAST_FEED: Partial<NodeFeedLimits> = { reconnectBaseMs: 50, reconnectMaxMs: 200 };
 
-let db: Database;
-let redisUrl: string;
-let basePrefix: string;
+const { db, redisUrl, basePrefix } = await actuatorTestBackends();
 let rigNo = 0;
 let cleanups: (() => Promise<void> | void)[] = [];
-
-before(async () => {
-  ({ db, redisUrl, basePrefix } = await actuatorTestBackends());
-});
 
 afterEach(async () => {
   for (const cleanup of cleanups.reverse()) await cleanup();

@@ -1,12 +1,12 @@
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
-import { afterEach, before, describe, test } from 'node:test';
+import { afterEach, describe, test } from 'node:test';
 import { basicAuthHeader, type Simulator, startSimulator } from '@cms/cms-sim';
 import { type Config, loadConfig } from '@cms/config';
-import { callLegObservations, callLegs, callMessages, calls, cmsWrites, type Database, meetings } from '@cms/db';
+import { callLegObservations, callLegs, callMessages, calls, cmsWrites, meetings } from '@cms/db';
 import { createLogger, type Registry } from '@cms/observability';
-import { CMS_RECONCILE_QUEUE, type CmsReconcileJob, type Redis } from '@cms/queue';
+import { CMS_RECONCILE_QUEUE, type CmsReconcileJob } from '@cms/queue';
 import { Queue } from 'bullmq';
 import { and, asc, eq, inArray } from 'drizzle-orm';
 import { buildIngest } from '../../services/cdr-ingest/src/app.ts';
@@ -23,17 +23,10 @@ const INGEST_TOKEN = 'reconcile-test-ingest-token';
 const PASSWORD = 'reconcile-test-pass';
 const silent = createLogger('cms-reconcile-test', 'silent');
 
-let db: Database;
-let redisUrl: string;
-let basePrefix: string;
-let producer: Redis;
+const { db, redisUrl, basePrefix, producer } = await actuatorTestBackends();
 let rigNo = 0;
 /** Run after each test, last first: every rig stops what it started. */
 let cleanups: (() => Promise<void> | void)[] = [];
-
-before(async () => {
-  ({ db, redisUrl, basePrefix, producer } = await actuatorTestBackends());
-});
 
 afterEach(async () => {
   for (const cleanup of cleanups.reverse()) await cleanup();
