@@ -1,5 +1,6 @@
+import { afterEach } from 'node:test';
 import { type BridgeInfo, type Simulator, startSimulator } from '@cms/cms-sim';
-import type { Config } from '@cms/config';
+import { type Config, loadConfig } from '@cms/config';
 import type { Database } from '@cms/db';
 import { createLogger, createMetricsRegistry, type Registry } from '@cms/observability';
 import { type CmsWritesQueue, createRedisConnection, type Redis } from '@cms/queue';
@@ -71,4 +72,50 @@ export async function closeActuators(running: StartedActuator[]): Promise<void> 
     await service.close();
     await queue.close();
   }
+}
+
+/** The config of an actuator writing to the one simulated `bridge` as node `node` (20 writes a second), silent logs. */
+export function oneNodeActuatorConfig(options: {
+  redisUrl: string;
+  prefix: string;
+  node: string;
+  bridge: BridgeInfo;
+  /** Where the actuator reaches the node instead of the bridge (a proxy, a TLS front). */
+  url?: string;
+  caFile?: string;
+  /** More config keys (actuator, policy...). */
+  overrides?: Record<string, unknown>;
+}): Config {
+  const { bridge } = options;
+  return loadConfig({
+    env: {},
+    overrides: {
+      log: { level: 'silent' },
+      redis: { url: options.redisUrl },
+      queue: { prefix: options.prefix },
+      cms: {
+        nodes: [
+          {
+            name: options.node,
+            url: options.url ?? bridge.url,
+            username: bridge.username,
+            password: bridge.password,
+            maxWritesPerSecond: 20,
+            ...(options.caFile ? { caFile: options.caFile } : {}),
+          },
+        ],
+      },
+      ...options.overrides,
+    },
+  });
+}
+
+/** What each test of the file stops after it, last started first: `push` a stop as soon as something is started. */
+export function cleanupsAfterEachTest(): { push(cleanup: () => Promise<void> | void): void } {
+  let cleanups: (() => Promise<void> | void)[] = [];
+  afterEach(async () => {
+    for (const cleanup of cleanups.reverse()) await cleanup();
+    cleanups = [];
+  });
+  return { push: (cleanup) => void cleanups.push(cleanup) };
 }

@@ -1,6 +1,5 @@
 import assert from 'node:assert/strict';
 import { afterEach, describe, test } from 'node:test';
-import { type Config, loadConfig } from '@cms/config';
 import { callMessages } from '@cms/db';
 import { type CmsWritesQueue, createCmsWritesQueue, enqueueCallMessageWrite } from '@cms/queue';
 import { eq, sql } from 'drizzle-orm';
@@ -8,6 +7,7 @@ import { levelsOfMessageTexts } from '../../services/cms-actuator/src/write-call
 import {
   actuatorTestBackends,
   closeActuators,
+  oneNodeActuatorConfig,
   type StartedActuator,
   startOneBridgeSimulator,
   startTestActuator,
@@ -29,16 +29,12 @@ const running: StartedActuator[] = [];
 
 async function startActuator(messages?: Record<string, { text: string }>): Promise<CmsWritesQueue> {
   const prefix = `${basePrefix}-${++testNo}`;
-  const config: Config = loadConfig({
-    env: {},
-    overrides: {
-      log: { level: 'silent' },
-      redis: { url: redisUrl },
-      queue: { prefix },
-      actuator: { messageMinIntervalMs: INTERVAL_MS },
-      cms: { nodes: [{ name: NODE, url: bridge.url, username: bridge.username, password: bridge.password, maxWritesPerSecond: 20 }] },
-      ...(messages ? { policy: { messages } } : {}),
-    },
+  const config = oneNodeActuatorConfig({
+    redisUrl,
+    prefix,
+    node: NODE,
+    bridge,
+    overrides: { actuator: { messageMinIntervalMs: INTERVAL_MS }, ...(messages ? { policy: { messages } } : {}) },
   });
   const { service } = await startTestActuator(config, { db });
   const queue = createCmsWritesQueue(NODE, { connection: producer, prefix });

@@ -3,7 +3,6 @@ import { randomUUID } from 'node:crypto';
 import { join } from 'node:path';
 import { afterEach, describe, test } from 'node:test';
 import { type Simulator, startSimulator } from '@cms/cms-sim';
-import { type Config, loadConfig } from '@cms/config';
 import { callMessages, calls, cmsWrites } from '@cms/db';
 import type { Registry } from '@cms/observability';
 import { type CmsWritesQueue, createCmsWritesQueue, enqueueCallMessageWrite } from '@cms/queue';
@@ -14,6 +13,7 @@ import {
   actuatorTestBackends,
   closeActuators,
   FAST_ACTUATOR_TUNING,
+  oneNodeActuatorConfig,
   type StartedActuator,
   startOneBridgeSimulator,
   startTestActuator,
@@ -37,26 +37,7 @@ interface Harness {
 /** An actuator on its own queue prefix (so no test sees another's jobs), pointed at `url` (default: the sim). */
 async function startActuator(options: { url?: string; caFile?: string; tuning?: Partial<ActuatorTuning> } = {}): Promise<Harness> {
   const prefix = `${basePrefix}-${++testNo}`;
-  const config: Config = loadConfig({
-    env: {},
-    overrides: {
-      log: { level: 'silent' },
-      redis: { url: redisUrl },
-      queue: { prefix },
-      cms: {
-        nodes: [
-          {
-            name: NODE,
-            url: options.url ?? bridge.url,
-            username: bridge.username,
-            password: bridge.password,
-            maxWritesPerSecond: 20,
-            ...(options.caFile ? { caFile: options.caFile } : {}),
-          },
-        ],
-      },
-    },
-  });
+  const config = oneNodeActuatorConfig({ redisUrl, prefix, node: NODE, bridge, url: options.url, caFile: options.caFile });
   const { service, registry } = await startTestActuator(config, { db, tuning: { ...FAST_ACTUATOR_TUNING, ...options.tuning } });
   const queue = createCmsWritesQueue(NODE, { connection: producer, prefix });
   running.push({ service, queue });

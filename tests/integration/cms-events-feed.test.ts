@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
-import { afterEach, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import { type EventsStats, type Simulator, type SimulatorOptions, startSimulator } from '@cms/cms-sim';
 import { type Config, loadConfig } from '@cms/config';
 import { callLegObservations, callLegs, calls, cmsNodeStatus, meetings } from '@cms/db';
@@ -11,7 +11,7 @@ import { buildIngest } from '../../services/cdr-ingest/src/app.ts';
 import type { ActuatorService } from '../../services/cms-actuator/src/app.ts';
 import type { NodeFeedLimits } from '../../services/cms-actuator/src/events/node-feed.ts';
 import { buildPolicyWorker } from '../../services/policy-worker/src/app.ts';
-import { actuatorTestBackends, FAST_ACTUATOR_TUNING, startTestActuator } from '../helpers/actuator.ts';
+import { actuatorTestBackends, cleanupsAfterEachTest, FAST_ACTUATOR_TUNING, startTestActuator } from '../helpers/actuator.ts';
 import { eventually } from '../helpers/infra.ts';
 
 /**
@@ -26,12 +26,8 @@ const FAST_FEED: Partial<NodeFeedLimits> = { reconnectBaseMs: 50, reconnectMaxMs
 
 const { db, redisUrl, basePrefix } = await actuatorTestBackends();
 let rigNo = 0;
-let cleanups: (() => Promise<void> | void)[] = [];
-
-afterEach(async () => {
-  for (const cleanup of cleanups.reverse()) await cleanup();
-  cleanups = [];
-});
+/** Run after each test, last first: every rig stops what it started. */
+const cleanups = cleanupsAfterEachTest();
 
 interface Rig {
   sim: Simulator;

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
-import { afterEach, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import { basicAuthHeader, type Simulator, startSimulator } from '@cms/cms-sim';
 import { type Config, loadConfig } from '@cms/config';
 import { callLegObservations, callLegs, callMessages, calls, cmsWrites, meetings } from '@cms/db';
@@ -15,7 +15,7 @@ import { placementKey } from '../../services/cms-actuator/src/reconcile/call-pla
 import type { ActuatorTuning } from '../../services/cms-actuator/src/tuning.ts';
 import { buildPolicyWorker } from '../../services/policy-worker/src/app.ts';
 import { createReconcileRequester } from '../../services/policy-worker/src/security/reconcile-requests.ts';
-import { actuatorTestBackends, FAST_ACTUATOR_TUNING, startTestActuator } from '../helpers/actuator.ts';
+import { actuatorTestBackends, cleanupsAfterEachTest, FAST_ACTUATOR_TUNING, startTestActuator } from '../helpers/actuator.ts';
 import { eventually } from '../helpers/infra.ts';
 import { startTcpProxy } from '../helpers/tcp-proxy.ts';
 
@@ -26,12 +26,7 @@ const silent = createLogger('cms-reconcile-test', 'silent');
 const { db, redisUrl, basePrefix, producer } = await actuatorTestBackends();
 let rigNo = 0;
 /** Run after each test, last first: every rig stops what it started. */
-let cleanups: (() => Promise<void> | void)[] = [];
-
-afterEach(async () => {
-  for (const cleanup of cleanups.reverse()) await cleanup();
-  cleanups = [];
-});
+const cleanups = cleanupsAfterEachTest();
 
 interface ConfigOptions {
   actuator?: Record<string, unknown>;
