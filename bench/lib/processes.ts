@@ -1,8 +1,10 @@
 /** Starts our services as child processes for a benchmark, on a fresh database and queue prefix. */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { closeSync, openSync } from 'node:fs';
+import { closeSync, mkdtempSync, openSync, readFileSync } from 'node:fs';
 import net from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ensureDatabase, pg, runMigrations } from '@cms/db';
 
@@ -42,25 +44,38 @@ export interface Child {
 
 const START_TIMEOUT_MS = 60_000;
 
-/** `stdoutFile`: where the service's stdout (its JSON log) goes; by default it is dropped. */
+/** The last lines of a service's log, for an error that says why it did not start. */
+function logTail(file: string, lines = 15): string {
+  try {
+    return readFileSync(file, 'utf8').trimEnd().split('\n').slice(-lines).join('\n');
+  } catch {
+    return '(no log)';
+  }
+}
+
+/**
+ * `stdoutFile`: where the service's stdout (its JSON log) goes; by default a temporary file, so that a service that
+ * fails to start can say why (the tail of its log is in the error).
+ */
 export async function startService(
   name: string,
   env: Record<string, string>,
   readyUrl: string,
   options: { stdoutFile?: string } = {},
 ): Promise<Child> {
-  const out = options.stdoutFile === undefined ? 'ignore' : openSync(options.stdoutFile, 'a');
+  const logFile = options.stdoutFile ?? join(mkdtempSync(join(tmpdir(), `bench-${name}-`)), 'stdout.log');
+  const out = openSync(logFile, 'a');
   const child = spawn(process.execPath, [`services/${name}/src/main.ts`], {
     cwd: ROOT,
     env: { ...process.env, ...env },
     stdio: ['ignore', out, 'inherit'],
   });
-  if (typeof out === 'number') closeSync(out);
+  closeSync(out);
   const exited = new Promise<void>((resolve) => child.on('exit', () => resolve()));
   // Generous: on a machine shared with other work, start-up (module loading, migrations) can take many seconds.
   const deadline = Date.now() + START_TIMEOUT_MS;
   for (;;) {
-    if (child.exitCode !== null) throw new Error(`${name} exited during start-up`);
+    if (child.exitCode !== null) throw new Error(`${name} exited during start-up; its log (${logFile}) ends:\n${logTail(logFile)}`);
     try {
       if ((await fetch(readyUrl)).ok) break;
     } catch {}
@@ -68,7 +83,7 @@ export async function startService(
       // Not left running: an orphan would keep serving (and holding its port and the caller's stderr) after we exit.
       child.kill('SIGKILL');
       await exited;
-      throw new Error(`${name} not ready within ${START_TIMEOUT_MS / 1000} s`);
+      throw new Error(`${name} not ready within ${START_TIMEOUT_MS / 1000} s; its log (${logFile}) ends:\n${logTail(logFile)}`);
     }
     await new Promise((r) => setTimeout(r, 100));
   }
