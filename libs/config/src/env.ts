@@ -33,6 +33,7 @@ export const ENV_BINDINGS: readonly EnvBinding[] = [
   { env: 'ACTUATOR_HOST', path: ['actuator', 'host'], kind: 'string' },
   { env: 'ACTUATOR_PORT', path: ['actuator', 'port'], kind: 'int' },
   { env: 'ACTUATOR_MESSAGE_MIN_INTERVAL_MS', path: ['actuator', 'messageMinIntervalMs'], kind: 'int' },
+  { env: 'ACTUATOR_INTERACTIVE_RESERVED_WRITES', path: ['actuator', 'interactiveReservedWrites'], kind: 'int' },
   { env: 'ACTUATOR_LOCK_MS', path: ['actuator', 'lockDurationMs'], kind: 'int' },
   { env: 'ACTUATOR_RECONCILE_INTERVAL_SECONDS', path: ['actuator', 'reconcileIntervalSeconds'], kind: 'int' },
   { env: 'ACTUATOR_READS_PER_SECOND', path: ['actuator', 'readsPerSecond'], kind: 'int' },

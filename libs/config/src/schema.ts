@@ -119,6 +119,13 @@ export const configSchema = z.strictObject({
        * worse level than the call shows does not wait (a level better than the truth is not held on screen for it).
        */
       messageMinIntervalMs: z.number().int().min(0).default(200),
+      /**
+       * Places of each node's write ceiling that message writes leave free for operator actions, so an action finds
+       * a place at once even while security messages keep the ceiling full (without it, an action waits for the
+       * window to turn: up to a second). Never the ceiling's only place: at a ceiling of one write per window,
+       * messages keep it and an action goes next.
+       */
+      interactiveReservedWrites: z.number().int().min(0).default(1),
       /** How long a write job stays locked to a replica that stopped answering (crash) before another takes it. */
       lockDurationMs: z.number().int().min(1000).default(30_000),
     })

@@ -61,6 +61,7 @@ export async function buildActuator(deps: ActuatorDeps): Promise<ActuatorService
   // Operator settings first; tests' tuning overrides them.
   const tuning = resolveTuning({
     callMessageMinIntervalMs: config.actuator.messageMinIntervalMs,
+    interactiveReservedWrites: config.actuator.interactiveReservedWrites,
     lockDurationMs: config.actuator.lockDurationMs,
     stalledIntervalMs: config.actuator.lockDurationMs,
     ...deps.tuning,

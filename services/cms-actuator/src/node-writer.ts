@@ -86,6 +86,8 @@ export class NodeWriter implements PeerWriter {
       ceiling,
       tuning.writeWindowMarginMs,
       tuning.requestTimeoutMs,
+      // Never the only place: a ceiling of one write per window keeps it for messages (an action then goes next).
+      Math.min(tuning.interactiveReservedWrites, ceiling.limit - 1),
     );
     const workerOptions: WorkerOptions = {
       connection: redis,

@@ -42,6 +42,11 @@ export interface ActuatorTuning {
    * Default 100 ms.
    */
   writeWindowMarginMs: number;
+  /**
+   * Places of the write ceiling message writes leave to operator actions (at most the ceiling's limit minus one).
+   * From config actuator.interactiveReservedWrites (default 1).
+   */
+  interactiveReservedWrites: number;
   /** How often desired state that never got a write job (pending) and calls of unknown node (unplaced) are looked for; default 30000 ms. */
   sweepIntervalMs: number;
   /** A pending desired state younger than this is left to its producer's job; default 10000 ms. */
@@ -68,6 +73,7 @@ const DEFAULT_TUNING: ActuatorTuning = {
   stalledIntervalMs: 30_000,
   callMessageMinIntervalMs: 200,
   writeWindowMarginMs: 100,
+  interactiveReservedWrites: 1,
   sweepIntervalMs: 30_000,
   sweepMinAgeMs: 10_000,
   sweepBatchSize: 500,
