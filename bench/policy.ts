@@ -168,14 +168,24 @@ const serviceConfig = loadConfig({ env: { ...process.env, ...env } });
 const policy = compilePolicy(serviceConfig.policy);
 const minIntervalMs = serviceConfig.actuator.messageMinIntervalMs;
 const actuatorLog = path.join(dir, 'cms-actuator.log');
-children.push(await startService('cdr-ingest', env, `http://127.0.0.1:${ports.ingest}/readyz`));
-children.push(await startService('policy-worker', env, `http://127.0.0.1:${ports.worker}/readyz`));
-// At debug level the actuator logs where each write's time went ('cms write timing'); read after the run.
-children.push(
-  await startService('cms-actuator', { ...env, LOG_LEVEL: 'debug' }, `http://127.0.0.1:${ports.actuator}/readyz`, {
-    stdoutFile: actuatorLog,
-  }),
-);
+try {
+  children.push(await startService('cdr-ingest', env, `http://127.0.0.1:${ports.ingest}/readyz`));
+  children.push(await startService('policy-worker', env, `http://127.0.0.1:${ports.worker}/readyz`));
+  // At debug level the actuator logs where each write's time went ('cms write timing'); read after the run.
+  children.push(
+    await startService('cms-actuator', { ...env, LOG_LEVEL: 'debug' }, `http://127.0.0.1:${ports.actuator}/readyz`, {
+      stdoutFile: actuatorLog,
+    }),
+  );
+} catch (err) {
+  // Leave nothing running behind: the services already started, the simulator, the database, private servers.
+  for (const child of children.reverse()) await child.stop();
+  await sim.stop();
+  await database.drop();
+  await privatePostgres?.stop();
+  await privateRedis?.stop();
+  throw err;
+}
 
 // Warm-up, not measured: every service connects and compiles its hot paths on a few meetings per bridge.
 {
