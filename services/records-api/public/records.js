@@ -53,17 +53,20 @@ export function RecordsPage({ search }) {
 
   useEffect(() => {
     let current = true;
+    // The page number goes with the rows it numbers: shown from the cursors, it would say "Page 2" over page 1's rows
+    // until the next page has arrived.
+    const pageNo = cursors.length;
     const q = queryOf(filters);
     q.set('limit', String(PAGE_SIZE));
     if (cursor) q.set('cursor', cursor);
     setProblem(null);
     api(`/api/v1/records?${q}`)
-      .then(({ data }) => current && setPage(data))
+      .then(({ data }) => current && setPage({ ...data, pageNo }))
       .catch((err) => current && (setProblem({ status: err.status, detail: err.message }), setPage(null)));
     return () => {
       current = false;
     };
-  }, [filters, cursor]);
+  }, [filters, cursor, cursors.length]);
 
   const search_ = (event) => {
     event.preventDefault();
@@ -110,7 +113,7 @@ export function RecordsPage({ search }) {
     <${ProblemNotice} problem=${problem} what="The search was refused" />
     ${page
       ? html`
-      <p class="summary" data-testid="records-summary">Page ${cursors.length}: ${page.records.length} records${page.nextCursor ? ', more follow' : ''}</p>
+      <p class="summary" data-testid="records-summary">Page ${page.pageNo}: ${page.records.length} records${page.nextCursor ? ', more follow' : ''}</p>
       <div class="table-wrap">
         <table class="records responsive">
           <thead><tr><th scope="col">#</th><th scope="col">Time</th><th scope="col">Type</th><th scope="col">Node</th><th scope="col">Call</th><th scope="col">Leg</th><th scope="col"><span class="visually-hidden">Details</span></th></tr></thead>
