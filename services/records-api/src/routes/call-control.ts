@@ -98,6 +98,14 @@ export async function callControlRoutes(app: FastifyInstance, options: OperatorA
     async (request: FastifyRequest<R>, reply: FastifyReply) =>
       (await desk.replay(request, reply)) ?? accept(request, reply);
 
+  /** An active call and one leg of its meeting (on any of its bridges), or 404. */
+  const activeCallLeg = async (callId: string, legId: string) => {
+    const call = await activeCall(db, nodes, callId);
+    const [leg] = await legsOfMeeting(db, nodes, call, [legId]);
+    if (!leg) throw new HttpProblem(404, 'Not Found', `No call leg "${legId}".`);
+    return { call, leg };
+  };
+
   app.post<{ Params: { id: string }; Body: AddBody }>(
     '/calls/:id/participants',
     {
@@ -175,9 +183,7 @@ export async function callControlRoutes(app: FastifyInstance, options: OperatorA
       },
     },
     act(async (request, reply) => {
-      const call = await activeCall(db, nodes, request.params.id);
-      const [leg] = await legsOfMeeting(db, nodes, call, [request.params.legId]);
-      if (!leg) throw new HttpProblem(404, 'Not Found', `No call leg "${request.params.legId}".`);
+      const { call, leg } = await activeCallLeg(request.params.id, request.params.legId);
       return desk.submit(request, reply, {
         kind: 'updateCallLeg',
         callId: leg.callId,
@@ -339,9 +345,7 @@ export async function callControlRoutes(app: FastifyInstance, options: OperatorA
       },
     },
     act(async (request, reply) => {
-      const call = await activeCall(db, nodes, request.params.id);
-      const [leg] = await legsOfMeeting(db, nodes, call, [request.params.legId]);
-      if (!leg) throw new HttpProblem(404, 'Not Found', `No call leg "${request.params.legId}".`);
+      const { call, leg } = await activeCallLeg(request.params.id, request.params.legId);
       return desk.submit(request, reply, {
         kind: 'deleteCallLeg',
         callId: leg.callId,
