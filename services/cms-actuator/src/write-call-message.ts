@@ -2,7 +2,7 @@ import { CmsApiError, callMessageUpdate, callShowsMessage } from '@cms/cms';
 import { CMS_WRITE_ATTEMPTS, type CmsWriteJob, enqueueCallMessageWrite } from '@cms/queue';
 import { DelayedError, type Job, UnrecoverableError, Worker } from 'bullmq';
 import { type DesiredRow, loadDesired, markApplied, markCallEnded, markDeadLettered } from './desired-state.ts';
-import type { WriteContext, WriteOutcome } from './write-context.ts';
+import { cmsStopwatch, type WriteContext, type WriteOutcome } from './write-context.ts';
 
 type CallMessageJob = Extract<CmsWriteJob, { kind: 'callMessage' }>;
 
@@ -29,20 +29,12 @@ export async function writeCallMessage(ctx: WriteContext, job: Job<CmsWriteJob>,
     stamps[name] = Math.round((performance.now() - since) * 10) / 10;
     return performance.now();
   };
-  let cmsMs = 0;
-  const timed = async <T>(request: () => Promise<T>): Promise<T> => {
-    const started = performance.now();
-    try {
-      return await request();
-    } finally {
-      cmsMs += performance.now() - started;
-    }
-  };
+  const cms = cmsStopwatch();
   // The GET goes out together with the desired-state read, so a write waits for the slower of the two instead of
   // both in turn (measured: each took a few ms on an idle machine, tens to hundreds under load). When the read
   // says there is nothing to write, its answer (or failure) is simply not used: GETs do not count against the
   // write ceiling.
-  const shown = timed(() => ctx.client.getCall(callId));
+  const shown = cms.timed(() => ctx.client.getCall(callId));
   shown.catch(() => undefined); // handled where it is awaited, or deliberately unused
   const desired = await loadDesired(ctx.db, callId);
   let mark = lap('loadMs', startedAt);
@@ -76,14 +68,14 @@ export async function writeCallMessage(ctx: WriteContext, job: Job<CmsWriteJob>,
         status: 'unchanged',
         httpStatus: 200,
         failureReason: null,
-        latencyMs: Math.round(cmsMs),
+        latencyMs: Math.round(cms.totalMs),
       });
       return;
     }
     const slot = await ctx.gate.acquireSlot();
     mark = lap('gateMs', mark);
     try {
-      await timed(() => ctx.client.updateCall(callId, callMessageUpdate(desired)));
+      await cms.timed(() => ctx.client.updateCall(callId, callMessageUpdate(desired)));
       lap('putMs', mark);
       rememberAnswer(ctx, callId, desired.version);
     } finally {
@@ -97,11 +89,11 @@ export async function writeCallMessage(ctx: WriteContext, job: Job<CmsWriteJob>,
       status: 'applied',
       httpStatus: 200,
       failureReason: null,
-      latencyMs: Math.round(cmsMs),
+      latencyMs: Math.round(cms.totalMs),
     });
   } catch (err) {
     if (!(err instanceof CmsApiError)) throw err;
-    await handleFailure(ctx, job, desired, err, { ...base, latencyMs: Math.round(cmsMs) });
+    await handleFailure(ctx, job, desired, err, { ...base, latencyMs: Math.round(cms.totalMs) });
   }
 }
 

@@ -46,3 +46,21 @@ export interface WriteContext {
   /** Stores, counts and logs one outcome (one cms_writes row and one log line per write job attempt). */
   record(kind: CmsWriteJob['kind'], outcome: WriteOutcome): Promise<void>;
 }
+
+/** Adds up the time a job spent waiting for CMS's answers over its requests (its write record's `latencyMs`). */
+export function cmsStopwatch() {
+  let totalMs = 0;
+  return {
+    async timed<T>(request: () => Promise<T>): Promise<T> {
+      const started = performance.now();
+      try {
+        return await request();
+      } finally {
+        totalMs += performance.now() - started;
+      }
+    },
+    get totalMs() {
+      return totalMs;
+    },
+  };
+}

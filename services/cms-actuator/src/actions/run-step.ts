@@ -1,7 +1,7 @@
 import { CmsApiError } from '@cms/cms';
 import type { CmsWriteJob, OperatorActionJob } from '@cms/queue';
 import { type Job, Worker } from 'bullmq';
-import type { WriteContext } from '../write-context.ts';
+import { cmsStopwatch, type WriteContext } from '../write-context.ts';
 import { completeStep, loadStep, markStepStarted, type StepRow } from './action-store.ts';
 
 /** What a step's body uses to talk to CMS: writes go through the node's write ceiling, reads do not. */
@@ -39,26 +39,18 @@ export function stepHandler(body: StepBody, options: StepOptions) {
     const attempts = job.attemptsMade + 1;
     let writes = 0;
     let firstWriteAt: Date | null = null;
-    let cmsMs = 0;
-    const timed = async <T>(request: () => Promise<T>): Promise<T> => {
-      const started = performance.now();
-      try {
-        return await request();
-      } finally {
-        cmsMs += performance.now() - started;
-      }
-    };
+    const cms = cmsStopwatch();
     const io: StepIo = {
       ctx,
       step,
-      read: timed,
+      read: (request) => cms.timed(request),
       async write(request) {
         // Urgent: the next free place under the ceiling is this write's, not a waiting message's.
         const slot = await ctx.gate.acquireSlot({ urgent: true });
         firstWriteAt ??= new Date();
         writes++;
         try {
-          return await timed(request);
+          return await cms.timed(request);
         } finally {
           // Failed or not, the write may have reached CMS: its place in the ceiling's window counts from now.
           await slot.answered();
@@ -78,11 +70,11 @@ export function stepHandler(body: StepBody, options: StepOptions) {
         result,
         writes,
         firstWriteAt,
-        cmsMs,
+        cmsMs: cms.totalMs,
       });
-      await ctx.record(kind, { ...base, status: 'applied', httpStatus: 200, failureReason: null, latencyMs: Math.round(cmsMs) });
+      await ctx.record(kind, { ...base, status: 'applied', httpStatus: 200, failureReason: null, latencyMs: Math.round(cms.totalMs) });
       ctx.log.info(
-        { ...fields, outcome: 'applied', actionStatus: status, writes, cmsMs: Math.round(cmsMs), result },
+        { ...fields, outcome: 'applied', actionStatus: status, writes, cmsMs: Math.round(cms.totalMs), result },
         'operator action step',
       );
     } catch (err) {
@@ -91,7 +83,7 @@ export function stepHandler(body: StepBody, options: StepOptions) {
         ...base,
         httpStatus: err.status === 0 ? null : err.status,
         failureReason: err.failureReason,
-        latencyMs: Math.round(cmsMs),
+        latencyMs: Math.round(cms.totalMs),
       };
       if (err.isBusy) {
         // CMS asks us to come back later: the whole node slows down, and the step goes back uncounted.
@@ -118,7 +110,7 @@ export function stepHandler(body: StepBody, options: StepOptions) {
         result: null,
         writes,
         firstWriteAt,
-        cmsMs,
+        cmsMs: cms.totalMs,
       });
       await ctx.record(kind, { ...failure, status: 'deadLettered' });
       ctx.log.warn(
