@@ -6,20 +6,24 @@ import { ACTION_HANDLERS } from './handlers.ts';
 
 const ACTION_KINDS: ReadonlySet<string> = new Set(Object.keys(ACTION_HANDLERS));
 
-/** Job starts per window the lane may take beyond the node worker's limiter (the messages' 2N). */
-const INTERACTIVE_EXTRA_STARTS = 2;
+/**
+ * The lane's limiter maximum: no count of job starts in a window reaches it, only a 503 pause does (worker.rateLimit
+ * sets the shared counter to Number.MAX_SAFE_INTEGER until the pause ends).
+ */
+const PAUSE_ONLY_MAX = 1_000_000_000;
 
 /**
  * The node's interactive lane: takes an operator action from the node's write queue as soon as it is added, even
  * while the node's worker waits for its limiter. BullMQ's limiter counts job starts (a message job that finds nothing
  * to write counts too), so under a burst of message changes the worker can be rate-limited for most of each window,
- * and an action at the head of the queue would wait up to a window (1.1 s) for its start. The lane shares the queue's
- * limiter counter with a few more starts per window (INTERACTIVE_EXTRA_STARTS), wakes only when an action is added
- * (announced on the queue's operator-actions channel by enqueueOperatorActionStep: the queue's own event stream
- * carries every message job's events too, and lagged behind them under load), takes the head of the queue (actions
- * are added there, lifo) and stops after a job that
- * is not an action (one that the node's worker got to first). A 503 pause (worker.rateLimit) holds it too, and every
- * write still passes the node's write gate, so the ceiling is the same.
+ * and an action at the head of the queue would wait up to a window (1.1 s) for its start. The window's count does not
+ * hold the lane back at all (PAUSE_ONLY_MAX; with a fixed number of extra starts, three actions in one busy window
+ * used them up and the third waited for the window to turn: bench:control's p99 of 577 ms). The lane wakes only when
+ * an action is added (announced on the queue's operator-actions channel by enqueueOperatorActionStep: the queue's own
+ * event stream carries every message job's events too, and lagged behind them under load), takes the head of the
+ * queue (actions are added there, lifo) and stops after a job that is not an action (one that the node's worker got
+ * to first). A 503 pause (worker.rateLimit) holds it too, and every write still passes the node's write gate, so the
+ * ceiling is the same.
  */
 export class InteractiveLane {
   readonly #worker: Worker<CmsWriteJob>;
@@ -45,7 +49,7 @@ export class InteractiveLane {
     this.#node = options.node;
     this.#log = options.log;
     this.#process = options.process;
-    const limiter = workerOptions.limiter && { ...workerOptions.limiter, max: workerOptions.limiter.max + INTERACTIVE_EXTRA_STARTS };
+    const limiter = workerOptions.limiter && { ...workerOptions.limiter, max: PAUSE_ONLY_MAX };
     this.#worker = new Worker<CmsWriteJob>(options.queueName, null, {
       ...workerOptions,
       concurrency: 1,

@@ -1,0 +1,98 @@
+/**
+ * The actuator's interactive lane (services/cms-actuator/src/actions/interactive-lane.ts): an operator action is
+ * taken from the node's write queue while the node's BullMQ limiter has no start left in its window (message jobs
+ * used them all), and it is still held by a 503 pause. The records API and the cms-actuator run in process on real
+ * Postgres and Redis; the simulated bridge is CMS. The ceiling itself is held by the write gate
+ * (request-gate*.test.ts, cms-actuator-pacing.test.ts).
+ */
+import assert from 'node:assert/strict';
+import { after, test } from 'node:test';
+import { type Simulator, startSimulator } from '@cms/cms-sim';
+import { loadConfig } from '@cms/config';
+import { createLogger } from '@cms/observability';
+import { cmsWritesQueueName, createRedisConnection } from '@cms/queue';
+import { buildActuator } from '../../services/cms-actuator/src/app.ts';
+import { eventually, onTestFileEnd, testDatabase, testRedis } from '../helpers/infra.ts';
+import { API_TOKENS, bearer, insertCallLegs, insertCalls, startRecordsApi, TOKENS } from '../helpers/records-fixtures.ts';
+
+// One bridge per test: the first leaves its node's worker asleep until the long window it was shown would turn.
+const NODES = ['cms-1', 'cms-2'] as const;
+type Node = (typeof NODES)[number];
+const { url, db } = await testDatabase();
+const redis = await testRedis();
+const sim: Simulator = await startSimulator({
+  bridges: NODES.map((name, i) => ({ name, username: 'admin', password: `lane-secret-${i + 1}` })),
+  seed: 20261207,
+  controlPort: null,
+});
+onTestFileEnd(() => sim.stop());
+const config = loadConfig({
+  env: {},
+  overrides: {
+    log: { level: 'silent' },
+    api: { token: TOKENS.admin, tokens: API_TOKENS },
+    database: { url },
+    redis: { url: redis.url },
+    queue: { prefix: redis.prefix },
+    actuator: { reconcileIntervalSeconds: 0 },
+    cms: {
+      events: { enabled: false },
+      nodes: sim.bridges.map((b) => ({ name: b.name, url: b.url, username: b.username, password: b.password, maxWritesPerSecond: 10 })),
+    },
+  },
+});
+const actuator = await buildActuator({ config, db, log: createLogger('interactive-lane-test', 'silent') });
+after(() => actuator.close());
+const api = await startRecordsApi(db, { config });
+const control = createRedisConnection(redis.url, 'producer');
+onTestFileEnd(() => control.disconnect());
+/** BullMQ's limiter counter of a node's write queue: job starts in the current window, shared by every worker. */
+const limiterKey = (node: Node) => `${redis.prefix}:${cmsWritesQueueName(node)}:limiter`;
+
+async function connectedLeg(name: string, node: Node) {
+  const handle = sim.startCall({ name, bridges: [] });
+  const leg = sim.join({ meeting: handle, bridge: node, remoteParty: `${name.toLowerCase()}@corp.example` });
+  await insertCalls(db, [{ id: leg.callId, node, callCorrelator: handle.callCorrelator, startedAt: new Date().toISOString() }]);
+  await insertCallLegs(db, [{ id: leg.callLegId, callId: leg.callId, node, remoteParty: `${name}@corp.example`, state: 'connected' }]);
+  return { ...leg, node };
+}
+
+async function mute(leg: { callId: string; callLegId: string }) {
+  const res = await api.inject({
+    method: 'PATCH',
+    url: `/api/v1/calls/${leg.callId}/participants/${leg.callLegId}`,
+    headers: bearer(TOKENS.operator),
+    payload: { rxAudioMute: true },
+  });
+  assert.ok([200, 202].includes(res.statusCode), res.body);
+}
+
+function legPuts(leg: { callLegId: string; node: Node }) {
+  return sim.writeLog({ method: 'PUT', bridge: leg.node, urlContains: `/callLegs/${leg.callLegId}` });
+}
+
+test('an action is taken while message jobs have used every start of the limiter window', async () => {
+  const leg = await connectedLeg('Busy', 'cms-1');
+  // Every start of a long window used (far more than the node worker's 2N and any fixed extra): without a lane of its
+  // own the action would wait the whole minute for the window to turn.
+  await control.set(limiterKey(leg.node), 1_000, 'PX', 60_000);
+  try {
+    await mute(leg);
+    await eventually(() => legPuts(leg).length === 1, { timeoutMs: 15_000, what: 'the mute written to the bridge' });
+    assert.equal(sim.inspectCall(leg.callId).legs.find((l) => l.id === leg.callLegId)?.rxAudioMute, true);
+  } finally {
+    await control.del(limiterKey(leg.node));
+  }
+});
+
+test("a 503 pause holds the lane too: the action is written once CMS's pause is over", async () => {
+  const leg = await connectedLeg('Paused', 'cms-2');
+  // What worker.rateLimit does when CMS answers 503: the limiter key at its maximum until the pause ends.
+  const pauseMs = 1_500;
+  const pauseEnds = Date.now() + pauseMs;
+  await control.set(limiterKey(leg.node), Number.MAX_SAFE_INTEGER, 'PX', pauseMs);
+  await mute(leg);
+  await eventually(() => legPuts(leg).length === 1, { timeoutMs: 15_000, what: 'the mute written to the bridge' });
+  const [put] = legPuts(leg);
+  assert.ok(put && put.atMs >= pauseEnds - 5, `written ${pauseEnds - (put?.atMs ?? 0)} ms before the pause ended`);
+});
