@@ -217,6 +217,34 @@ export const meetingLevelChanges = pgTable(
 );
 
 /**
+ * The counted participants of each call instance as the policy worker last decided them (level and classification),
+ * kept so that a change to a large meeting is decided from the changed legs and each instance's worst participant
+ * (one index read) instead of every leg again. Keyed by the leg (or, for a participant only CMS's live view shows,
+ * the observation's id). Written only by the policy worker, under the meeting's lock.
+ */
+export const participantLevels = pgTable(
+  'participant_levels',
+  {
+    legId: text('leg_id').primaryKey(),
+    callId: text('call_id').notNull(),
+    level: integer('level').notNull(),
+    classification: jsonb('classification').$type<Record<string, unknown>>().notNull(),
+  },
+  // The worst participant of an instance, first by leg id: what meetingLevel finds first at the worst level.
+  (t) => [index('participant_levels_worst_idx').on(t.callId, t.level.desc(), t.legId)],
+);
+
+/**
+ * Call instances whose participant_levels rows hold every counted participant, and under which policy (its
+ * fingerprint): an instance with no row, or another fingerprint, is decided from all of its legs again.
+ */
+export const participantLevelSyncs = pgTable('participant_level_syncs', {
+  callId: text('call_id').primaryKey(),
+  policy: text('policy').notNull(),
+  syncedAt: timestamp('synced_at', { withTimezone: true, mode: 'string' }).notNull().defaultNow(),
+});
+
+/**
  * Desired on-screen message per call instance: the policy worker sets it (bumping `version`), the actuator makes
  * CMS match it. Only the latest version is ever written, so a burst of joins costs one write.
  */
