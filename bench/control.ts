@@ -1,11 +1,12 @@
 /**
  * npm run bench:control -- [--max-writes-per-second 10] [--meetings 200] [--participants 6] [--window 60] [--stay 60]
  *   [--flap-meetings 8] [--flap-hz 4] [--idle-actions 20] [--actions 60] [--action-interval-ms 400]
- *   [--freshness-samples 30] [--seed 1] [--note TEXT]
+ *   [--freshness-samples 30] [--actuators 1] [--seed 1] [--note TEXT]
  *
  * Operator actions under a saturated write ceiling. The CMS simulator (in this process) has two bridges; cdr-ingest,
- * policy-worker, cms-actuator and records-api run as child processes on a fresh database and queue prefix (the
- * machine's Postgres and Redis, DATABASE_URL / REDIS_URL). A control meeting of four participants runs on cms-1.
+ * policy-worker, cms-actuator (`--actuators` replicas of it, sharing the queues, limiter and write gate) and
+ * records-api run as child processes on a fresh database and queue prefix (the machine's Postgres and Redis,
+ * DATABASE_URL / REDIS_URL). A control meeting of four participants runs on cms-1.
  * The benchmark
  * 1. sends `--idle-actions` mute/unmute requests (PATCH /calls/<id>/participants/<legId>) one at a time with no load,
  * 2. starts the simulator's load plan (meetings x participants joining over the window on both bridges) and
@@ -44,6 +45,7 @@ const { values: args } = parseArgs({
     actions: { type: 'string', default: '60' },
     'action-interval-ms': { type: 'string', default: '400' },
     'freshness-samples': { type: 'string', default: '30' },
+    actuators: { type: 'string', default: '1' },
     seed: { type: 'string', default: '1' },
     note: { type: 'string' },
   },
@@ -111,6 +113,10 @@ const env = {
 children.push(await startService('cdr-ingest', env, `http://127.0.0.1:${ports.ingest}/readyz`));
 children.push(await startService('policy-worker', env, `http://127.0.0.1:${ports.worker}/readyz`));
 children.push(await startService('cms-actuator', env, `http://127.0.0.1:${ports.actuator}/readyz`));
+for (let replica = 2; replica <= Number(args.actuators); replica++) {
+  const port = await freePort();
+  children.push(await startService('cms-actuator', { ...env, ACTUATOR_PORT: String(port) }, `http://127.0.0.1:${port}/readyz`));
+}
 children.push(await startService('records-api', env, `http://127.0.0.1:${ports.api}/readyz`));
 const api = `http://127.0.0.1:${ports.api}/api/v1`;
 
@@ -302,7 +308,7 @@ const rows: [string, string][] = [
     'Redis / Postgres',
     `${redisUrl} (shared) / ${process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres'} (shared, fresh database)`,
   ],
-  ['bridges, maxWritesPerSecond per bridge', `2, ${maxWritesPerSecond}`],
+  ['bridges, maxWritesPerSecond per bridge; cms-actuator replicas', `2, ${maxWritesPerSecond}; ${args.actuators}`],
   [
     'load',
     `${args.meetings} meetings x ${args.participants} participants over ${args.window} s, 2 bridges per meeting (${run.joins} joins, ${run.leaves} leaves); ${args['flap-meetings']} meetings on cms-1 flipping level ${args['flap-hz']} times/s`,
