@@ -1,6 +1,8 @@
+import { classifyLeg } from './classify.ts';
 import type { CompiledPolicy } from './compile.ts';
 import { meetingKey, meetingLevel } from './meeting.ts';
 import { desiredMessage } from './message.ts';
+import { countsAsParticipant } from './participants.ts';
 import type { Classification, LegFacts, Level } from './types.ts';
 
 /**
@@ -115,59 +117,148 @@ export interface MeetingsDecision {
  * - each live (not ended) instance gets the level's message unless it already has exactly that message; an
  *   instance that never had a message is not given a clear one;
  * - a changed message is written to CMS only for an instance on a node we manage.
+ * The legs of a meeting are taken instance by instance in the order of `state.instances`, each instance's in the
+ * order of `state.legs`: the first participant at the worst level in that order is the decisive one.
  */
 export function decideMeetings(input: DecideInput): MeetingsDecision {
-  const { state, policy, managedNodes } = input;
-  const currentByKey = new Map(state.meetings.map((m) => [m.meetingKey, m]));
-  const messageByCall = new Map(state.messages.map((m) => [m.callId, m]));
+  const { state } = input;
   const changedLegs = new Set(input.changedLegIds);
-  const legsByCall = new Map<string, LegFacts[]>();
-  for (const leg of state.legs) {
-    let list = legsByCall.get(leg.callId);
-    if (!list) {
-      list = [];
-      legsByCall.set(leg.callId, list);
-    }
-    list.push({ ...leg, isRecorderOrStreamer: state.recorderLegIds.has(leg.id) });
-  }
-  const instancesByKey = new Map<string, CallInstance[]>();
-  for (const call of state.instances) {
-    const key = meetingKey(call);
-    let list = instancesByKey.get(key);
-    if (!list) {
-      list = [];
-      instancesByKey.set(key, list);
-    }
-    list.push(call);
-  }
-
-  const decision: MeetingsDecision = { levels: [], meetings: [], levelChanges: [], messages: [], writes: [] };
-  for (const key of input.keys) {
+  const legsByCall = groupBy(
+    state.legs.map((leg) => ({ ...leg, isRecorderOrStreamer: state.recorderLegIds.has(leg.id) })),
+    (leg) => leg.callId,
+  );
+  const instancesByKey = groupBy(state.instances, (call) => meetingKey(call));
+  const outcomes = input.keys.map((key): MeetingOutcome => {
     const calls = instancesByKey.get(key) ?? [];
     const meetingLegs = calls.flatMap((c) => legsByCall.get(c.id) ?? []);
-    const { level, decisiveLegId, participants } = meetingLevel(meetingLegs, policy);
+    const { level, decisiveLegId, participants } = meetingLevel(meetingLegs, input.policy);
+    // The participant whose join, admission or departure changed the level: one of this transaction's legs.
+    const cause =
+      meetingLegs.find((l) => l.id === decisiveLegId && changedLegs.has(l.id)) ?? meetingLegs.find((l) => changedLegs.has(l.id));
+    return {
+      meetingKey: key,
+      level,
+      decisiveLegId,
+      reason: participants.find((p) => p.legId === decisiveLegId)?.classification ?? null,
+      causeLegId: cause?.id ?? decisiveLegId,
+    };
+  });
+  return settleMeetings(outcomes, { ...input, instancesByKey, meetings: state.meetings, messages: state.messages });
+}
+
+/** A counted participant of a call instance: its level and why, as the policy classified it. */
+export interface CountedParticipant {
+  callId: string;
+  legId: string;
+  level: Level;
+  classification: Classification;
+}
+
+/**
+ * The counted participants among these legs (countsAsParticipant), each with its classification: what is kept of a
+ * meeting's legs between decisions, so that a change is decided from the changed legs and these, not from every leg
+ * again (decideFromParticipants).
+ */
+export function countedParticipants(
+  legs: readonly (LegFacts & { callId: string })[],
+  recorderLegIds: ReadonlySet<string>,
+  policy: CompiledPolicy,
+): CountedParticipant[] {
+  const counted: CountedParticipant[] = [];
+  for (const leg of legs) {
+    const facts = { ...leg, isRecorderOrStreamer: recorderLegIds.has(leg.id) };
+    if (!countsAsParticipant(facts, policy).counts) continue;
+    const classification = classifyLeg(facts, policy);
+    counted.push({ callId: leg.callId, legId: leg.id, level: classification.level, classification });
+  }
+  return counted;
+}
+
+export interface DecideFromParticipantsInput {
+  keys: readonly string[];
+  /** Every call instance of these meetings, in the order decideMeetings takes them (the same order as its state). */
+  instances: readonly CallInstance[];
+  /**
+   * The first counted participant at the worst level of each instance (the first in the order decideMeetings takes
+   * legs), from the stored participants after this transaction's changes; an instance with none counted has none.
+   */
+  worstByInstance: readonly CountedParticipant[];
+  /** The legs of these instances whose facts changed now, in the order decideMeetings takes legs. */
+  changedLegs: readonly { id: string; callId: string }[];
+  meetings: readonly StoredMeeting[];
+  messages: readonly StoredMessage[];
+  policy: CompiledPolicy;
+  managedNodes: ReadonlySet<string>;
+}
+
+/**
+ * The same decision as decideMeetings, from each instance's worst participant instead of every leg: a change to a
+ * meeting of a thousand participants costs the legs that changed, not the thousand. The worst participant of the
+ * meeting is the worst of its instances' (the first instance's on a tie), exactly the participant meetingLevel
+ * finds first at the worst level when the legs are taken instance by instance.
+ */
+export function decideFromParticipants(input: DecideFromParticipantsInput): MeetingsDecision {
+  const instancesByKey = groupBy(input.instances, (call) => meetingKey(call));
+  const worstByCall = new Map(input.worstByInstance.map((p) => [p.callId, p]));
+  const changedByCall = groupBy(input.changedLegs, (leg) => leg.callId);
+  const outcomes = input.keys.map((key): MeetingOutcome => {
+    const calls = instancesByKey.get(key) ?? [];
+    let worst: CountedParticipant | undefined;
+    for (const call of calls) {
+      const candidate = worstByCall.get(call.id);
+      if (candidate && (!worst || candidate.level > worst.level)) worst = candidate;
+    }
+    const decisiveLegId = worst?.legId ?? null;
+    const changed = calls.flatMap((c) => changedByCall.get(c.id) ?? []);
+    const cause = changed.find((l) => l.id === decisiveLegId) ?? changed[0];
+    return {
+      meetingKey: key,
+      level: worst?.level ?? null,
+      decisiveLegId,
+      reason: worst?.classification ?? null,
+      causeLegId: cause?.id ?? decisiveLegId,
+    };
+  });
+  return settleMeetings(outcomes, { ...input, instancesByKey });
+}
+
+/** A meeting's level and decisive participant, with what its level history entry needs. */
+interface MeetingOutcome {
+  meetingKey: string;
+  level: Level | null;
+  decisiveLegId: string | null;
+  /** The decisive participant's classification; null when nobody counts. */
+  reason: Classification | null;
+  /** The participant a level change is recorded as caused by. */
+  causeLegId: string | null;
+}
+
+/** From each meeting's outcome: the rows to write, the level history and the desired messages (see decideMeetings). */
+function settleMeetings(
+  outcomes: readonly MeetingOutcome[],
+  context: {
+    instancesByKey: ReadonlyMap<string, readonly CallInstance[]>;
+    meetings: readonly StoredMeeting[];
+    messages: readonly StoredMessage[];
+    policy: CompiledPolicy;
+    managedNodes: ReadonlySet<string>;
+  },
+): MeetingsDecision {
+  const { policy, managedNodes } = context;
+  const currentByKey = new Map(context.meetings.map((m) => [m.meetingKey, m]));
+  const messageByCall = new Map(context.messages.map((m) => [m.callId, m]));
+  const decision: MeetingsDecision = { levels: [], meetings: [], levelChanges: [], messages: [], writes: [] };
+  for (const { meetingKey: key, level, decisiveLegId, reason, causeLegId } of outcomes) {
     decision.levels.push({ meetingKey: key, level, decisiveLegId });
     const before = currentByKey.get(key);
     if (!before || before.level !== level || before.decisiveLegId !== decisiveLegId) {
       decision.meetings.push({ meetingKey: key, level, decisiveLegId });
     }
     const oldLevel = before?.level ?? null;
-    if (oldLevel !== level) {
-      // The participant whose join, admission or departure changed the level: one of this transaction's legs.
-      const cause =
-        meetingLegs.find((l) => l.id === decisiveLegId && changedLegs.has(l.id)) ?? meetingLegs.find((l) => changedLegs.has(l.id));
-      const decisive = participants.find((p) => p.legId === decisiveLegId);
-      decision.levelChanges.push({
-        meetingKey: key,
-        oldLevel,
-        newLevel: level,
-        causeLegId: cause?.id ?? decisiveLegId,
-        reason: decisive?.classification ?? null,
-      });
-    }
+    if (oldLevel !== level) decision.levelChanges.push({ meetingKey: key, oldLevel, newLevel: level, causeLegId, reason });
     const desired = desiredMessage(level, policy);
     const position = 'messagePosition' in desired ? desired.messagePosition : null;
-    for (const call of calls) {
+    for (const call of context.instancesByKey.get(key) ?? []) {
       if (call.endedAt) continue;
       const existing = messageByCall.get(call.id);
       if (
@@ -197,6 +288,20 @@ export function decideMeetings(input: DecideInput): MeetingsDecision {
     }
   }
   return decision;
+}
+
+function groupBy<T>(items: readonly T[], keyOf: (item: T) => string): Map<string, T[]> {
+  const groups = new Map<string, T[]>();
+  for (const item of items) {
+    const key = keyOf(item);
+    let list = groups.get(key);
+    if (!list) {
+      list = [];
+      groups.set(key, list);
+    }
+    list.push(item);
+  }
+  return groups;
 }
 
 /** A meeting decided under a call's own id (before its callStart arrived) that now belongs to its callCorrelator. */

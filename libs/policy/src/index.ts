@@ -3,9 +3,13 @@ export { classifyLeg } from './classify.ts';
 export { type CompiledPolicy, compilePolicy } from './compile.ts';
 export {
   type CallInstance,
+  type CountedParticipant,
+  countedParticipants,
+  type DecideFromParticipantsInput,
   type DecideInput,
   type DesiredMessageRow,
   type DesiredMessageStatus,
+  decideFromParticipants,
   decideMeetings,
   type LevelChange,
   type MeetingState,

@@ -64,6 +64,11 @@ export async function buildPolicyWorker(deps: PolicyWorkerDeps): Promise<PolicyW
   const enqueueWrites = createWriteEnqueuer(producer, config.queue.prefix, log, metrics);
   const requestReconcile = createReconcileRequester(producer, config.queue.prefix, managedNodes, log);
   const logDecisions = (outcome: PolicyOutcome) => {
+    if (outcome.cost) {
+      const legs = outcome.cost.meetingsByAllLegs ? 'all' : 'changed';
+      metrics.decisionSeconds.observe({ legs }, outcome.cost.seconds);
+      metrics.decisionLegs.observe({ legs }, outcome.cost.legsRead);
+    }
     for (const change of outcome.levelChanges) {
       metrics.levelChanges.inc({ to: change.newLevel === null ? 'none' : String(change.newLevel) });
       log.info(

@@ -47,6 +47,20 @@ export function createWorkerMetrics(registry: Registry, nodes: readonly string[]
       buckets: [0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
       registers: [registry],
     }),
+    decisionSeconds: new Histogram({
+      name: 'policy_decision_seconds',
+      help: "One transaction's security decisions (load, decide, persist; not the wait for the meetings' locks), by what they read: changed = the changed legs and each instance's worst participant, all = every leg of a meeting (recomputes, instances decided for the first time)",
+      labelNames: ['legs'],
+      buckets: [0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1],
+      registers: [registry],
+    }),
+    decisionLegs: new Histogram({
+      name: 'policy_decision_legs_read',
+      help: "Legs one transaction's security decisions read and classified, by what they read (as policy_decision_seconds)",
+      labelNames: ['legs'],
+      buckets: [0, 1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500],
+      registers: [registry],
+    }),
     groupBatches: new Histogram({
       name: 'cdr_group_commit_batches',
       help: 'Batches written by one group commit',

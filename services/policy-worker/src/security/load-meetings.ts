@@ -46,20 +46,45 @@ export async function decidedProvisionalKeys(tx: Tx, candidates: readonly Provis
  */
 const UNCORROBORATED_GRACE = '2 seconds';
 
-/** Everything stored about these meetings: their call instances on every bridge, legs, recorders, rows and messages. */
-export async function loadMeetingState(tx: Tx, keys: readonly string[]): Promise<MeetingState> {
+/** Every call instance of these meetings, on any bridge, by id: the order decisions take them in. */
+export async function loadInstances(tx: Tx, keys: readonly string[]): Promise<CallInstance[]> {
   const keysJson = JSON.stringify(keys);
-  const { rows: instances } = await tx.execute<Row<CallInstance>>(
+  const { rows } = await tx.execute<Row<CallInstance>>(
     sql`${CALL_SELECT}
         WHERE call_correlator IN (SELECT jsonb_array_elements_text(${keysJson}::jsonb))
-           OR id IN (SELECT jsonb_array_elements_text(${keysJson}::jsonb))`,
+           OR id IN (SELECT jsonb_array_elements_text(${keysJson}::jsonb))
+        ORDER BY id`,
   );
-  const instanceIds = JSON.stringify(instances.map((c) => c.id));
-  // CDR legs, plus legs only CMS's live view has shown us (the events feed, or reconciliation's polling) where no CDR
-  // has named them yet (by leg id, or by participant: the feed keys a participant it cannot place by its id). CDR
-  // facts decide the classification; where the live view of a leg that has not ended is newer than its CDRs, its
-  // state and lobby flag are the fresher facts (both agree most of the time, and then nothing changes).
-  const legs = await tx.execute<Row<LegFacts & { callId: string }>>(
+  return rows;
+}
+
+/** A leg as the policy reads it, with its call. */
+export type MeetingLeg = LegFacts & { callId: string };
+
+/**
+ * The legs of these call instances, by id: CDR legs, plus legs only CMS's live view has shown us (the events feed, or
+ * reconciliation's polling) where no CDR has named them yet (by leg id, or by participant: the feed keys a
+ * participant it cannot place by its id). CDR facts decide the classification; where the live view of a leg that has
+ * not ended is newer than its CDRs, its state and lobby flag are the fresher facts (both agree most of the time, and
+ * then nothing changes). With `onlyLegIds`, only those CDR legs (a participant named by a CDR is never one of the
+ * live view's alone).
+ */
+export async function loadLegs(tx: Tx, instanceIds: readonly string[], onlyLegIds?: readonly string[]): Promise<MeetingLeg[]> {
+  const ids = JSON.stringify(instanceIds);
+  const only = onlyLegIds ? sql`AND l.id IN (SELECT jsonb_array_elements_text(${JSON.stringify(onlyLegIds)}::jsonb))` : sql``;
+  const liveOnly = onlyLegIds
+    ? sql``
+    : sql`UNION ALL
+        SELECT o.id, o.call_id, o.type, o.sub_type, NULL, o.remote_party, NULL, o.state, NULL, false, o.deactivated, NULL
+        FROM call_leg_observations o
+        WHERE o.call_id IN (SELECT jsonb_array_elements_text(${ids}::jsonb))
+          AND (o.source <> 'events' OR o.observed_at < now() - ${UNCORROBORATED_GRACE}::interval)
+          AND NOT EXISTS (
+            SELECT 1 FROM call_legs l
+            WHERE l.id = o.id
+               OR (o.participant_id IS NOT NULL AND l.group_id = o.participant_id AND l.call_id IN (SELECT jsonb_array_elements_text(${ids}::jsonb)))
+          )`;
+  const { rows } = await tx.execute<Row<MeetingLeg>>(
     sql`SELECT l.id, l.call_id AS "callId", l.type, l.sub_type AS "subType", l.guest_connection AS "guestConnection", l.remote_party AS "remoteParty",
                l.remote_address AS "remoteAddress",
                CASE WHEN o.updated_at > l.updated_at AND o.state IS NOT NULL THEN o.state ELSE l.state END AS state,
@@ -72,36 +97,44 @@ export async function loadMeetingState(tx: Tx, keys: readonly string[]): Promise
           WHERE x.id = l.id OR (l.group_id IS NOT NULL AND x.participant_id = l.group_id)
           ORDER BY x.updated_at DESC LIMIT 1
         ) o ON l.ended_at IS NULL
-        WHERE l.call_id IN (SELECT jsonb_array_elements_text(${instanceIds}::jsonb))
-        UNION ALL
-        SELECT o.id, o.call_id, o.type, o.sub_type, NULL, o.remote_party, NULL, o.state, NULL, false, o.deactivated, NULL
-        FROM call_leg_observations o
-        WHERE o.call_id IN (SELECT jsonb_array_elements_text(${instanceIds}::jsonb))
-          AND (o.source <> 'events' OR o.observed_at < now() - ${UNCORROBORATED_GRACE}::interval)
-          AND NOT EXISTS (
-            SELECT 1 FROM call_legs l
-            WHERE l.id = o.id
-               OR (o.participant_id IS NOT NULL AND l.group_id = o.participant_id AND l.call_id IN (SELECT jsonb_array_elements_text(${instanceIds}::jsonb)))
-          )
+        WHERE l.call_id IN (SELECT jsonb_array_elements_text(${ids}::jsonb)) ${only}
+        ${liveOnly}
         ORDER BY 1`,
   );
-  const recorders = await tx.execute<{ id: string }>(
+  return rows;
+}
+
+/** Legs named by a recordingStart or streamingStart record of these instances (few: one per recording). */
+export async function loadRecorderLegIds(tx: Tx, instanceIds: readonly string[]): Promise<Set<string>> {
+  const { rows } = await tx.execute<{ id: string }>(
     sql`SELECT DISTINCT call_leg_id AS id FROM cdr_records
-        WHERE call_id IS NOT NULL AND call_id IN (SELECT jsonb_array_elements_text(${instanceIds}::jsonb))
+        WHERE call_id IS NOT NULL AND call_id IN (SELECT jsonb_array_elements_text(${JSON.stringify(instanceIds)}::jsonb))
           AND type IN ('recordingStart', 'streamingStart') AND call_leg_id IS NOT NULL`,
   );
+  return new Set(rows.map((r) => r.id));
+}
+
+/** The meetings rows of these meetings, and the desired messages of their instances. */
+export async function loadStoredDecisions(
+  tx: Tx,
+  keys: readonly string[],
+  instanceIds: readonly string[],
+): Promise<Pick<MeetingState, 'meetings' | 'messages'>> {
   const meetings = await tx.execute<Row<StoredMeeting>>(
-    sql`SELECT meeting_key AS "meetingKey", level, decisive_leg_id AS "decisiveLegId" FROM meetings WHERE meeting_key IN (SELECT jsonb_array_elements_text(${keysJson}::jsonb))`,
+    sql`SELECT meeting_key AS "meetingKey", level, decisive_leg_id AS "decisiveLegId" FROM meetings WHERE meeting_key IN (SELECT jsonb_array_elements_text(${JSON.stringify(keys)}::jsonb))`,
   );
   const messages = await tx.execute<Row<StoredMessage>>(
     sql`SELECT call_id AS "callId", message_text AS "messageText", message_position AS "messagePosition", message_duration AS "messageDuration"
-        FROM call_messages WHERE call_id IN (SELECT jsonb_array_elements_text(${instanceIds}::jsonb))`,
+        FROM call_messages WHERE call_id IN (SELECT jsonb_array_elements_text(${JSON.stringify(instanceIds)}::jsonb))`,
   );
-  return {
-    instances,
-    legs: legs.rows,
-    recorderLegIds: new Set(recorders.rows.map((r) => r.id)),
-    meetings: meetings.rows,
-    messages: messages.rows,
-  };
+  return { meetings: meetings.rows, messages: messages.rows };
+}
+
+/** Everything stored about these meetings: their call instances on every bridge, legs, recorders, rows and messages. */
+export async function loadMeetingState(tx: Tx, keys: readonly string[], known?: readonly CallInstance[]): Promise<MeetingState> {
+  const instances = known ?? (await loadInstances(tx, keys));
+  const instanceIds = instances.map((c) => c.id);
+  const legs = await loadLegs(tx, instanceIds);
+  const recorderLegIds = await loadRecorderLegIds(tx, instanceIds);
+  return { instances, legs, recorderLegIds, ...(await loadStoredDecisions(tx, keys, instanceIds)) };
 }

@@ -6,8 +6,9 @@ import { Worker } from 'bullmq';
 import { applySecurityPolicy, type PolicyOutcome } from './apply-policy.ts';
 
 /**
- * Recomputes meetings on request: reconciliation found calls or legs we had no CDRs for. Same decision, same
- * locks and same transaction shape as after a CDR batch, so both paths always agree.
+ * Recomputes meetings on request: reconciliation found calls or legs we had no CDRs for, or the events feed saw the
+ * roster change. Same decision, same locks and same transaction shape as after a CDR batch, so both paths always
+ * agree; from every leg of the meeting, since no leg id says what CMS's live view changed.
  */
 export function startRecomputeWorker(options: {
   connection: Redis;
@@ -25,7 +26,9 @@ export function startRecomputeWorker(options: {
     async (job) => {
       const callIds = [...new Set(job.data.callIds)].sort();
       const outcome = await options.whilePostgresUnavailable(() =>
-        options.db.transaction((tx) => applySecurityPolicy(tx, { legIds: [], callIds }, options.compiled, options.managedNodes)),
+        options.db.transaction((tx) =>
+          applySecurityPolicy(tx, { legIds: [], callIds, allLegs: true }, options.compiled, options.managedNodes),
+        ),
       );
       await options.onDecided(outcome);
       options.log.debug({ calls: callIds.length, reason: job.data.reason, writes: outcome.writes.length }, 'meetings recomputed');
