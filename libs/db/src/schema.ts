@@ -123,6 +123,11 @@ export const calls = pgTable(
     durationSeconds: integer('duration_seconds'),
     endpointRecorded: text('endpoint_recorded'),
     updatedAt: timestamp('updated_at', { withTimezone: true, mode: 'string' }).notNull().defaultNow(),
+    /**
+     * A copy of the level of the call's meeting (meetings.level), for GET /calls?level=. Kept by triggers on both
+     * tables (migration 0011): written by no application code.
+     */
+    level: integer('level'),
   },
   (t) => [
     index('calls_started_at_idx').on(t.startedAt.desc().nullsLast(), t.id),
@@ -131,6 +136,7 @@ export const calls = pgTable(
     index('calls_node_started_at_idx').on(t.node, t.startedAt.desc().nullsLast(), t.id),
     index('calls_co_space_started_at_idx').on(t.coSpace, t.startedAt.desc().nullsLast(), t.id),
     index('calls_active_started_at_idx').on(t.startedAt.desc().nullsLast(), t.id).where(sql`ended_at IS NULL`),
+    index('calls_level_started_at_idx').on(t.level, t.startedAt.desc().nullsLast(), t.id),
   ],
 );
 

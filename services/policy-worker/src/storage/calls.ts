@@ -5,10 +5,14 @@ import { type CallRow, callPatch, mergeCallPatches } from './call-patch.ts';
 import { conflictSet } from './conflict-set.ts';
 import type { BatchRecord } from './records.ts';
 
-const CALL_KEYS = (Object.keys(getTableColumns(calls)) as (keyof typeof calls.$inferInsert & string)[]).filter((k) => k !== 'updatedAt');
+// `level` is the meeting's, copied by triggers (migration 0011): never written here.
+const NOT_WRITTEN = ['updatedAt', 'level'];
+const CALL_KEYS = (Object.keys(getTableColumns(calls)) as (keyof typeof calls.$inferInsert & string)[]).filter(
+  (k) => !NOT_WRITTEN.includes(k),
+);
 const CALL_COLUMNS = recordset(calls, CALL_KEYS);
 // Calls keep the first non-null value of each field (call-patch.ts: the order records arrive in does not matter).
-const CALL_FILL_NULLS = conflictSet(calls, ['id', 'updatedAt'], (c) => `coalesce("calls"."${c}", excluded."${c}")`);
+const CALL_FILL_NULLS = conflictSet(calls, ['id', ...NOT_WRITTEN], (c) => `coalesce("calls"."${c}", excluded."${c}")`);
 
 /**
  * One sorted upsert for every call row the group writes (callStart/callEnd patches and placeholders for calls a
@@ -29,8 +33,37 @@ export async function updateCalls(tx: Tx, fresh: readonly BatchRecord[], placeho
   }
   if (!patches.size) return;
   const rows = [...patches.values()].sort((a, b) => a.id.localeCompare(b.id));
+  await lockCallMeetings(tx, rows, fresh);
   await tx.execute(
     sql`INSERT INTO calls (${CALL_COLUMNS.columns}) SELECT ${CALL_COLUMNS.columns} FROM ${CALL_COLUMNS.from(rows)}
         ON CONFLICT (id) DO UPDATE SET ${CALL_FILL_NULLS}, "updated_at" = now()`,
+  );
+}
+
+/**
+ * Takes the advisory locks of the meetings of the calls this transaction writes or names, before writing any call
+ * row: the same locks (and order) as the security policy's lockMeetings (security/load-meetings.ts), which it takes
+ * later in this transaction for the meetings it decides, so already held then. Why before: a decision that changes
+ * a meeting's level updates the `level` copy on every call row of the meeting (a trigger, migration 0011). Were a
+ * call row locked here while this transaction then waited for that meeting's lock, the decision holding the lock
+ * would wait for the row: a deadlock. And a call row written under its meeting's lock takes the level no concurrent
+ * decision can change before this commits. Keys: each call's id (its meeting until a callCorrelator names another;
+ * lockMeetings locks it as the provisional key), the callCorrelator it already has, and the one its patch brings.
+ */
+async function lockCallMeetings(tx: Tx, rows: readonly CallRow[], fresh: readonly BatchRecord[]): Promise<void> {
+  const ids = new Set(rows.map((row) => row.id));
+  // The calls other records name (recordings, streaming) have their meetings decided in this transaction too.
+  for (const { record } of fresh) if (record.callId) ids.add(record.callId);
+  const keys = new Set(ids);
+  for (const row of rows) if (row.callCorrelator) keys.add(row.callCorrelator);
+  await tx.execute(
+    sql`SELECT pg_advisory_xact_lock(k) FROM (
+          SELECT DISTINCT hashtextextended('meeting:' || key, 7271) AS k FROM (
+            SELECT jsonb_array_elements_text(${JSON.stringify([...keys])}::jsonb) AS key
+            UNION ALL
+            SELECT call_correlator FROM calls WHERE id IN (SELECT jsonb_array_elements_text(${JSON.stringify([...ids])}::jsonb)) AND call_correlator <> ''
+          ) AS named
+          ORDER BY 1
+        ) AS locks`,
   );
 }
