@@ -113,6 +113,10 @@ async function generateDatabase(): Promise<Generated> {
       if (row.constraint) await client.query(`ALTER TABLE cdr_records DROP CONSTRAINT ${client.escapeIdentifier(row.constraint)}`);
       else await client.query(`DROP INDEX ${client.escapeIdentifier(row.name)}`);
     }
+    // calls.level copies meetings.level by triggers (migration 0011). calls and meetings are loaded by two concurrent
+    // COPYs, neither seeing the other's rows: the copy is set once both are in (below), as the migration's backfill does.
+    await client.query('ALTER TABLE calls DISABLE TRIGGER USER');
+    await client.query('ALTER TABLE meetings DISABLE TRIGGER USER');
     return rows;
   });
 
@@ -225,6 +229,11 @@ async function generateDatabase(): Promise<Generated> {
   const loaded = performance.now();
   process.stdout.write('  indexes...\n');
   await withClient(url, async (client) => {
+    await client.query(
+      `UPDATE calls c SET level = m.level FROM meetings m WHERE m.meeting_key = coalesce(nullif(c.call_correlator, ''), c.id) AND m.level IS NOT NULL`,
+    );
+    await client.query('ALTER TABLE calls ENABLE TRIGGER USER');
+    await client.query('ALTER TABLE meetings ENABLE TRIGGER USER');
     await client.query("SET maintenance_work_mem = '512MB'");
     for (const row of indexDefs) {
       if (row.constraint) {
