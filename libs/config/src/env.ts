@@ -15,6 +15,7 @@ export const ENV_BINDINGS: readonly EnvBinding[] = [
   { env: 'LOG_LEVEL', path: ['log', 'level'], kind: 'string' },
   { env: 'REDIS_URL', path: ['redis', 'url'], kind: 'string', secret: true },
   { env: 'DATABASE_URL', path: ['database', 'url'], kind: 'string', secret: true },
+  { env: 'DATABASE_READ_URL', path: ['database', 'readUrl'], kind: 'string', secret: true },
   { env: 'QUEUE_PREFIX', path: ['queue', 'prefix'], kind: 'string' },
   { env: 'INGEST_HOST', path: ['ingest', 'host'], kind: 'string' },
   { env: 'INGEST_PORT', path: ['ingest', 'port'], kind: 'int' },

@@ -45,7 +45,16 @@ export const configSchema = z.strictObject({
     .strictObject({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info') })
     .default({ level: 'info' }),
   redis: z.strictObject({ url: z.string().min(1).default('redis://127.0.0.1:6379') }).prefault({}),
-  database: z.strictObject({ url: z.string().min(1).default('postgres://postgres@127.0.0.1:5432/cms_cdr') }).prefault({}),
+  database: z
+    .strictObject({
+      url: z.string().min(1).default('postgres://postgres@127.0.0.1:5432/cms_cdr'),
+      /**
+       * A read-only copy (a streaming replica) for records-api's read routes: records, calls, meetings. Unset: they
+       * read `url`. Operator actions, their audit and the console's own reads stay on `url`, which they write.
+       */
+      readUrl: z.string().min(1).optional(),
+    })
+    .prefault({}),
   queue: z
     .strictObject({
       /** BullMQ key prefix; lets several stacks (or test runs) share one Redis. */

@@ -20,6 +20,11 @@ import { CURSOR_PATTERN, GUID_PATTERN, sharedSchemas } from './schemas.ts';
 export interface RecordsApiDeps {
   config: Config;
   db: Database;
+  /**
+   * Where the read routes (records, calls, meetings) read (database.readUrl: a streaming replica); default `db`.
+   * Operator actions and their audit stay on `db`: an action is read back right after it is stored.
+   */
+  readDb?: Database;
   log?: Logger;
   registry?: Registry;
 }
@@ -62,6 +67,7 @@ export interface RecordsApiService {
 /** Builds the records API; tests start it in-process, main.ts binds it to a port. */
 export async function buildRecordsApi(deps: RecordsApiDeps): Promise<RecordsApiService> {
   const { config, db } = deps;
+  const readDb = deps.readDb ?? db;
   // Before anything else: a service that would answer every request 401 must not start.
   const tokens = apiTokens(config.api);
   // Legs are classified on every detail request; the lists are parsed once (a bad entry stops start-up, naming it).
@@ -97,7 +103,8 @@ export async function buildRecordsApi(deps: RecordsApiDeps): Promise<RecordsApiS
   installLevelMetrics(registry, db, log);
   for (const schema of sharedSchemas) app.addSchema(schema);
   await registerDocs(app);
-  const checks = [databaseCheck(db)];
+  // A replica that stops answering fails readiness too (named apart): the read routes would answer 503.
+  const checks = readDb === db ? [databaseCheck(db)] : [databaseCheck(db), { ...databaseCheck(readDb), name: 'postgres-read' }];
   // The operator console at / (its session cookie is also a way into /api/v1, with CSRF checks for changes).
   const operatorConsole = createConsole({ config, db, tokens });
   installHealthRoutes(app, { registry, checks, metrics: config.api.publicMetrics });
@@ -107,10 +114,10 @@ export async function buildRecordsApi(deps: RecordsApiDeps): Promise<RecordsApiS
     async (api) => {
       installAuth(api, tokens, operatorConsole.sessionAuth);
       installParameterChecks(api);
-      await api.register(recordsRoutes, { db });
-      await api.register(recordsCompatRoutes, { db });
-      await api.register(callsRoutes, { db, policy });
-      await api.register(meetingsRoutes, { db, policy });
+      await api.register(recordsRoutes, { db: readDb });
+      await api.register(recordsCompatRoutes, { db: readDb });
+      await api.register(callsRoutes, { db: readDb, policy });
+      await api.register(meetingsRoutes, { db: readDb, policy });
       await api.register(operatorActionRoutes, { config, db, log });
     },
     { prefix: '/api/v1' },
