@@ -10,6 +10,8 @@ import { eq, inArray } from 'drizzle-orm';
 import { buildIngest } from '../../services/cdr-ingest/src/app.ts';
 import type { ActuatorService } from '../../services/cms-actuator/src/app.ts';
 import type { NodeFeedLimits } from '../../services/cms-actuator/src/events/node-feed.ts';
+import { observeNode } from '../../services/cms-actuator/src/reconcile/observe-node.ts';
+import { databaseNow, stalestFirst, storeSnapshot } from '../../services/cms-actuator/src/reconcile/snapshot-store.ts';
 import { buildPolicyWorker } from '../../services/policy-worker/src/app.ts';
 import { actuatorTestBackends, cleanupsAfterEachTest, FAST_ACTUATOR_TUNING, startTestActuator } from '../helpers/actuator.ts';
 import { eventually } from '../helpers/infra.ts';
@@ -144,6 +146,13 @@ async function inMode(r: Rig, node: string, mode: string): Promise<void> {
       (await modeRow(node))?.mode === mode,
     { what: `${node} in ${mode} mode` },
   );
+}
+
+/** The start-up reconciliation pass is over: every read and end from here on is the test's. */
+async function startupPassDone(r: Rig): Promise<void> {
+  await eventually(async () => (await metric(r.registry, 'cms_reconcile_passes_total', { node: r.node })) >= 1, {
+    what: 'the start-up pass',
+  });
 }
 
 function connections(r: Rig, node: string): EventsStats['connections'] {
@@ -332,6 +341,86 @@ describe('events feed', () => {
       { what: 'erin over the feed, in the same row' },
     );
     assert.equal((await db.select().from(callLegObservations).where(eq(callLegObservations.participantId, erin.participantId))).length, 1);
+  });
+
+  test('without the feed, polling fills the live view of legs CDRs already named too: mutes, layout and importance', async () => {
+    const r = await rig({
+      actuator: { reconcileIntervalSeconds: 1 },
+      beforeStart: (sim) => sim.setEventsEnabled(false),
+      policy: true,
+      cdrs: true,
+      sim: { cdr: { flushDelayMs: 5, resendInitialMs: 20, resendMaxMs: 100 } },
+    });
+    await inMode(r, r.node, 'polling');
+    const meeting = r.sim.startCall({ bridges: [r.node] });
+    const ivan = r.sim.join({ meeting, remoteParty: 'ivan@corp.example', displayName: 'Ivan' });
+    await eventually(async () => (await db.select().from(callLegs).where(eq(callLegs.id, ivan.callLegId))).length === 1, {
+      what: "ivan's CDR leg",
+    });
+    // Changed once his CDRs named him: only a read of the known leg (and its participant) can show these.
+    r.sim.updateCallLeg(ivan.callLegId, { rxAudioMute: true, chosenLayout: 'stacked' });
+    r.sim.updateParticipant(ivan.participantId, { importance: 7 });
+    const live = await eventually(
+      async () => {
+        const [o] = await db.select().from(callLegObservations).where(eq(callLegObservations.id, ivan.callLegId));
+        return o?.audioMuted === true && o.layout === 'stacked' && o.importance === 7 && o;
+      },
+      { what: "ivan's mute, layout and importance from polling" },
+    );
+    assert.equal(live.source, 'polling');
+    assert.equal(live.participantId, ivan.participantId);
+  });
+
+  test('polling reads the live view of known legs within its budget, the stalest first, so passes take turns', async () => {
+    const r = await rig({ beforeStart: (sim) => sim.setEventsEnabled(false) });
+    await inMode(r, r.node, 'polling');
+    await startupPassDone(r);
+    const meeting = r.sim.startCall({ bridges: [r.node] });
+    const joined = ['kim', 'lee', 'max'].map((name) => r.sim.join({ meeting, remoteParty: `${name}@corp.example` }));
+    const reconciler = r.actuator.reconcilers.get(r.node);
+    assert.ok(reconciler);
+    // As if CDRs had named all three: only the budget lets a pass read them.
+    const lookups = {
+      activeCallIds: async () => [],
+      knownLegIds: async (ids: string[]) => new Map(ids.map((id) => [id, joined.find((j) => j.callLegId === id)?.participantId ?? null])),
+      stalestFirst: (ids: string[]) => stalestFirst(db, ids),
+    };
+    const readLegs: string[] = [];
+    const reads = () => r.sim.requestLog({ bridge: r.node }).filter((e) => e.method === 'GET' && e.url.startsWith('/api/v1/')).length;
+    for (let pass = 0; pass < 3; pass++) {
+      const readsBefore = reads();
+      // One known leg and its participant per pass.
+      const snapshot = await observeNode(reconciler.client, lookups, { knownLegs: 1, importance: true });
+      const read = snapshot.legs.filter((l) => l.read).map((l) => l.id);
+      assert.equal(read.length, 1, `pass ${pass}: one leg read`);
+      assert.equal(snapshot.liveReads, 2);
+      // The call list, the call, its legs, then one leg and one participant.
+      assert.equal(reads() - readsBefore, 5);
+      readLegs.push(...read);
+      await storeSnapshot(db, r.node, snapshot, { startedAt: await databaseNow(db), eventsLive: false });
+    }
+    assert.deepEqual([...readLegs].sort(), joined.map((j) => j.callLegId).sort(), 'each leg read once in three passes');
+    // With no budget (the feed brings the live view), no known leg is read.
+    const none = await observeNode(reconciler.client, lookups, { knownLegs: 0, importance: false });
+    assert.equal(none.legs.filter((l) => l.read).length, 0);
+  });
+
+  test('a call the feed sees removed is ended at once, with nothing but the feed (no CDR, no reconciliation pass)', async () => {
+    const r = await rig();
+    await inMode(r, r.node, 'events');
+    await startupPassDone(r);
+    const meeting = r.sim.startCall({ name: 'Ends live', bridges: [r.node] });
+    const callId = meeting.callId(r.node);
+    const jo = r.sim.join({ meeting, remoteParty: 'jo@corp.example' });
+    await eventually(async () => (await row(jo.participantId))?.state === 'connected', { what: 'jo from the roster' });
+    const callRow = async () => (await db.select().from(calls).where(eq(calls.id, callId)))[0];
+    assert.equal((await callRow())?.endedAt, null);
+    const passesBefore = await metric(r.registry, 'cms_reconcile_passes_total', { node: r.node });
+
+    r.sim.endCall(meeting);
+    await eventually(async () => ((await callRow())?.endedAt ?? null) !== null, { what: 'the call ended from the calls subscription' });
+    assert.equal((await observations([callId])).length, 0, 'its live rows gone');
+    assert.equal(await metric(r.registry, 'cms_reconcile_passes_total', { node: r.node }), passesBefore, 'no pass ended it');
   });
 
   test('a roster change that moves the level is decided again by the policy worker, without any CDR', async () => {

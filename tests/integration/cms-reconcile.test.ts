@@ -177,7 +177,7 @@ describe('start-up', () => {
     assert.ok((await metric(registry, 'cms_reconcile_passes_total', { node: r.node, outcome: 'ok' })) >= 1);
   });
 
-  test('a leg we hold CDRs for is neither read from the API nor overwritten by its observation', async () => {
+  test('a leg we hold CDRs for keeps its CDR projection: polling reads only its live view', async () => {
     const r = await rig({ cdrs: true });
     await startPolicyWorker(r);
     const meeting = r.sim.startCall({ name: 'Half recorded' });
@@ -204,7 +204,8 @@ describe('start-up', () => {
     const observed = new Map(
       (await db.select().from(callLegObservations).where(eq(callLegObservations.callId, callId))).map((o) => [o.id, o]),
     );
-    assert.equal(observed.get(alice.callLegId)?.state, null, 'the recorded leg was not read in detail');
+    // Without the events feed, polling brings the live view of every leg (mutes, layout), into the observation only.
+    assert.equal(observed.get(alice.callLegId)?.audioMuted, false, 'the live view of the recorded leg');
     assert.equal(observed.get(guest.callLegId)?.subType, 'webApp');
     assert.equal(observed.get(guest.callLegId)?.state, 'connected');
     const [decided] = await db.select().from(meetings).where(eq(meetings.meetingKey, meeting.callCorrelator));
@@ -285,8 +286,9 @@ describe('pacing', () => {
     const crowded = r.sim.startCall({ name: 'crowded' });
     for (let i = 0; i < 5; i++) r.sim.join({ meeting: crowded, remoteParty: `p${i}@corp.example` });
     for (let i = 0; i < 4; i++) r.sim.join({ meeting: r.sim.startCall({ name: `small ${i}` }), remoteParty: `q${i}@corp.example` });
-    // 5 calls on 2 pages, 5 call GETs, leg pages (2 for the crowded call, 1 each for the others), 9 leg GETs.
-    const expectedReads = 2 + 5 + 6 + 9;
+    // 5 calls on 2 pages, 5 call GETs, leg pages (2 for the crowded call, 1 each for the others), 9 leg GETs and
+    // (without the events feed, for the live view) 9 participant GETs for their importance.
+    const expectedReads = 2 + 5 + 6 + 9 + 9;
     const requests = () => r.sim.inspect().bridges[0]?.counters.apiRequests ?? 0;
     assert.equal(requests(), 0);
 

@@ -6,6 +6,7 @@ import type { Logger } from '@cms/observability';
 import type { ActuatorMetrics } from '../metrics.ts';
 import type { NodeWriter } from '../node-writer.ts';
 import type { RecomputeRequest } from '../reconcile/node-reconciler.ts';
+import { endRemovedCall } from '../reconcile/snapshot-store.ts';
 import { AuthTokens } from './auth-token.ts';
 import { storeListedCall } from './call-store.ts';
 import { type FeedState, NodeEventsFeed, type NodeFeedLimits } from './node-feed.ts';
@@ -89,7 +90,7 @@ export class EventsFeed {
             callListed: async (n, call) => {
               await storeListedCall(deps.db, n, call);
             },
-            callGone: (n, callId) => this.#callGone(n, callId),
+            callGone: (n, callId, how) => this.#callGone(n, callId, how),
             rosterDeactivated: (n, callId) => {
               this.#placement.deactivated(n, callId);
               this.#place();
@@ -143,10 +144,22 @@ export class EventsFeed {
     for (const [node, callIds] of wanted) this.feeds.get(node)?.setWantedRosters(callIds);
   }
 
-  async #callGone(node: string, callId: string): Promise<void> {
+  /**
+   * A call CMS removed from the node's calls list has ended there: it is ended at once (the API's active view and
+   * the policy stop counting it, as a reconciliation pass would do), and its CDRs stay the record. A call merely not
+   * named by the first list after a reconnect is only forgotten by the feed, and a reconciliation pass asks CMS for
+   * it by id before anything is ended: a late or partial list must not end a running meeting.
+   */
+  async #callGone(node: string, callId: string, how: 'removed' | 'unlisted'): Promise<void> {
     const meetingKey = this.feeds.get(node)?.calls.get(callId) ?? callId;
     this.#placement.forget(node, callId);
+    if (how === 'removed') {
+      const { ended, rowsRemoved } = await endRemovedCall(this.#d.db, node, callId);
+      if (ended || rowsRemoved) this.#recomputes.now(meetingKey, [callId], 'events:callEnded');
+      return;
+    }
     if (await forgetCall(this.#d.db, callId)) this.#recomputes.now(meetingKey, [callId], 'events:callEnded');
+    await this.#d.requestReconcile(node, 'eventsResync');
   }
 
   async #roster(node: string, callId: string, entries: RosterEntry[], fullList: boolean): Promise<void> {

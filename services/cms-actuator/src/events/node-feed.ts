@@ -54,8 +54,11 @@ export interface NodeFeedEvents {
   callsChanged(node: string): void;
   /** The `calls` subscription listed a call (new, or with changed elements). */
   callListed(node: string, call: { id: string; name: string | null; callCorrelator: string | null }): Promise<void>;
-  /** A call left the node (listed as removed, or not listed after a resync). */
-  callGone(node: string, callId: string): Promise<void>;
+  /**
+   * A call left the node: `removed` when the calls list says so (CMS ended it), `unlisted` when the first list
+   * after a (re)subscription did not name it (it ended while we were not listening, or the list was late).
+   */
+  callGone(node: string, callId: string, how: 'removed' | 'unlisted'): Promise<void>;
   /** CMS deactivated a roster subscription: the call left this bridge; another bridge hosting it takes the roster. */
   rosterDeactivated(node: string, callId: string): void;
   roster(node: string, callId: string, entries: RosterEntry[], fullList: boolean): Promise<void>;
@@ -394,7 +397,7 @@ export class NodeEventsFeed {
       }
     }
     if (this.#callsResync) await this.#finishCallsResync();
-    for (const callId of gone) await this.#events.callGone(this.node, callId);
+    for (const callId of gone) await this.#events.callGone(this.node, callId, 'removed');
     this.#events.callsChanged(this.node);
   }
 
@@ -405,7 +408,7 @@ export class NodeEventsFeed {
     clearTimeout(resync.timer);
     for (const callId of resync.before) {
       this.calls.delete(callId);
-      await this.#events.callGone(this.node, callId);
+      await this.#events.callGone(this.node, callId, 'unlisted');
     }
     if (resync.before.size) this.#events.callsChanged(this.node);
   }

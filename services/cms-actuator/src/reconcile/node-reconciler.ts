@@ -10,7 +10,7 @@ import type { ActuatorTuning } from '../tuning.ts';
 import { reconcileMessages } from './message-reapply.ts';
 import { observeNode } from './observe-node.ts';
 import { PacedReadClient, ReadsAbortedError, readCeiling } from './paced-read-client.ts';
-import { activeCallIds, databaseNow, knownLegIds, storeSnapshot } from './snapshot-store.ts';
+import { activeCallIds, databaseNow, knownLegIds, stalestFirst, storeSnapshot } from './snapshot-store.ts';
 
 export type PassOutcome = 'ok' | 'held' | 'failed' | 'aborted';
 
@@ -32,7 +32,19 @@ export interface NodeReconcilerDeps {
   ourTexts: ReadonlySet<string>;
   /** Whether the node's events feed is live: its rows are then its own to remove (see storeSnapshot). */
   eventsLive?: () => boolean;
+  /**
+   * Legs we hold CDRs for whose live state a pass reads while the node's feed is not live (observeNode's
+   * knownLegs); default LIVE_READ_SECONDS of the node's read ceiling.
+   */
+  knownLegsPerPass?: number;
 }
+
+/**
+ * Without the events feed a pass also reads the live state (mutes, layout, importance) of legs we hold CDRs for,
+ * two reads a leg (the leg, its participant), at most this many seconds' worth of the node's read ceiling per pass
+ * (300 legs at the default 20 reads/s); a node with more legs is read in turns, the stalest first.
+ */
+const LIVE_READ_SECONDS = 30;
 
 /**
  * Re-reads one node's active calls from its API and brings what we know in line with it: meetings that began before
@@ -114,14 +126,19 @@ export class NodeReconciler {
     const started = performance.now();
     try {
       const passStartedAt = await databaseNow(db);
-      const snapshot = await observeNode(this.client, {
-        activeCallIds: () => activeCallIds(db, node, passStartedAt),
-        knownLegIds: (ids) => knownLegIds(db, ids),
-      });
-      const { endedCallIds } = await storeSnapshot(db, node, snapshot, {
-        startedAt: passStartedAt,
-        eventsLive: this.#d.eventsLive?.() ?? false,
-      });
+      const eventsLive = this.#d.eventsLive?.() ?? false;
+      const knownLegs = eventsLive ? 0 : (this.#d.knownLegsPerPass ?? Math.ceil((this.#d.readsPerSecond * LIVE_READ_SECONDS) / 2));
+      const snapshot = await observeNode(
+        this.client,
+        {
+          activeCallIds: () => activeCallIds(db, node, passStartedAt),
+          knownLegIds: (ids) => knownLegIds(db, ids),
+          stalestFirst: (ids) => stalestFirst(db, ids),
+        },
+        // The feed brings the live view (importance included) while it is live.
+        { knownLegs, importance: !eventsLive },
+      );
+      const { endedCallIds } = await storeSnapshot(db, node, snapshot, { startedAt: passStartedAt, eventsLive });
       const callIds = [...snapshot.calls.map((c) => c.id), ...endedCallIds];
       if (callIds.length) await this.#d.requestRecompute(callIds, `reconcile:${reason}`);
       const messages = await reconcileMessages(db, node, snapshot.calls, passStartedAt, this.#d.ourTexts);
@@ -139,6 +156,7 @@ export class NodeReconciler {
           calls: snapshot.calls.length,
           legs: snapshot.legs.length,
           legsRead: snapshot.legsRead,
+          liveReads: snapshot.liveReads,
           callsEnded: endedCallIds.length,
           reapplied: messages.reapplied,
           placed: messages.placed,

@@ -1,4 +1,4 @@
-import { CmsApiError, type CmsCall, type CmsCallLegSummary, type CmsValue } from '@cms/cms';
+import { CmsApiError, type CmsCall, type CmsCallLegSummary, type CmsObject, type CmsValue } from '@cms/cms';
 import type { PacedReadClient } from './paced-read-client.ts';
 
 /** A call CMS lists as active, with what GET /api/v1/calls/<id> showed (its message included). */
@@ -11,10 +11,12 @@ export interface ObservedCall {
 }
 
 /**
- * A call leg CMS lists; the detail fields are null for legs we hold CDRs for (not read: CDR facts win, and the
- * events feed brings their live state where it runs).
+ * A call leg CMS lists; the detail fields are null for legs not read this pass (`read` false): legs we hold CDRs
+ * for whose live state the events feed brings, or whose turn in the rotation has not come (see observeNode).
  */
 interface ObservedLeg {
+  /** GET /api/v1/callLegs/<id> was read this pass: the live columns below are what CMS showed. */
+  read: boolean;
   id: string;
   callId: string;
   remoteParty: string | null;
@@ -32,6 +34,8 @@ interface ObservedLeg {
   audioMuted: boolean | null;
   videoMuted: boolean | null;
   layout: string | null;
+  /** The participant's configuration/importance (GET /api/v1/participants/<id>), read within the pass's budget. */
+  importance: number | null;
 }
 
 export interface NodeSnapshot {
@@ -41,6 +45,8 @@ export interface NodeSnapshot {
   gone: string[];
   /** Legs read in detail (GET /api/v1/callLegs/<id>). */
   legsRead: number;
+  /** Reads made for the live view beyond what reconciliation needs (known legs and participants' importance). */
+  liveReads?: number;
 }
 
 export interface SnapshotLookups {
@@ -48,6 +54,19 @@ export interface SnapshotLookups {
   activeCallIds(): Promise<string[]>;
   /** Which of these legs we hold CDRs for (rows in call_legs), with their participant (groupId). */
   knownLegIds(ids: string[]): Promise<Map<string, string | null>>;
+  /** These legs, those whose live view was read longest ago (or never) first. */
+  stalestFirst(ids: string[]): Promise<string[]>;
+}
+
+/** What a pass reads for the live view alone, beyond what reconciliation needs; none while the events feed brings it. */
+export interface ObserveOptions {
+  /**
+   * Legs we hold CDRs for whose detail the pass reads (their CDRs say who they are, not whether they are muted or
+   * which layout they have): the stalest first, so passes take turns over a node with more legs than this.
+   */
+  knownLegs: number;
+  /** Also read the participant (GET /api/v1/participants/<id>) of each leg read, for its importance. */
+  importance: boolean;
 }
 
 /**
@@ -57,7 +76,11 @@ export interface SnapshotLookups {
  * CMS pages are not a stable snapshot: a call that moves to an earlier page while we read a later one is missed.
  * So a call of ours that the list did not show is asked for by id before it is declared ended.
  */
-export async function observeNode(client: PacedReadClient, lookups: SnapshotLookups): Promise<NodeSnapshot> {
+export async function observeNode(
+  client: PacedReadClient,
+  lookups: SnapshotLookups,
+  options: ObserveOptions = { knownLegs: 0, importance: false },
+): Promise<NodeSnapshot> {
   const listed: string[] = [];
   for await (const call of client.allCalls()) listed.push(call.id);
 
@@ -87,11 +110,16 @@ export async function observeNode(client: PacedReadClient, lookups: SnapshotLook
   }
 
   const known = await lookups.knownLegIds(legSummaries.map((l) => l.id));
+  // Legs without CDRs are always read (the policy needs them); legs with CDRs only within the budget, stalest first.
+  const unknown = legSummaries.filter((l) => !known.has(l.id));
+  const knownIds = legSummaries.filter((l) => known.has(l.id)).map((l) => l.id);
+  const rotation = new Set(options.knownLegs > 0 ? (await lookups.stalestFirst(knownIds)).slice(0, options.knownLegs) : []);
   const legs: ObservedLeg[] = [];
   let legsRead = 0;
-  for (const summary of legSummaries) {
+  let liveReads = rotation.size;
+  for (const summary of [...unknown, ...legSummaries.filter((l) => known.has(l.id))]) {
     const base = { id: summary.id, callId: summary.call as string, remoteParty: text(summary.remoteParty) };
-    if (known.has(summary.id)) {
+    if (known.has(summary.id) && !rotation.has(summary.id)) {
       legs.push({ ...base, ...UNREAD, participantId: known.get(summary.id) ?? null });
       continue;
     }
@@ -101,26 +129,43 @@ export async function observeNode(client: PacedReadClient, lookups: SnapshotLook
     const status = typeof leg.status === 'object' && !Array.isArray(leg.status) ? leg.status : {};
     const configuration = typeof leg.configuration === 'object' && !Array.isArray(leg.configuration) ? leg.configuration : {};
     const needsActivation = bool(configuration.needsActivation);
+    const participantId = text(status.groupId) ?? known.get(summary.id) ?? null;
+    let importance: number | null = null;
+    if (participantId && options.importance) {
+      liveReads++;
+      importance = importanceOf(await ifExists(() => client.getParticipant(participantId)));
+    }
     legs.push({
       ...base,
+      read: true,
       remoteParty: text(leg.remoteParty) ?? base.remoteParty,
       type: text(leg.type),
       subType: text(leg.subType),
       state: text(status.state),
       deactivated: bool(status.deactivated),
-      participantId: text(status.groupId),
+      participantId,
       name: text(leg.name),
       direction: text(leg.direction),
       activator: needsActivation === null ? null : !needsActivation,
       audioMuted: bool(configuration.rxAudioMute),
       videoMuted: bool(configuration.rxVideoMute),
       layout: text(configuration.chosenLayout) ?? text(status.layout),
+      importance,
     });
   }
-  return { calls, legs, gone, legsRead };
+  return { calls, legs, gone, legsRead, liveReads };
+}
+
+/** A participant's configuration/importance (a whole number; absent when CMS has none set). */
+function importanceOf(participant: CmsObject | undefined): number | null {
+  const configuration = participant?.configuration;
+  if (!configuration || typeof configuration !== 'object' || Array.isArray(configuration)) return null;
+  const value = Number(text(configuration.importance) ?? Number.NaN);
+  return Number.isInteger(value) ? value : null;
 }
 
 const UNREAD = {
+  read: false,
   type: null,
   subType: null,
   state: null,
@@ -132,6 +177,7 @@ const UNREAD = {
   audioMuted: null,
   videoMuted: null,
   layout: null,
+  importance: null,
 } as const;
 
 /** The request's answer, or undefined when CMS says the object does not exist (404). */

@@ -20,6 +20,7 @@ const OBSERVATION_COLUMNS = recordset(callLegObservations, [
   'audioMuted',
   'videoMuted',
   'layout',
+  'importance',
 ]);
 
 /** The database's clock, so "written after the pass began" compares like with like. */
@@ -48,6 +49,21 @@ export async function knownLegIds(db: Database, ids: string[]): Promise<Map<stri
   return new Map(rows.map((r) => [r.id, r.groupId]));
 }
 
+/**
+ * These legs, those whose live view was read longest ago first: no row, or a row without the live columns (only
+ * what a pass that did not read the leg stores), then by the row's last change. A row is changed by every read
+ * of the leg and by the events feed, and not by a pass that leaves the leg unread, so passes take turns.
+ */
+export async function stalestFirst(db: Database, ids: string[]): Promise<string[]> {
+  if (!ids.length) return [];
+  const { rows } = await db.execute<{ id: string }>(
+    sql`SELECT x.id FROM jsonb_array_elements_text(${JSON.stringify(ids)}::jsonb) AS x(id)
+        LEFT JOIN call_leg_observations o ON o.id = x.id
+        ORDER BY (o.audio_muted IS NULL AND o.layout IS NULL) DESC, o.updated_at ASC NULLS FIRST, x.id`,
+  );
+  return rows.map((r) => r.id);
+}
+
 export interface StoredSnapshot {
   /** Calls this pass marked ended (CMS no longer has them). */
   endedCallIds: string[];
@@ -58,8 +74,9 @@ export interface StoredSnapshot {
  * - calls CMS lists are created or completed (empty columns filled, CDR facts never overwritten);
  * - the node's leg observations follow what CMS listed, so a leg it no longer lists stops counting; the table is
  *   shared with the events feed, so facts the feed stored after the pass began are newer than the pass's and are
- *   kept, a column the pass did not read keeps its value, and while the node's feed is live the rows it wrote
- *   are its own to remove (a participant on another bridge is in this node's roster but not in its call legs);
+ *   kept, a column the pass did not read keeps its value, a leg the pass did not read keeps its row's age, and
+ *   while the node's feed is live the rows it wrote are its own to remove (a participant on another bridge is in
+ *   this node's roster but not in its call legs);
  * - our calls CMS no longer has are ended, with their legs and desired messages: their CDRs were lost (a
  *   bridge restart, records CMS discarded), and nothing else would ever end them.
  */
@@ -74,7 +91,6 @@ export async function storeSnapshot(
     .map((c) => ({ id: c.id, node, name: c.name, coSpace: c.coSpace, callCorrelator: c.callCorrelator }))
     .sort((a, b) => a.id.localeCompare(b.id));
   const legRows = snapshot.legs.map((l) => ({ ...l, node })).sort((a, b) => a.id.localeCompare(b.id));
-  const gone = JSON.stringify([...snapshot.gone].sort());
   return retryOnConflict(() =>
     db.transaction(async (tx) => {
       // Two passes over one node (two replicas) would otherwise interleave their delete and insert.
@@ -102,36 +118,81 @@ export async function storeSnapshot(
           tx,
           legRows.flatMap((l) => (l.participantId ? [{ legId: l.id, participantId: l.participantId }] : [])),
         );
+      }
+      const read = legRows.filter((l) => l.read);
+      if (read.length) {
         await tx.execute(
-          sql`INSERT INTO call_leg_observations AS o (${OBSERVATION_COLUMNS.columns}, source) SELECT ${OBSERVATION_COLUMNS.columns}, 'polling' FROM ${OBSERVATION_COLUMNS.from(legRows)}
+          sql`INSERT INTO call_leg_observations AS o (${OBSERVATION_COLUMNS.columns}, source) SELECT ${OBSERVATION_COLUMNS.columns}, 'polling' FROM ${OBSERVATION_COLUMNS.from(read)}
               ON CONFLICT (id) DO UPDATE SET call_id = excluded.call_id, node = excluded.node, source = 'polling', observed_at = now(), updated_at = now(),
                 remote_party = coalesce(excluded.remote_party, o.remote_party), type = coalesce(excluded.type, o.type),
                 sub_type = coalesce(excluded.sub_type, o.sub_type), state = coalesce(excluded.state, o.state),
                 deactivated = coalesce(excluded.deactivated, o.deactivated), participant_id = coalesce(excluded.participant_id, o.participant_id),
                 name = coalesce(excluded.name, o.name), direction = coalesce(excluded.direction, o.direction),
                 activator = coalesce(excluded.activator, o.activator), audio_muted = coalesce(excluded.audio_muted, o.audio_muted),
-                video_muted = coalesce(excluded.video_muted, o.video_muted), layout = coalesce(excluded.layout, o.layout)
+                video_muted = coalesce(excluded.video_muted, o.video_muted), layout = coalesce(excluded.layout, o.layout),
+                importance = coalesce(excluded.importance, o.importance)
               WHERE o.updated_at < ${pass.startedAt}::timestamptz`,
         );
       }
-      const { rows: ended } = await tx.execute<{ id: string }>(
-        sql`UPDATE calls SET ended_at = now(), updated_at = now()
-            WHERE id IN (SELECT jsonb_array_elements_text(${gone}::jsonb)) AND node = ${node} AND ended_at IS NULL RETURNING id`,
-      );
-      const endedCallIds = ended.map((r) => r.id).sort();
-      if (endedCallIds.length) {
-        const endedJson = JSON.stringify(endedCallIds);
-        // Their callLegEnd records are lost with the call: without an end the legs would count for the meeting for ever.
-        // The reason marks the end as ours, so that a late record for the leg does not reopen it (see policy-worker storage/legs.ts).
+      const unread = legRows.filter((l) => !l.read);
+      if (unread.length) {
+        // Listed, not read: the row says where the leg is, and keeps its facts and their age (the rotation reads the
+        // stalest next; the policy compares a row's age with the CDRs').
         await tx.execute(
-          sql`UPDATE call_legs SET ended_at = now(), end_reason = ${LEG_ENDED_BY_RECONCILIATION}, updated_at = now()
-              WHERE call_id IN (SELECT jsonb_array_elements_text(${endedJson}::jsonb)) AND ended_at IS NULL`,
-        );
-        await tx.execute(
-          sql`UPDATE call_messages SET status = 'callEnded' WHERE call_id IN (SELECT jsonb_array_elements_text(${endedJson}::jsonb))`,
+          sql`INSERT INTO call_leg_observations AS o (${OBSERVATION_COLUMNS.columns}, source) SELECT ${OBSERVATION_COLUMNS.columns}, 'polling' FROM ${OBSERVATION_COLUMNS.from(unread)}
+              ON CONFLICT (id) DO UPDATE SET call_id = excluded.call_id, node = excluded.node,
+                remote_party = coalesce(o.remote_party, excluded.remote_party), participant_id = coalesce(o.participant_id, excluded.participant_id)
+              WHERE o.updated_at < ${pass.startedAt}::timestamptz
+                AND ((o.call_id, o.node) IS DISTINCT FROM (excluded.call_id, excluded.node)
+                  OR (o.remote_party IS NULL AND excluded.remote_party IS NOT NULL) OR (o.participant_id IS NULL AND excluded.participant_id IS NOT NULL))`,
         );
       }
+      const endedCallIds = await endCalls(tx, node, snapshot.gone);
       return { endedCallIds };
+    }),
+  );
+}
+
+type Tx = Parameters<Parameters<Database['transaction']>[0]>[0];
+
+/**
+ * Ends our calls of this node that CMS says have ended (a pass found them gone, or the events feed saw them
+ * removed), with their open legs and desired messages; returns those it ended. Their CDRs stay the record: a leg's
+ * callLegEnd, when it comes, replaces our end (the reason marks the end as ours, so a late record from before the
+ * end does not reopen the leg; see policy-worker storage/legs.ts).
+ */
+async function endCalls(tx: Tx, node: string, callIds: readonly string[]): Promise<string[]> {
+  if (!callIds.length) return [];
+  const gone = JSON.stringify([...callIds].sort());
+  const { rows: ended } = await tx.execute<{ id: string }>(
+    sql`UPDATE calls SET ended_at = now(), updated_at = now()
+        WHERE id IN (SELECT jsonb_array_elements_text(${gone}::jsonb)) AND node = ${node} AND ended_at IS NULL RETURNING id`,
+  );
+  const endedCallIds = ended.map((r) => r.id).sort();
+  if (endedCallIds.length) {
+    const endedJson = JSON.stringify(endedCallIds);
+    // Without an end the legs would count for the meeting for ever.
+    await tx.execute(
+      sql`UPDATE call_legs SET ended_at = now(), end_reason = ${LEG_ENDED_BY_RECONCILIATION}, updated_at = now()
+          WHERE call_id IN (SELECT jsonb_array_elements_text(${endedJson}::jsonb)) AND ended_at IS NULL`,
+    );
+    await tx.execute(
+      sql`UPDATE call_messages SET status = 'callEnded' WHERE call_id IN (SELECT jsonb_array_elements_text(${endedJson}::jsonb))`,
+    );
+  }
+  return endedCallIds;
+}
+
+/**
+ * A call the events feed saw removed from its node's `calls` list: CMS says it has ended, so it is ended now, as a
+ * reconciliation pass would end it, with the feed's rows of it. Its CDRs, when they come, stay the record.
+ */
+export async function endRemovedCall(db: Database, node: string, callId: string): Promise<{ ended: boolean; rowsRemoved: number }> {
+  return retryOnConflict(() =>
+    db.transaction(async (tx) => {
+      const { rowCount } = await tx.execute(sql`DELETE FROM call_leg_observations WHERE source = 'events' AND call_id = ${callId}`);
+      const ended = await endCalls(tx, node, [callId]);
+      return { ended: ended.length > 0, rowsRemoved: rowCount ?? 0 };
     }),
   );
 }
