@@ -197,6 +197,33 @@ describe('policy-worker storage', () => {
     assert.deepEqual(await row(backwards), expected);
   });
 
+  test('refolds a leg across a month boundary from all of its records when a middle record arrives last', async () => {
+    // The refold reads a leg's records from a day before its start on (storage/legs.ts refoldSince), so the months
+    // it reads must reach back to the callLegStart stored in the previous month's partition.
+    const call = randomUUID();
+    const times = ['2026-10-31T23:50:00Z', '2026-10-31T23:55:00Z', '2026-11-01T00:10:00Z', '2026-11-01T00:20:00Z', '2026-11-01T01:00:00Z'];
+    const lifecycle = (leg: string) => legLifecycleRecords({ leg, call }, 10).map((record, i) => ({ ...record, time: times[i] }));
+    const [together, late] = [randomUUID(), randomUUID()];
+    await h.send(randomUUID(), lifecycle(together));
+    const session = randomUUID();
+    const [start, ivr, connected, admitted, end] = lifecycle(late);
+    // Start and end first; then the middle ones, each older than the stored row (refolded), the one in the lobby last.
+    for (const batch of [[start, end], [ivr], [admitted], [connected]]) {
+      await h.send(session, batch as TestRecord[]);
+      await drained(h);
+    }
+    const row = async (id: string) => {
+      const [leg] = await h.db.select().from(callLegs).where(eq(callLegs.id, id));
+      assert.ok(leg, `leg ${id} stored`);
+      const { id: _id, session: _session, updatedAt: _updatedAt, ...fields } = leg;
+      return fields;
+    };
+    const expected = await row(together);
+    assert.equal(expected.startedAt, '2026-10-31 23:50:00+00');
+    assert.equal(expected.displayName, 'Alice');
+    assert.deepEqual(await row(late), expected);
+  });
+
   test('a record of an unknown type naming a leg is stored but leaves the leg as its known records make it', async () => {
     const ids = { call: randomUUID(), leg: randomUUID() };
     const [start, , connected] = legLifecycleRecords(ids) as [TestRecord, TestRecord, TestRecord];

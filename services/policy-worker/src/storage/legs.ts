@@ -69,7 +69,7 @@ export async function updateLegs(tx: Tx, fresh: readonly BatchRecord[]): Promise
   // row has no records but these, and records that come after everything in the row (as CMS sends them) fold
   // onto it. Only other legs (a late or out-of-order record) are refolded from all of their stored records.
   const refold = new Set(legIds.filter((id) => before.has(id) && !extendsLeg(before.get(id), freshByLeg.get(id) ?? [])));
-  const storedByLeg = await storedLegRecords(tx, [...refold]);
+  const storedByLeg = await storedLegRecords(tx, [...refold], refoldSince([...refold].map((id) => before.get(id))));
   const rows: LegRow[] = [];
   const updatedAt = new Date().toISOString();
   for (const id of legIds) {
@@ -112,10 +112,29 @@ export async function updateLegs(tx: Tx, fresh: readonly BatchRecord[]): Promise
   return { legIds: changed.map((row) => row.id), callIds: [...callIds], placeholders: [...placeholders.values()] };
 }
 
-/** Every stored record of these legs, for refolding them. */
-async function storedLegRecords(tx: Tx, legIds: string[]): Promise<Map<string, LegRecord[]>> {
+/**
+ * How far back the records of legs to refold can be: a leg's records come from its Call Bridge's clock, callLegStart
+ * first, so none is older than the leg's start (a day's margin for a clock stepped back meanwhile). Bounding the read
+ * by it prunes cdr_records to the month or two of the leg instead of probing every month's index (16 partitions on a
+ * year's database). Null, reading every partition, when a leg has no start yet (its callLegStart is what is late).
+ */
+function refoldSince(rows: readonly (Pick<LegRow, 'startedAt'> | undefined)[]): string | null {
+  let since: number | null = null;
+  for (const row of rows) {
+    const started = row?.startedAt ? Date.parse(row.startedAt) : Number.NaN;
+    if (Number.isNaN(started)) return null;
+    since = since === null ? started : Math.min(since, started);
+  }
+  return since === null ? null : new Date(since - CLOCK_STEP_MARGIN_MS).toISOString();
+}
+
+const CLOCK_STEP_MARGIN_MS = 24 * 3600_000;
+
+/** Every stored record of these legs since `since` (every one when null), for refolding them. */
+async function storedLegRecords(tx: Tx, legIds: string[], since: string | null): Promise<Map<string, LegRecord[]>> {
   const byLeg = new Map<string, LegRecord[]>();
   if (!legIds.length) return byLeg;
+  const bound = since === null ? sql`` : sql` AND time >= ${since}::timestamptz`;
   const { rows } = await tx.execute<{
     legId: string;
     session: string;
@@ -127,7 +146,7 @@ async function storedLegRecords(tx: Tx, legIds: string[]): Promise<Map<string, L
     raw: LegRecord['raw'];
   }>(
     sql`SELECT call_leg_id AS "legId", session, correlator_index AS "correlatorIndex", type, time, node, call_bridge AS "callBridge", raw
-        FROM cdr_records WHERE call_leg_id IS NOT NULL AND call_leg_id IN (SELECT jsonb_array_elements_text(${JSON.stringify(legIds)}::jsonb)) AND type LIKE 'callLeg%'`,
+        FROM cdr_records WHERE call_leg_id IS NOT NULL AND call_leg_id IN (SELECT jsonb_array_elements_text(${JSON.stringify(legIds)}::jsonb)) AND type LIKE 'callLeg%'${bound}`,
   );
   for (const r of rows) {
     let list = byLeg.get(r.legId);
