@@ -70,6 +70,10 @@ export interface ReplicasRun {
   ackP99Ms: number;
   /** POSTs not answered 200. */
   refused: number;
+  /** Records per Postgres transaction of the workers (their group commits), all workers together. */
+  recordsPerGroupCommit: number;
+  /** Backends of this run's database sampled every 200 ms: running a statement, and of those waiting for a lock (means). */
+  backends: { active: number; waitingForLock: number };
   /** The whole machine's busy cores during the ingest phase (from /proc/stat), out of `cores`. */
   machineBusyCores: number;
   ingestCpu: CpuFigure[];
@@ -167,7 +171,7 @@ async function metricSum(url: string, name: string, labels: Record<string, strin
   const text = await (await fetch(url)).text();
   let sum = 0;
   for (const line of text.split('\n')) {
-    if (!line.startsWith(`${name}{`)) continue;
+    if (!(line.startsWith(`${name}{`) || line.startsWith(`${name} `))) continue;
     if (Object.entries(labels).every(([k, v]) => line.includes(`${k}="${v}"`))) sum += Number(line.split(' ').at(-1));
   }
   return sum;
@@ -282,6 +286,27 @@ async function runOnce(replicas: number, o: Required<Omit<ReplicasOptions, 'repl
 
     const histogram = hdr.build({ lowestDiscernibleValue: 1, highestTrackableValue: 60_000_000, numberOfSignificantValueDigits: 3 });
     const ingestGroups: ProcessGroup[] = [...started.map((s) => ({ name: s.name, match: [s.child.process.pid ?? -1] })), ...commonGroups];
+    const workers = started.filter((s) => s.name.startsWith('policy-worker'));
+    const groupCommits = async () =>
+      (await Promise.all(workers.map((w) => metricSum(`${w.url}/metrics`, 'cdr_group_commit_seconds_count', {})))).reduce(
+        (a, b) => a + b,
+        0,
+      );
+    const commitsBefore = await groupCommits();
+    // Where the workers' transactions wait: a meeting's records stored by two workers at once queue on its lock.
+    const sampler = new pg.Client({ connectionString: database.url });
+    await sampler.connect();
+    const samples: { active: number; waiting: number }[] = [];
+    const sampling = setInterval(() => {
+      sampler
+        .query(
+          `SELECT count(*) FILTER (WHERE state = 'active')::int AS active, count(*) FILTER (WHERE wait_event_type = 'Lock')::int AS waiting
+             FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()`,
+          [databaseName],
+        )
+        .then(({ rows }) => samples.push(rows[0]))
+        .catch(() => undefined);
+    }, 200);
     let postSeconds = 0;
     const t0 = performance.now();
     const ingest = await cpuFigures(ingestGroups, async () => {
@@ -291,6 +316,10 @@ async function runOnce(replicas: number, o: Required<Omit<ReplicasOptions, 'repl
       while ((await countStored()) < o.warmup + o.posts) await new Promise((r) => setTimeout(r, 20));
       return o.posts;
     });
+    clearInterval(sampling);
+    await sampler.end();
+    const commits = (await groupCommits()) - commitsBefore;
+    const mean = (key: 'active' | 'waiting') => samples.reduce((a, x) => a + x[key], 0) / Math.max(1, samples.length);
     await Promise.all(pools.map((p) => p.close()));
     await client.end();
     const run: ReplicasRun = {
@@ -300,6 +329,8 @@ async function runOnce(replicas: number, o: Required<Omit<ReplicasOptions, 'repl
       ackP50Ms: histogram.getValueAtPercentile(50) / 1000,
       ackP99Ms: histogram.getValueAtPercentile(99) / 1000,
       refused,
+      recordsPerGroupCommit: o.posts / commits,
+      backends: { active: mean('active'), waitingForLock: mean('waiting') },
       machineBusyCores: ingest.busyCores,
       ingestCpu: ingest.figures,
       writes: null,
@@ -403,11 +434,11 @@ export async function runReplicas(options: ReplicasOptions = {}): Promise<Replic
       : null;
 
   const summary = [
-    '| replicas of each | POSTs/s acked | ack p50 / p99 | records/s into Postgres | non-200 | machine busy (cores) | writes/s per bridge | busiest second | over the ceiling | writes per actuator |',
-    '|---|---|---|---|---|---|---|---|---|---|',
+    '| replicas of each | POSTs/s acked | ack p50 / p99 | records/s into Postgres | non-200 | records per group commit | Postgres backends active / waiting for a lock | machine busy (cores) | writes/s per bridge | busiest second | over the ceiling | writes per actuator |',
+    '|---|---|---|---|---|---|---|---|---|---|---|---|',
     ...runs.map(
       (r) =>
-        `| ${r.replicas} | ${fmt(r.postsPerSecond)} | ${fmt(r.ackP50Ms, 1)} / ${fmt(r.ackP99Ms, 1)} ms | ${fmt(r.recordsPerSecond)} | ${r.refused} | ${fmt(r.machineBusyCores, 2)} of ${cores} | ${r.writes ? fmt(r.writes.writesPerSecond, 1) : '-'} | ${r.writes?.busiestSecond ?? '-'} | ${r.writes?.violations ?? '-'} | ${r.writes?.appliedByReplica.join(' / ') ?? '-'} |`,
+        `| ${r.replicas} | ${fmt(r.postsPerSecond)} | ${fmt(r.ackP50Ms, 1)} / ${fmt(r.ackP99Ms, 1)} ms | ${fmt(r.recordsPerSecond)} | ${r.refused} | ${fmt(r.recordsPerGroupCommit, 1)} | ${fmt(r.backends.active, 2)} / ${fmt(r.backends.waitingForLock, 2)} | ${fmt(r.machineBusyCores, 2)} of ${cores} | ${r.writes ? fmt(r.writes.writesPerSecond, 1) : '-'} | ${r.writes?.busiestSecond ?? '-'} | ${r.writes?.violations ?? '-'} | ${r.writes?.appliedByReplica.join(' / ') ?? '-'} |`,
     ),
   ].join('\n');
   const details = runs
