@@ -1,6 +1,6 @@
 /**
  * npm run bench:scale -- [--records 10000000] [--database cms_scale_10m] [--regenerate] [--iterations 40]
- *   [--only generate|queries] [--match 'calls: deep|meetings: active']
+ *   [--only generate|queries|ingest] [--match 'calls: deep|meetings: active'] [--ingest-posts 20000] [--ingest-rounds 2]
  *
  * Storage at scale: a database of a year of a 20-bridge cluster (10 million records by default), generated once by
  * a direct bulk loader (bench/scale-data.ts: COPY, the rows the worker would store) and kept under a fixed name
@@ -36,6 +36,8 @@ const { values: args } = parseArgs({
     // A regular expression on the query names: rerun only the queries a change affects.
     match: { type: 'string' },
     'ingest-posts': { type: 'string', default: '20000' },
+    // Pairs of ingest runs (empty, large): more pairs average out more of the other work on a shared machine.
+    'ingest-rounds': { type: 'string', default: '2' },
     seed: { type: 'string', default: '13' },
   },
 });
@@ -522,7 +524,7 @@ async function ingestSection(): Promise<string[]> {
   try {
     const posts = Number(args['ingest-posts']);
     say(`Ingest: ${posts} single-record POSTs per run, 32 sessions, empty database and ${database} alternately...`);
-    const { empty, large } = await compareIngest(url, redis.url, posts);
+    const { empty, large } = await compareIngest(url, redis.url, posts, Number(args['ingest-rounds']));
     const row = (label: string, r: IngestRun) =>
       `| ${label} | ${r.postsPerSecond.toFixed(0)} | ${r.recordsPerSecond.toFixed(0)} | ${r.cpuPerPost?.map(([n, us]) => `${n} ${us.toFixed(0)} µs`).join(', ') ?? '?'} |`;
     const mean = (runs: IngestRun[], key: 'postsPerSecond' | 'recordsPerSecond') => runs.reduce((a, r) => a + r[key], 0) / runs.length;
