@@ -100,83 +100,77 @@ async function meeting(name: string) {
   return { handle, alice, bob };
 }
 
+interface StoredStep {
+  node: string;
+  callId: string;
+  params: Record<string, unknown>;
+  /** A handler took it already (it may have reached CMS). */
+  started?: boolean;
+}
+
+/**
+ * An action as the records API stores it before it queues its jobs (created a minute ago, so the actuator's sweep
+ * takes its steps), without a job on any queue; `steps` may come later (addSteps), so an action can hold its place
+ * in the acceptance order before it can run.
+ */
+async function storeWithoutJob(
+  action: { kind: 'updateCallLeg' | 'updateAllParticipants' | 'addParticipant'; callId: string; legId?: string; meetingKey?: string },
+  parameters: Record<string, unknown>,
+  steps: StoredStep[] = [],
+): Promise<number> {
+  const [row] = await db
+    .insert(operatorActions)
+    .values({ tokenName: 'lobby-desk', role: 'operator', ...action, parameters, createdAt: sql`now() - interval '1 minute'` })
+    .returning({ id: operatorActions.id });
+  assert.ok(row);
+  await addSteps(row.id, steps);
+  return row.id;
+}
+
+async function addSteps(actionId: number, steps: StoredStep[]): Promise<void> {
+  if (!steps.length) return;
+  await db.insert(operatorActionSteps).values(
+    steps.map((s, step) => ({
+      actionId,
+      step,
+      node: s.node,
+      callId: s.callId,
+      params: s.params,
+      ...(s.started ? { startedAt: sql`now() - interval '1 minute'`, attempts: 1 } : {}),
+    })),
+  );
+}
+
 describe('never lost', () => {
   test('an action stored without its job (the records API stopped before queueing it) is applied by the sweep', async () => {
     const { alice } = await meeting('Stored only');
     assert.equal(legOn(alice.callId, alice.callLegId).rxAudioMute, false);
     // What the records API stores before it queues: the action and its step, and no job on any queue.
-    const [action] = await db
-      .insert(operatorActions)
-      .values({
-        tokenName: 'lobby-desk',
-        role: 'operator',
-        kind: 'updateCallLeg',
-        callId: alice.callId,
-        legId: alice.callLegId,
-        parameters: { rxAudioMute: true },
-        createdAt: sql`now() - interval '1 minute'`,
-      })
-      .returning({ id: operatorActions.id });
-    assert.ok(action);
-    await db.insert(operatorActionSteps).values({
-      actionId: action.id,
-      step: 0,
-      node: 'cms-1',
-      callId: alice.callId,
-      params: { callLegId: alice.callLegId, fields: { rxAudioMute: true } },
-    });
-    const done = await outcome(action.id);
+    const action = await storeWithoutJob({ kind: 'updateCallLeg', callId: alice.callId, legId: alice.callLegId }, { rxAudioMute: true }, [
+      { node: 'cms-1', callId: alice.callId, params: { callLegId: alice.callLegId, fields: { rxAudioMute: true } } },
+    ]);
+    const done = await outcome(action);
     assert.equal(done.status, 'applied', JSON.stringify(done));
     assert.equal(legOn(alice.callId, alice.callLegId).rxAudioMute, true);
   });
 
   test('a dial-out step that a handler started is never queued again by the sweep', async () => {
     const { alice } = await meeting('Started dial-out');
-    const [action] = await db
-      .insert(operatorActions)
-      .values({
-        tokenName: 'lobby-desk',
-        role: 'operator',
-        kind: 'addParticipant',
-        callId: alice.callId,
-        parameters: { remoteParty: 'never-twice@corp.example' },
-        createdAt: sql`now() - interval '1 minute'`,
-      })
-      .returning({ id: operatorActions.id });
-    assert.ok(action);
     // Started (it may have reached CMS), and its job is gone: queueing it again could ring the number twice.
-    await db.insert(operatorActionSteps).values({
-      actionId: action.id,
-      step: 0,
-      node: 'cms-1',
-      callId: alice.callId,
-      params: { callId: alice.callId, remoteParty: 'never-twice@corp.example', options: {} },
-      startedAt: sql`now() - interval '1 minute'`,
-      attempts: 1,
-    });
-    // A later action stored without its job is swept: once it is applied, the sweep has had its turn at both.
-    const [later] = await db
-      .insert(operatorActions)
-      .values({
-        tokenName: 'lobby-desk',
-        role: 'operator',
-        kind: 'updateCallLeg',
+    const action = await storeWithoutJob({ kind: 'addParticipant', callId: alice.callId }, { remoteParty: 'never-twice@corp.example' }, [
+      {
+        node: 'cms-1',
         callId: alice.callId,
-        legId: alice.callLegId,
-        parameters: { txVideoMute: true },
-        createdAt: sql`now() - interval '1 minute'`,
-      })
-      .returning({ id: operatorActions.id });
-    assert.ok(later);
-    await db.insert(operatorActionSteps).values({
-      actionId: later.id,
-      step: 0,
-      node: 'cms-1',
-      callId: alice.callId,
-      params: { callLegId: alice.callLegId, fields: { txVideoMute: true } },
-    });
-    assert.equal((await outcome(later.id)).status, 'applied');
-    const [started] = await db.select({ status: operatorActions.status }).from(operatorActions).where(eq(operatorActions.id, action.id));
+        params: { callId: alice.callId, remoteParty: 'never-twice@corp.example', options: {} },
+        started: true,
+      },
+    ]);
+    // A later action stored without its job is swept: once it is applied, the sweep has had its turn at both.
+    const later = await storeWithoutJob({ kind: 'updateCallLeg', callId: alice.callId, legId: alice.callLegId }, { txVideoMute: true }, [
+      { node: 'cms-1', callId: alice.callId, params: { callLegId: alice.callLegId, fields: { txVideoMute: true } } },
+    ]);
+    assert.equal((await outcome(later)).status, 'applied');
+    const [started] = await db.select({ status: operatorActions.status }).from(operatorActions).where(eq(operatorActions.id, action));
     assert.equal(started?.status, 'queued');
     assert.equal(sim.writeLog({ method: 'POST', urlContains: `/calls/${alice.callId}/participants` }).length, 0);
   });
@@ -199,6 +193,66 @@ describe('order per leg', () => {
       const last = muteId > unmuteId; // the mute was accepted last
       assert.equal(legOn(alice.callId, alice.callLegId).rxAudioMute, last, `round ${round}: the later action asked rxAudioMute=${last}`);
     }
+  });
+});
+
+describe('order across a leg and everyone', () => {
+  // Each test makes the older action run last, the order that would let it undo the newer one: the older action
+  // takes its place in the acceptance order first (its row, no steps), the newer one is applied through the API,
+  // then the older one's steps are stored and the sweep runs them.
+
+  test('a mute of one leg, then a mute of everyone: the later mute of everyone wins, whatever ran last', async () => {
+    const { handle, alice, bob } = await meeting('Leg then everyone');
+    const older = await storeWithoutJob(
+      { kind: 'updateCallLeg', callId: alice.callId, legId: alice.callLegId, meetingKey: handle.callCorrelator },
+      { rxAudioMute: false, chosenLayout: 'stacked' },
+    );
+    const res = await request('PATCH', `/calls/${alice.callId}/participants`, { rxAudioMute: true });
+    assert.ok(res.statusCode === 200 || res.statusCode === 202, res.body);
+    const everyone = (res.json() as ActionAnswer).id;
+    assert.ok(everyone > older);
+    assert.equal((await outcome(everyone)).status, 'applied');
+    assert.equal(legOn(alice.callId, alice.callLegId).rxAudioMute, true);
+
+    await addSteps(older, [
+      {
+        node: 'cms-1',
+        callId: alice.callId,
+        params: { callLegId: alice.callLegId, fields: { rxAudioMute: false, chosenLayout: 'stacked' } },
+      },
+    ]);
+    const done = await outcome(older);
+    assert.equal(done.status, 'applied', JSON.stringify(done));
+    assert.deepEqual(done.result?.supersededFields, { rxAudioMute: everyone });
+    assert.equal(legOn(alice.callId, alice.callLegId).rxAudioMute, true, 'alice stays muted: the mute of everyone came later');
+    assert.equal(legOn(alice.callId, alice.callLegId).chosenLayout, 'stacked', 'what the later action did not set is written');
+    assert.equal(legOn(bob.callId, bob.callLegId).rxAudioMute, true);
+  });
+
+  test('a mute of everyone, then an unmute of one leg: that leg stays unmuted, whatever ran last', async () => {
+    const { handle, alice, bob } = await meeting('Everyone then leg');
+    sim.updateCallLeg(alice.callLegId, { rxAudioMute: true });
+    const fields = { rxAudioMute: true, rxVideoMute: true };
+    const older = await storeWithoutJob({ kind: 'updateAllParticipants', callId: alice.callId, meetingKey: handle.callCorrelator }, fields);
+    const res = await request('PATCH', `/calls/${alice.callId}/participants/${alice.callLegId}`, { rxAudioMute: false });
+    assert.ok(res.statusCode === 200 || res.statusCode === 202, res.body);
+    const unmute = (res.json() as ActionAnswer).id;
+    assert.ok(unmute > older);
+    assert.equal((await outcome(unmute)).status, 'applied');
+    assert.equal(legOn(alice.callId, alice.callLegId).rxAudioMute, false);
+
+    await addSteps(older, [
+      { node: 'cms-1', callId: alice.callId, params: { callId: alice.callId, fields } },
+      { node: 'cms-2', callId: bob.callId, params: { callId: bob.callId, fields } },
+    ]);
+    const done = await outcome(older);
+    assert.equal(done.status, 'applied', JSON.stringify(done));
+    const aliceNow = legOn(alice.callId, alice.callLegId);
+    assert.equal(aliceNow.rxAudioMute, false, 'alice stays unmuted: her unmute came later');
+    assert.equal(aliceNow.rxVideoMute, true, 'the field her unmute did not set is written');
+    const bobNow = legOn(bob.callId, bob.callLegId);
+    assert.equal(bobNow.rxAudioMute, true);
+    assert.equal(bobNow.rxVideoMute, true);
   });
 });
 
@@ -249,5 +303,87 @@ describe('a leg only the roster knows, on another bridge', () => {
     assert.equal(done.status, 'applied', JSON.stringify(done));
     assert.equal(legOn(guest.callId, guest.callLegId).deactivated, false);
     assert.equal(legOn(host.callId, host.callLegId).deactivated, true, 'nobody else was admitted');
+  });
+
+  test('with callBridgeId configured, the step goes straight to the node of the callBridge CMS names, asking no other node', async () => {
+    // A cluster of three whose nodes list their callBridge GUIDs: its own simulator, actuator and records API.
+    const names = ['cbx-1', 'cbx-2', 'cbx-3'];
+    const cluster = await startSimulator({
+      bridges: names.map((name, i) => ({ name, username: 'admin', password: `bridge-id-secret-${i + 1}` })),
+      seed: 20261208,
+      controlPort: null,
+    });
+    after(() => cluster.stop());
+    const queue = await testRedis();
+    const withIds = loadConfig({
+      env: {},
+      overrides: {
+        log: { level: 'silent' },
+        api: { token: TOKENS.admin, tokens: API_TOKENS },
+        database: { url },
+        redis: { url: queue.url },
+        queue: { prefix: queue.prefix },
+        actuator: { reconcileIntervalSeconds: 0 },
+        cms: {
+          events: { enabled: false },
+          nodes: cluster.bridges.map((b) => ({
+            name: b.name,
+            url: b.url,
+            username: b.username,
+            password: b.password,
+            callBridgeId: b.callBridgeId,
+          })),
+        },
+      },
+    });
+    const actuator2 = await buildActuator({ config: withIds, db, log: silent, tuning: { retryBaseDelayMs: 10, retryMaxDelayMs: 50 } });
+    after(() => actuator2.close());
+    const api2 = await startRecordsApi(db, { config: withIds });
+
+    const handle = cluster.startCall({ name: 'Bridge ids', bridges: [] });
+    const host = cluster.join({ meeting: handle, bridge: 'cbx-1', remoteParty: 'host@corp.example' });
+    const far = cluster.join({ meeting: handle, bridge: 'cbx-3', remoteParty: 'far@corp.example' });
+    await insertCalls(db, [{ id: host.callId, node: 'cbx-1', callCorrelator: handle.callCorrelator, startedAt: new Date().toISOString() }]);
+    // The roster taken on cbx-1 lists the participant cbx-3 hosts.
+    await db.insert(callLegObservations).values({
+      id: far.callLegId,
+      callId: host.callId,
+      node: 'cbx-1',
+      remoteParty: 'far@corp.example',
+      participantId: far.participantId,
+      source: 'events',
+    });
+    const res = await api2.inject({
+      method: 'PATCH',
+      url: `/api/v1/calls/${host.callId}/participants/${far.callLegId}`,
+      headers: bearer(TOKENS.operator),
+      payload: { rxAudioMute: true },
+    });
+    assert.ok(res.statusCode === 200 || res.statusCode === 202, res.body);
+    const id = (res.json() as ActionAnswer).id;
+    const done = await eventually(
+      async () => {
+        const body = (
+          await api2.inject({ method: 'GET', url: `/api/v1/actions/${id}`, headers: bearer(TOKENS.viewer) })
+        ).json() as ActionAnswer;
+        return body.status !== 'queued' && body;
+      },
+      { what: 'the handed-over action to finish', timeoutMs: 20_000, intervalMs: 20 },
+    );
+    assert.equal(done.status, 'applied', JSON.stringify(done));
+    assert.deepEqual(
+      done.steps.map((s) => [s.node, s.status]),
+      [
+        ['cbx-1', 'applied'],
+        ['cbx-3', 'applied'],
+      ],
+    );
+    const farNow = cluster.inspectCall(far.callId).legs.find((l) => l.id === far.callLegId);
+    assert.equal(farNow?.rxAudioMute, true);
+    // Matched by its configured callBridgeId: cbx-2 was never asked about the participant.
+    const asked = (bridge: string) =>
+      cluster.requestLog({ bridge }).filter((e) => e.method === 'GET' && e.url.includes(`/participants/${far.participantId}`)).length;
+    assert.equal(asked('cbx-2'), 0);
+    assert.equal(asked('cbx-3'), 1);
   });
 });

@@ -115,7 +115,7 @@ export async function completeStep(db: Database, actionId: number, step: number,
  * The CMS participant that owns a leg, as we know it: the live roster's participant id (events feed), else the CDRs'
  * groupId (CMS puts the participant id there). Null when neither knows: the caller asks CMS.
  */
-export async function knownParticipantId(db: Database, callLegId: string): Promise<string | null> {
+export async function knownParticipantId(db: Database | Transaction, callLegId: string): Promise<string | null> {
   const [row] = await db
     .select({
       participantId: sql<string | null>`coalesce(
@@ -164,10 +164,16 @@ export async function forgetLegStates(db: Database, meetingKey: string, node: st
     .where(and(eq(presenterSavedLegs.meetingKey, meetingKey), eq(presenterSavedLegs.node, node), eq(presenterSavedLegs.callId, callId)));
 }
 
+/** The advisory lock key of a call instance: its per-leg and everyone writes are sent one at a time (withTargetLock). */
+export function callLock(callId: string | null, callLegId?: string): string {
+  return callId ? `call:${callId}` : `callLeg:${callLegId}`;
+}
+
 /**
- * What later accepted actions set on the same call leg (PUT /callLegs/<id>), by field: the newest action's id for
- * each field. A write of an older action must leave those fields alone, so the operator's last request wins
- * whichever job runs first. Actions already failed do not count (they changed nothing).
+ * What later accepted actions set on a call leg, by field: the newest action's id for each field. Later actions
+ * are those on the leg itself (PUT /callLegs/<id>) and those on everyone in its meeting (PUT
+ * /calls/<id>/participants/*). A write of an older action must leave those fields alone, so the operator's last
+ * request wins whichever job runs first. Actions already failed do not count (they changed nothing).
  */
 export async function newerLegFields(db: Database | Transaction, actionId: number, callLegId: string): Promise<Map<string, number>> {
   const rows = await db
@@ -177,15 +183,66 @@ export async function newerLegFields(db: Database | Transaction, actionId: numbe
     .where(
       and(
         sql`${operatorActions.id} > ${actionId}`,
-        eq(operatorActions.kind, 'updateCallLeg'),
         sql`${operatorActions.status} <> 'failed'`,
-        sql`${operatorActionSteps.params} ->> 'callLegId' = ${callLegId}`,
+        sql`((${operatorActions.kind} = 'updateCallLeg' AND ${operatorActionSteps.params} ->> 'callLegId' = ${callLegId})
+          OR (${operatorActions.kind} = 'updateAllParticipants'
+              AND ${operatorActions.meetingKey} = (SELECT a.meeting_key FROM operator_actions a WHERE a.id = ${actionId})))`,
       ),
     )
     .orderBy(asc(operatorActions.id));
   const newer = new Map<string, number>();
   for (const row of rows) for (const field of Object.keys(row.fields ?? {})) newer.set(field, row.id);
   return newer;
+}
+
+/** A field a later per-leg action sets: its value, and whether that action's write on this call instance is done. */
+export interface LaterLegField {
+  actionId: number;
+  value: unknown;
+  applied: boolean;
+}
+
+/**
+ * For an action on everyone in a meeting: what later accepted per-leg actions (PUT /callLegs/<id>) of the same
+ * meeting set on legs of this call instance, by leg and field (the newest action's value per field). Those legs
+ * must keep what the later action asked (its fields are left out of the older write for them).
+ */
+export async function laterLegActions(
+  db: Database | Transaction,
+  actionId: number,
+  callId: string,
+): Promise<Map<string, Map<string, LaterLegField>>> {
+  const rows = await db
+    .select({
+      id: operatorActions.id,
+      callLegId: sql<string>`${operatorActionSteps.params} ->> 'callLegId'`,
+      fields: sql<Record<string, unknown> | null>`${operatorActionSteps.params} -> 'fields'`,
+      stepStatus: operatorActionSteps.status,
+    })
+    .from(operatorActions)
+    .innerJoin(operatorActionSteps, eq(operatorActionSteps.actionId, operatorActions.id))
+    .where(
+      and(
+        sql`${operatorActions.id} > ${actionId}`,
+        eq(operatorActions.kind, 'updateCallLeg'),
+        sql`${operatorActions.status} <> 'failed'`,
+        sql`${operatorActions.meetingKey} = (SELECT a.meeting_key FROM operator_actions a WHERE a.id = ${actionId})`,
+        eq(operatorActionSteps.callId, callId),
+      ),
+    )
+    .orderBy(asc(operatorActions.id));
+  const later = new Map<string, Map<string, LaterLegField>>();
+  for (const row of rows) {
+    let fields = later.get(row.callLegId);
+    if (!fields) {
+      fields = new Map();
+      later.set(row.callLegId, fields);
+    }
+    for (const [field, value] of Object.entries(row.fields ?? {})) {
+      fields.set(field, { actionId: row.id, value, applied: row.stepStatus === 'applied' });
+    }
+  }
+  return later;
 }
 
 /**

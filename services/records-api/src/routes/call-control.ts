@@ -175,7 +175,8 @@ export async function callControlRoutes(app: FastifyInstance, options: OperatorA
         ...audit(
           'CMS: PUT /api/v1/callLegs/<legId>.',
           "Mute/unmute one participant's audio or video, or set its layout",
-          'Only the fields sent change.',
+          'Only the fields sent change. The last accepted action wins: a field that a later action on this leg or on ' +
+            'everyone (PATCH /calls/<id>/participants) sets is left to it, whichever CMS write comes first.',
         ),
         params: legParams,
         body: { type: 'object', additionalProperties: false, minProperties: 1, properties: { ...mutes, chosenLayout: layout } },
@@ -203,7 +204,8 @@ export async function callControlRoutes(app: FastifyInstance, options: OperatorA
         ...audit(
           'CMS: PUT /api/v1/calls/<id>/participants/* on every instance.',
           'Mute/unmute everyone',
-          'The same change for every participant of the meeting, on every Call Bridge it spans.',
+          'The same change for every participant of the meeting, on every Call Bridge it spans. A participant whose ' +
+            'leg a later accepted action set one of these fields on keeps what that action asked (the last action wins).',
         ),
         params: callParams,
         body: { type: 'object', additionalProperties: false, minProperties: 1, properties: { ...mutes, chosenLayout: layout } },
