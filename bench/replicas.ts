@@ -95,7 +95,7 @@ export interface ReplicasRun {
 
 export interface ReplicasResult {
   runs: ReplicasRun[];
-  /** Two replicas' rate over one's (the last count over the first). */
+  /** Two replicas' rate over one's, when both were measured. */
   speedup: { posts: number; records: number } | null;
   cores: number;
   markdown: string;
@@ -184,6 +184,23 @@ async function runOnce(replicas: number, o: Required<Omit<ReplicasOptions, 'repl
   const database = await freshDatabase(o.databaseUrl, 'cms_bench_replicas');
   const redis = await startPrivateRedis();
   let sim: Simulator | undefined;
+  let stopped: Promise<void> | undefined;
+  const stopAll = () => {
+    stopped ??= (async () => {
+      for (const child of children.reverse()) await child.stop();
+      await sim?.stop();
+      await redis.stop();
+      await database.drop();
+      rmSync(dir, { recursive: true, force: true });
+    })();
+    return stopped;
+  };
+  // Ctrl-C or a kill stops what the run started: the services would otherwise outlive the benchmark.
+  const onSignal = () => {
+    void stopAll().finally(() => process.exit(130));
+  };
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
   try {
     sim = await startSimulator({
       bridges: ['cms-1', 'cms-2'].map((name, i) => ({ name, username: 'bench-api', password: `bench-secret-${i + 1}` })),
@@ -278,6 +295,8 @@ async function runOnce(replicas: number, o: Required<Omit<ReplicasOptions, 'repl
       );
     };
     const client = new pg.Client({ connectionString: database.url });
+    // Stopped mid-run (Ctrl-C), the database is dropped under it: that ends the connection, not the clean-up.
+    client.on('error', () => undefined);
     await client.connect();
     const countStored = async () =>
       Number((await client.query('SELECT count(*) AS n FROM cdr_records WHERE session = ANY($1)', [sessions])).rows[0].n);
@@ -295,6 +314,7 @@ async function runOnce(replicas: number, o: Required<Omit<ReplicasOptions, 'repl
     const commitsBefore = await groupCommits();
     // Where the workers' transactions wait: a meeting's records stored by two workers at once queue on its lock.
     const sampler = new pg.Client({ connectionString: database.url });
+    sampler.on('error', () => undefined);
     await sampler.connect();
     const samples: { active: number; waiting: number }[] = [];
     const sampling = setInterval(() => {
@@ -389,11 +409,9 @@ async function runOnce(replicas: number, o: Required<Omit<ReplicasOptions, 'repl
     }
     return run;
   } finally {
-    for (const child of children.reverse()) await child.stop();
-    await sim?.stop();
-    await redis.stop();
-    await database.drop();
-    rmSync(dir, { recursive: true, force: true });
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+    await stopAll();
   }
 }
 
@@ -426,12 +444,10 @@ export async function runReplicas(options: ReplicasOptions = {}): Promise<Replic
   const cores = os.cpus().length;
   const runs: ReplicasRun[] = [];
   for (const n of options.replicas ?? [1, 2]) runs.push(await runOnce(n, o));
-  const first = runs[0];
-  const last = runs.at(-1);
+  const one = runs.find((r) => r.replicas === 1);
+  const two = runs.find((r) => r.replicas === 2);
   const speedup =
-    first && last && last !== first
-      ? { posts: last.postsPerSecond / first.postsPerSecond, records: last.recordsPerSecond / first.recordsPerSecond }
-      : null;
+    one && two ? { posts: two.postsPerSecond / one.postsPerSecond, records: two.recordsPerSecond / one.recordsPerSecond } : null;
 
   const summary = [
     '| replicas of each | POSTs/s acked | ack p50 / p99 | records/s into Postgres | non-200 | records per group commit | Postgres backends active / waiting for a lock | machine busy (cores) | writes/s per bridge | busiest second | over the ceiling | writes per actuator |',
