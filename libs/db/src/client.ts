@@ -26,8 +26,10 @@ export function createDatabase(url: string, options: DatabaseOptions = {}): Data
     idleTimeoutMillis: 30_000,
     // Every statement we run is a short keyed one. JIT compilation (on by default above a plan cost of 100,000) spent
     // 200-500 ms compiling such statements whenever the planner over-estimated them, as it does without statistics
-    // (a partition nobody has analysed yet): measured by bench/scale.ts on 10 million records.
-    options: '-c jit=off',
+    // (a partition nobody has analysed yet): measured by bench/scale.ts on 10 million records. Parallel workers
+    // likewise: without statistics the planner gathered one-row lookups from 2 workers, 10-20 ms of worker start-up
+    // per statement (a call's detail 56 ms instead of 5; bench/scale.ts).
+    options: '-c jit=off -c max_parallel_workers_per_gather=0',
   });
   const lost = options.onConnectionLost ?? (() => {});
   // A pg client whose connection breaks emits 'error', and an 'error' event without a listener kills the process.
