@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { describe, test } from 'node:test';
 import { configSchema } from '@cms/config';
-import { callLegs, calls, cdrRecords, type Database, meetings, participantLevels } from '@cms/db';
+import { callLegObservations, callLegs, calls, cdrRecords, type Database, meetings, participantLevels } from '@cms/db';
 import { compilePolicy, decideMeetings, type Level } from '@cms/policy';
 import { eq, inArray, sql } from 'drizzle-orm';
 import { applySecurityPolicy } from '../../services/policy-worker/src/security/apply-policy.ts';
@@ -42,7 +42,7 @@ const leg = (callId: string, level: Level, facts: Partial<LegRow> = {}): LegRow 
 async function decide(
   database: Database,
   key: string,
-  change: { legs?: LegRow[]; callIds: string[]; allLegs?: boolean },
+  change: { legs?: LegRow[]; callIds: string[]; reread?: boolean },
   options: { policy?: typeof policy } = {},
 ) {
   const used = options.policy ?? policy;
@@ -63,7 +63,7 @@ async function decide(
     });
     const outcome = await applySecurityPolicy(
       tx,
-      { legIds, callIds: change.callIds, ...(change.allLegs ? { allLegs: true } : {}) },
+      { legIds, callIds: change.callIds, ...(change.reread ? { reread: true } : {}) },
       used,
       managedNodes,
     );
@@ -82,7 +82,7 @@ async function bigMeeting(levels: (i: number) => Level) {
   const rows = Array.from({ length: 1000 }, (_, i) => leg(instances[i % 4] as string, levels(i)));
   await db.insert(callLegs).values(rows);
   const first = await decide(db, key, { callIds: instances });
-  assert.equal(first.outcome.cost?.meetingsByAllLegs, 1);
+  assert.equal(first.outcome.cost?.instancesReread, 4);
   assert.equal(first.outcome.cost?.legsRead, 1000);
   assert.deepEqual(first.outcome.levelChanges, first.reference.levelChanges);
   return { key, instances, rows };
@@ -120,7 +120,7 @@ describe('a change to a meeting of a thousand participants', () => {
         else changed = { ...target, remoteParty: `moved@${DOMAIN[(1 + Math.floor(random() * 3)) as Level]}` };
       }
       const { reference, outcome } = await decide(db, key, { legs: [changed], callIds: [changed.callId as string] });
-      assert.equal(outcome.cost?.meetingsByChanges, 1, `step ${step}: decided from the changed legs`);
+      assert.equal(outcome.cost?.instancesReread, 0, `step ${step}: decided from the changed legs`);
       assert.equal(outcome.cost?.legsRead, 1, `step ${step}: one leg read`);
       assert.deepEqual(outcome.levelChanges, reference.levelChanges, `step ${step}: level history`);
       assert.deepEqual(outcome.writes, reference.writes, `step ${step}: writes`);
@@ -164,17 +164,37 @@ describe('a change to a meeting of a thousand participants', () => {
     assert.deepEqual(await stored(key), internalLeft.reference.levels[0]);
   });
 
-  test('a recompute and a changed policy decide from every leg again; then changes are read alone again', async () => {
+  test("a recompute reads its calls' legs, a changed policy every leg; then changes are read alone again", async () => {
     const { key, instances } = await bigMeeting((i) => (i === 500 ? 2 : 1));
-    const recompute = await decide(db, key, { callIds: [instances[0] as string], allLegs: true });
-    assert.equal(recompute.outcome.cost?.meetingsByAllLegs, 1);
-    assert.equal(recompute.outcome.cost?.legsRead, 1000);
+    // CMS's live view moved the internal participant (on the first instance) to the lobby: no CDR says so.
+    const [internal] = await db
+      .select()
+      .from(callLegs)
+      .where(eq(callLegs.id, (await stored(key))?.decisiveLegId ?? ''));
+    assert.equal(internal?.remoteParty?.endsWith('@corp.example'), true);
+    assert.ok(internal);
+    await db.insert(callLegObservations).values({
+      id: internal.id,
+      callId: internal.callId as string,
+      node: 'cms1',
+      state: 'connected',
+      deactivated: true,
+      source: 'events',
+    });
+    const recompute = await decide(db, key, { callIds: [internal.callId as string], reread: true });
+    assert.equal(recompute.outcome.cost?.instancesReread, 1);
+    assert.equal(recompute.outcome.cost?.legsRead, 250);
+    assert.deepEqual(recompute.outcome.levelChanges, recompute.reference.levelChanges);
+    assert.deepEqual(
+      recompute.outcome.levelChanges.map((c) => [c.oldLevel, c.newLevel]),
+      [[2, 1]],
+    );
 
     // corp.example becomes secure too: the stored levels were decided by another policy.
     const other = compilePolicy(configSchema.shape.policy.parse({ secureDomains: ['secure.example', 'corp.example'] }));
     const newcomer = leg(instances[3] as string, 1);
     const changedPolicy = await decide(db, key, { legs: [newcomer], callIds: [instances[3] as string] }, { policy: other });
-    assert.equal(changedPolicy.outcome.cost?.meetingsByAllLegs, 1);
+    assert.equal(changedPolicy.outcome.cost?.instancesReread, 4);
     assert.deepEqual(changedPolicy.outcome.levelChanges, changedPolicy.reference.levelChanges);
     assert.equal((await stored(key))?.level, 1);
 
@@ -184,7 +204,7 @@ describe('a change to a meeting of a thousand participants', () => {
       { legs: [{ ...newcomer, endedAt: new Date().toISOString() }], callIds: [instances[3] as string] },
       { policy: other },
     );
-    assert.equal(next.outcome.cost?.meetingsByChanges, 1);
+    assert.equal(next.outcome.cost?.instancesReread, 0);
     assert.equal(next.outcome.cost?.legsRead, 1);
   });
 
@@ -205,7 +225,7 @@ describe('a change to a meeting of a thousand participants', () => {
       raw: {},
     });
     const recorded = await decide(db, key, { callIds: [instances[0] as string] });
-    assert.equal(recorded.outcome.cost?.meetingsByChanges, 1);
+    assert.equal(recorded.outcome.cost?.instancesReread, 0);
     assert.deepEqual(recorded.outcome.levelChanges, recorded.reference.levelChanges);
     assert.equal((await stored(key))?.level, 1);
     const rows = await db

@@ -65,7 +65,7 @@ export async function buildPolicyWorker(deps: PolicyWorkerDeps): Promise<PolicyW
   const requestReconcile = createReconcileRequester(producer, config.queue.prefix, managedNodes, log);
   const logDecisions = (outcome: PolicyOutcome) => {
     if (outcome.cost) {
-      const legs = outcome.cost.meetingsByAllLegs ? 'all' : 'changed';
+      const legs = outcome.cost.instancesReread ? 'all' : 'changed';
       metrics.decisionSeconds.observe({ legs }, outcome.cost.seconds);
       metrics.decisionLegs.observe({ legs }, outcome.cost.legsRead);
     }

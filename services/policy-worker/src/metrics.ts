@@ -49,7 +49,7 @@ export function createWorkerMetrics(registry: Registry, nodes: readonly string[]
     }),
     decisionSeconds: new Histogram({
       name: 'policy_decision_seconds',
-      help: "One transaction's security decisions (load, decide, persist; not the wait for the meetings' locks), by what they read: changed = the changed legs and each instance's worst participant, all = every leg of a meeting (recomputes, instances decided for the first time)",
+      help: "One transaction's security decisions (load, decide, persist; not the wait for the meetings' locks), by what they read: changed = the changed legs and each instance's worst stored participant, all = every leg of at least one call instance (a recompute's calls, an instance decided for the first time)",
       labelNames: ['legs'],
       buckets: [0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1],
       registers: [registry],

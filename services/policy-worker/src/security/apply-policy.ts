@@ -1,11 +1,8 @@
 import {
-  type CallInstance,
   type CompiledPolicy,
   countedParticipants,
   decideFromParticipants,
-  decideMeetings,
   type MeetingsDecision,
-  meetingKey,
   meetingsTouched,
   provisionalMoves,
 } from '@cms/policy';
@@ -15,7 +12,6 @@ import {
   loadCalls,
   loadInstances,
   loadLegs,
-  loadMeetingState,
   loadRecorderLegIds,
   loadStoredDecisions,
   lockMeetings,
@@ -24,15 +20,13 @@ import { replaceInstanceParticipants, syncedInstances, updateChangedParticipants
 import { adoptProvisionalMeetings, persistDecision } from './persist-decisions.ts';
 
 /**
- * How a transaction's meetings were decided, for the policy_decision_* metrics: `changed` from the changed legs and
- * each instance's worst stored participant, `all` from every leg of the meeting (a recompute, or an instance decided
- * for the first time or under another policy).
+ * What a transaction's decisions cost, for the policy_decision_* metrics: legs read, and how many call instances were
+ * read from every leg (a recompute's, or one decided for the first time or under another policy); none: only the
+ * changed legs and each instance's worst stored participant were read.
  */
-export interface DecisionCost {
+interface DecisionCost {
   seconds: number;
-  /** Meetings decided from their changed legs, and from all of their legs. */
-  meetingsByChanges: number;
-  meetingsByAllLegs: number;
+  instancesReread: number;
   /** Legs read and classified. */
   legsRead: number;
 }
@@ -50,14 +44,16 @@ export function noPolicyOutcome(): PolicyOutcome {
  * and sets the desired message of each of the meeting's live call instances (on every bridge). Returns the writes to
  * enqueue once the transaction has committed.
  *
- * A meeting whose instances all hold their counted participants (participant_levels) under this policy is decided
- * from the legs whose facts changed (`touched.legIds`) and each instance's worst participant: the cost of a change
- * does not grow with the meeting. `allLegs` (a recompute: CMS's live view changed, which no leg id names) and an
- * instance not yet held decide from every leg (decideMeetings) and store the counted participants for next time.
+ * What is read does not grow with the meeting: participant_levels holds each instance's counted participants as last
+ * decided, so a CDR batch reads the legs whose facts changed (`touched.legIds`), the meeting's recorder legs and each
+ * instance's worst stored participant (decideFromParticipants: the decision decideMeetings makes from every leg).
+ * An instance is read from every leg, and its participants stored again, when none are held for it under this policy
+ * (its first decision, a changed policy), and, with `reread`, each touched call: a recompute, asked for when CMS's
+ * live view of those calls changed, which no leg id names.
  */
 export async function applySecurityPolicy(
   tx: Tx,
-  touched: { legIds: string[]; callIds: string[]; allLegs?: boolean },
+  touched: { legIds: string[]; callIds: string[]; reread?: boolean },
   policy: CompiledPolicy,
   managedNodes: ReadonlySet<string>,
 ): Promise<PolicyOutcome> {
@@ -69,77 +65,47 @@ export async function applySecurityPolicy(
   // Until its callStart arrives a call is its own meeting; what was decided under its call id moves to the real one.
   await adoptProvisionalMeetings(tx, provisionalMoves(candidates, await decidedProvisionalKeys(tx, candidates)));
   const instances = await loadInstances(tx, keys);
-  const synced = touched.allLegs
-    ? new Set<string>()
-    : await syncedInstances(
-        tx,
-        instances.map((c) => c.id),
-        policy.fingerprint,
-      );
-  const byKey = new Map<string, CallInstance[]>();
-  for (const call of instances) {
-    const list = byKey.get(meetingKey(call));
-    if (list) list.push(call);
-    else byKey.set(meetingKey(call), [call]);
-  }
-  const held = (key: string) => (byKey.get(key) ?? []).every((call) => synced.has(call.id));
-  const byChanges = keys.filter(held);
-  const byAllLegs = keys.filter((key) => !held(key));
+  const ids = instances.map((c) => c.id);
+  const held = await syncedInstances(tx, ids, policy.fingerprint);
+  if (touched.reread) for (const id of touched.callIds) held.delete(id);
+  const reread = ids.filter((id) => !held.has(id));
+  const kept = ids.filter((id) => held.has(id));
+  const changed = new Set(touched.legIds);
 
-  const decisions: MeetingsDecision[] = [];
-  let legsRead = 0;
-  if (byAllLegs.length) {
-    const calls = byAllLegs.flatMap((key) => byKey.get(key) ?? []);
-    const state = await loadMeetingState(tx, byAllLegs, calls);
-    legsRead += state.legs.length;
-    decisions.push(decideMeetings({ keys: byAllLegs, state, changedLegIds: touched.legIds, policy, managedNodes }));
-    const ids = calls.map((c) => c.id);
-    await replaceInstanceParticipants(tx, ids, countedParticipants(state.legs, state.recorderLegIds, policy), policy.fingerprint);
+  // Instances read from every leg: their participants are stored again; their changed legs are among those read.
+  const everyLeg = reread.length ? await loadLegs(tx, reread) : [];
+  if (reread.length) {
+    const recorders = await loadRecorderLegIds(tx, reread);
+    await replaceInstanceParticipants(tx, reread, countedParticipants(everyLeg, recorders, policy), policy.fingerprint);
   }
-  if (byChanges.length) {
-    const calls = byChanges.flatMap((key) => byKey.get(key) ?? []);
-    const ids = calls.map((c) => c.id);
-    const recorderLegIds = await loadRecorderLegIds(tx, ids);
-    const changedLegs = touched.legIds.length ? await loadLegs(tx, ids, touched.legIds) : [];
-    legsRead += changedLegs.length;
+  // The other instances: only their changed legs, and their recorder legs (which never count).
+  const changedLegs = kept.length && changed.size ? await loadLegs(tx, kept, touched.legIds) : [];
+  if (kept.length) {
+    const recorders = await loadRecorderLegIds(tx, kept);
     await updateChangedParticipants(
       tx,
       changedLegs.map((l) => l.id),
-      recorderLegIds,
-      countedParticipants(changedLegs, recorderLegIds, policy),
-    );
-    decisions.push(
-      decideFromParticipants({
-        keys: byChanges,
-        instances: calls,
-        worstByInstance: await worstParticipants(tx, ids),
-        changedLegs,
-        ...(await loadStoredDecisions(tx, byChanges, ids)),
-        policy,
-        managedNodes,
-      }),
+      recorders,
+      countedParticipants(changedLegs, recorders, policy),
     );
   }
-  const decision = mergeDecisions(decisions);
+  const decision = decideFromParticipants({
+    keys,
+    instances,
+    worstByInstance: await worstParticipants(tx, ids),
+    changedLegs: [...everyLeg.filter((l) => changed.has(l.id)), ...changedLegs],
+    ...(await loadStoredDecisions(tx, keys, ids)),
+    policy,
+    managedNodes,
+  });
   await persistDecision(tx, decision);
   return {
     levelChanges: decision.levelChanges,
     writes: decision.writes,
     cost: {
       seconds: (performance.now() - started) / 1000,
-      meetingsByChanges: byChanges.length,
-      meetingsByAllLegs: byAllLegs.length,
-      legsRead,
+      instancesReread: reread.length,
+      legsRead: everyLeg.length + changedLegs.length,
     },
-  };
-}
-
-function mergeDecisions(decisions: readonly MeetingsDecision[]): MeetingsDecision {
-  return {
-    levels: decisions.flatMap((d) => d.levels),
-    meetings: decisions.flatMap((d) => d.meetings),
-    levelChanges: decisions.flatMap((d) => d.levelChanges),
-    messages: decisions.flatMap((d) => d.messages),
-    writes: decisions.flatMap((d) => d.writes),
   };
 }

@@ -63,7 +63,7 @@ export async function loadInstances(tx: Tx, keys: readonly string[]): Promise<Ca
 }
 
 /** A leg as the policy reads it, with its call. */
-export type MeetingLeg = LegFacts & { callId: string };
+type MeetingLeg = LegFacts & { callId: string };
 
 /**
  * The legs of these call instances, by id: CDR legs, plus legs only CMS's live view has shown us (the events feed, or

@@ -1,3 +1,4 @@
+import { isDeepStrictEqual } from 'node:util';
 import { participantLevelSyncs, participantLevels, recordset } from '@cms/db';
 import type { Classification, CountedParticipant, Level } from '@cms/policy';
 import { sql } from 'drizzle-orm';
@@ -41,7 +42,8 @@ async function upsertParticipants(tx: Tx, counted: readonly CountedParticipant[]
 
 /**
  * Replaces the participant rows of these instances by `counted` (all of their counted participants, decided from all
- * of their legs) and marks them complete under this policy.
+ * of their legs) and marks them complete under this policy. Only the differences are written: a recompute of a
+ * thousand participants of whom one changed writes one row.
  */
 export async function replaceInstanceParticipants(
   tx: Tx,
@@ -50,12 +52,23 @@ export async function replaceInstanceParticipants(
   fingerprint: string,
 ): Promise<void> {
   if (!instanceIds.length) return;
-  await tx.execute(
-    sql`DELETE FROM participant_levels
-        WHERE call_id IN (SELECT jsonb_array_elements_text(${JSON.stringify(instanceIds)}::jsonb))
-          AND leg_id NOT IN (SELECT jsonb_array_elements_text(${JSON.stringify(counted.map((p) => p.legId))}::jsonb))`,
+  const { rows } = await tx.execute<Row<CountedParticipant>>(
+    sql`SELECT leg_id AS "legId", call_id AS "callId", level, classification FROM participant_levels
+        WHERE call_id IN (SELECT jsonb_array_elements_text(${JSON.stringify(instanceIds)}::jsonb))`,
   );
-  await upsertParticipants(tx, counted);
+  const stored = new Map(rows.map((r) => [r.legId, r]));
+  const countedIds = new Set(counted.map((p) => p.legId));
+  const gone = rows.filter((r) => !countedIds.has(r.legId)).map((r) => r.legId);
+  const changed = counted.filter((p) => {
+    const before = stored.get(p.legId);
+    return !before || before.callId !== p.callId || before.level !== p.level || !isDeepStrictEqual(before.classification, p.classification);
+  });
+  if (gone.length) {
+    await tx.execute(
+      sql`DELETE FROM participant_levels WHERE leg_id IN (SELECT jsonb_array_elements_text(${JSON.stringify(gone)}::jsonb))`,
+    );
+  }
+  await upsertParticipants(tx, changed);
   await tx.execute(
     sql`INSERT INTO participant_level_syncs (${SYNC_COLUMNS.columns}) SELECT ${SYNC_COLUMNS.columns} FROM ${SYNC_COLUMNS.from(instanceIds.map((callId) => ({ callId, policy: fingerprint })))}
         ON CONFLICT (call_id) DO UPDATE SET policy = excluded.policy, synced_at = now() WHERE participant_level_syncs.policy <> excluded.policy`,

@@ -8,7 +8,8 @@ import { applySecurityPolicy, type PolicyOutcome } from './apply-policy.ts';
 /**
  * Recomputes meetings on request: reconciliation found calls or legs we had no CDRs for, or the events feed saw the
  * roster change. Same decision, same locks and same transaction shape as after a CDR batch, so both paths always
- * agree; from every leg of the meeting, since no leg id says what CMS's live view changed.
+ * agree; the requested calls are read from every leg, since no leg id says what CMS's live view of them changed (the
+ * meeting's other instances from their stored participants).
  */
 export function startRecomputeWorker(options: {
   connection: Redis;
@@ -27,7 +28,7 @@ export function startRecomputeWorker(options: {
       const callIds = [...new Set(job.data.callIds)].sort();
       const outcome = await options.whilePostgresUnavailable(() =>
         options.db.transaction((tx) =>
-          applySecurityPolicy(tx, { legIds: [], callIds, allLegs: true }, options.compiled, options.managedNodes),
+          applySecurityPolicy(tx, { legIds: [], callIds, reread: true }, options.compiled, options.managedNodes),
         ),
       );
       await options.onDecided(outcome);
