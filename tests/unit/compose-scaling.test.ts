@@ -48,4 +48,7 @@ test('the ingest-lb profile publishes the receiver and balances over every ready
   assert.match(haproxy, /^\s*server-template ingest \d+ cdr-ingest:8444 check .*resolvers docker/m);
   assert.match(haproxy, /^\s*nameserver dns 127\.0\.0\.11:53$/m);
   assert.match(haproxy, /^\s*option httpchk GET \/readyz$/m);
+  // CMS sends the ingest token in the query string: the log names the path only (%HP), never the URI (%HU, %r, httplog).
+  assert.match(haproxy, /^\s*log-format .*%HP/m);
+  assert.doesNotMatch(haproxy, /option httplog|%HU|%HQ|%r\b/);
 });
