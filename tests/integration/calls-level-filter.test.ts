@@ -175,6 +175,46 @@ describe('GET /api/v1/calls?level= follows the meeting level the policy worker d
   });
 });
 
+describe('call rows and meeting locks', () => {
+  test("a batch for a call waits for its meeting's lock before locking the call row, so a level change never deadlocks with it", async () => {
+    const cms1 = bridge('cms1');
+    const key = randomUUID();
+    const call = randomUUID();
+    await cms1.send([callStart(cms1.next(), call, key), ...participantJoin(cms1.next(2), { call, remoteParty: 'a@corp.example' }).records]);
+    await decided(key, 2);
+    // A decision of this meeting in progress: its advisory lock held (as lockMeetings takes it).
+    const decision = new pg.Client({ connectionString: url });
+    await decision.connect();
+    try {
+      await decision.query('BEGIN');
+      await decision.query(`SELECT pg_advisory_xact_lock(hashtextextended('meeting:' || $1::text, 7271))`, [key]);
+      const joining = participantJoin(cms1.next(2), { call, remoteParty: 'guest', type: 'acano', subType: 'webApp', guest: true });
+      await cms1.send(joining.records);
+      await eventually(
+        async () =>
+          (
+            await decision.query(
+              `SELECT 1 FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+               WHERE l.locktype = 'advisory' AND NOT l.granted AND a.datname = current_database()`,
+            )
+          ).rowCount === 1,
+        { what: "the worker's transaction waiting for the meeting's lock" },
+      );
+      // The decision changes the meeting's level: the trigger updates the call's row, which the waiting batch has not
+      // locked (NOWAIT: a row lock held by the batch would fail here at once instead of deadlocking).
+      await decision.query(`SELECT id FROM calls WHERE id = $1 FOR UPDATE NOWAIT`, [call]);
+      await decision.query(`UPDATE meetings SET level = 1 WHERE meeting_key = $1`, [key]);
+      await decision.query('COMMIT');
+    } finally {
+      await decision.end();
+    }
+    // The batch goes on, decides the meeting again (the guest makes it 3) and the call follows.
+    await decided(key, 3);
+    assert.deepEqual(await listedAt(3, [call]), [call]);
+    await assertFilterAgreesWithLevels();
+  });
+});
+
 describe('the copy of the level on calls rows (migration 0011 triggers)', () => {
   test('a meetings row renamed or deleted takes its level off the calls of the old key', async () => {
     // The worker renames a provisional meeting (the call's id) to the real one and deletes provisional rows it does
