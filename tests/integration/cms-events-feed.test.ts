@@ -13,6 +13,7 @@ import type { NodeFeedLimits } from '../../services/cms-actuator/src/events/node
 import { observeNode } from '../../services/cms-actuator/src/reconcile/observe-node.ts';
 import { databaseNow, stalestFirst, storeSnapshot } from '../../services/cms-actuator/src/reconcile/snapshot-store.ts';
 import { buildPolicyWorker } from '../../services/policy-worker/src/app.ts';
+import { lobbyLegs } from '../../services/records-api/src/operator-actions/targets.ts';
 import { actuatorTestBackends, cleanupsAfterEachTest, FAST_ACTUATOR_TUNING, startTestActuator } from '../helpers/actuator.ts';
 import { eventually } from '../helpers/infra.ts';
 
@@ -160,7 +161,7 @@ function connections(r: Rig, node: string): EventsStats['connections'] {
 }
 
 describe('events feed', () => {
-  test('token, calls and roster subscriptions, every message acknowledged: joins, mutes, layouts, the lobby and leaves land in call_leg_observations', async () => {
+  test('token, calls and roster subscriptions, every message acknowledged: joins, mutes, layouts, guests and leaves land in call_leg_observations', async () => {
     const r = await rig();
     await inMode(r, r.node, 'events');
     assert.equal((await modeRow(r.node))?.health, 'ok');
@@ -179,7 +180,7 @@ describe('events feed', () => {
     assert.equal(a?.callId, callId);
     assert.equal(a?.node, r.node);
     assert.equal(a?.activator, true);
-    assert.equal(a?.deactivated, false);
+    assert.equal(a?.deactivated, null, 'the roster has no lobby element (CDRs and polling bring it)');
     assert.equal(a?.audioMuted, false);
     // The calls subscription made the call known with its meeting.
     const [call] = await db.select().from(calls).where(eq(calls.id, callId));
@@ -192,14 +193,12 @@ describe('events feed', () => {
     await eventually(async () => (await row(alice.participantId))?.layout === 'speakerOnly', { what: 'layout' });
     assert.equal((await row(alice.participantId))?.audioMuted, true, 'an update that carries only the layout keeps the mute');
 
-    // A guest alone in a locked meeting waits in the lobby.
+    // A guest (who needs activation) is in the roster, not an activator.
     r.sim.updateCall(callId, { locked: true });
     const guest = r.sim.join({ meeting, kind: 'guest', displayName: 'Guest' });
     assert.equal(guest.deactivated, true);
-    await eventually(async () => (await row(guest.participantId))?.deactivated === true, { what: 'guest in the lobby' });
-    assert.equal((await row(guest.participantId))?.activator, false);
+    await eventually(async () => (await row(guest.participantId))?.activator === false, { what: 'the guest, not an activator' });
     r.sim.admit(guest.participantId);
-    await eventually(async () => (await row(guest.participantId))?.deactivated === false, { what: 'guest admitted' });
 
     r.sim.leave(alice.callLegId);
     await eventually(async () => (await row(alice.participantId)) === undefined, { what: 'alice gone' });
@@ -421,6 +420,38 @@ describe('events feed', () => {
     await eventually(async () => ((await callRow())?.endedAt ?? null) !== null, { what: 'the call ended from the calls subscription' });
     assert.equal((await observations([callId])).length, 0, 'its live rows gone');
     assert.equal(await metric(r.registry, 'cms_reconcile_passes_total', { node: r.node }), passesBefore, 'no pass ended it');
+  });
+
+  test('a lobby flag polling read does not outlive the CDR that admitted the guest once the feed is back', async () => {
+    const r = await rig({
+      actuator: { reconcileIntervalSeconds: 1 },
+      beforeStart: (sim) => sim.setEventsEnabled(false),
+      policy: true,
+      cdrs: true,
+      sim: { cdr: { flushDelayMs: 5, resendInitialMs: 20, resendMaxMs: 100 } },
+    });
+    await inMode(r, r.node, 'polling');
+    const meeting = r.sim.startCall({ bridges: [r.node] });
+    const callId = meeting.callId(r.node);
+    r.sim.updateCall(callId, { locked: true });
+    const guest = r.sim.join({ meeting, kind: 'guest', displayName: 'Waiting guest' });
+    assert.equal(guest.deactivated, true);
+    const observed = async () => (await db.select().from(callLegObservations).where(eq(callLegObservations.id, guest.callLegId)))[0];
+    await eventually(async () => (await observed())?.deactivated === true, { what: 'polling: the guest in the lobby' });
+    const waiting = async () => (await lobbyLegs(db)).some((l) => l.call_leg_id === guest.callLegId);
+    assert.equal(await waiting(), true);
+
+    r.sim.setEventsEnabled(true, { bridge: r.node });
+    await inMode(r, r.node, 'events');
+    r.sim.admit(guest.participantId);
+    await eventually(async () => (await db.select().from(callLegs).where(eq(callLegs.id, guest.callLegId)))[0]?.deactivated === false, {
+      what: 'the admission from the CDRs',
+    });
+    // A roster change makes the row newer than the CDR; the roster says nothing of the lobby.
+    r.sim.updateCallLeg(guest.callLegId, { rxAudioMute: true });
+    await eventually(async () => (await observed())?.audioMuted === true && (await observed())?.source === 'events', { what: 'the mute' });
+    assert.equal(await waiting(), false, 'the admitted guest is not listed as waiting');
+    assert.equal((await observed())?.deactivated, null);
   });
 
   test('a roster change that moves the level is decided again by the policy worker, without any CDR', async () => {

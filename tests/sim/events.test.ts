@@ -115,6 +115,41 @@ describe('events', () => {
     sim.endCall(m);
   });
 
+  test("Cisco's callRoster elements have no lobby one: `deactivated`, asked for, is never sent; the lobby shows in CDRs and the API", async () => {
+    const m = sim.startCall({ bridges: ['cms-1'] });
+    const callId = m.callId('cms-1');
+    const client = await connect();
+    client.subscribe([{ index: 1, type: 'callRoster', call: callId, elements: ['name', 'state', 'canMoveToLobby', 'deactivated'] }]);
+    await eventually(() => client.messages('subscriptionUpdate').length === 1, { what: 'subscriptionUpdate' });
+    // Alone, with no activator: the guest waits in the lobby.
+    const guest = sim.join({ meeting: m, bridge: 'cms-1', kind: 'guest', displayName: 'Guest', needsActivation: true });
+    assert.equal(guest.deactivated, true);
+    const mine = () =>
+      client
+        .messages('rosterUpdate')
+        .flatMap((x) => x.updates)
+        .filter((u: { participant: string }) => u.participant === guest.participantId);
+    await eventually(() => mine().length === 1, { what: 'the guest added' });
+    assert.deepEqual(mine()[0], {
+      participant: guest.participantId,
+      updateType: 'add',
+      name: 'Guest',
+      state: 'connected',
+      canMoveToLobby: true,
+    });
+    sim.admit(guest.participantId);
+    assert.equal(sim.inspectCall(callId).legs.find((l) => l.id === guest.callLegId)?.deactivated, false, 'admitted');
+    assert.ok(
+      sim.cdrRecords('cms-1').some((r) => r.type === 'callLegUpdate' && r.objectId === guest.callLegId && r.body.deactivated === 'false'),
+      'the admission is in the CDRs',
+    );
+    // A change the roster does carry comes through; nothing about the lobby ever did.
+    sim.updateParticipant(guest.participantId, { nameLabelOverride: 'Admitted guest' });
+    await eventually(() => mine().length === 2, { what: 'the name change' });
+    assert.deepEqual(mine()[1], { participant: guest.participantId, updateType: 'update', name: 'Admitted guest' });
+    sim.endCall(m);
+  });
+
   test('roster, call list and callInfo updates carry only the elements that changed (adds carry every subscribed element)', async () => {
     const m = sim.startCall({ bridges: ['cms-1'] });
     const callId = m.callId('cms-1');

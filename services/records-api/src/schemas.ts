@@ -332,7 +332,12 @@ const liveStateSchema = {
         'initial, ringing, connected or onHold; left: CMS no longer lists the participant and its callLegEnd has not arrived yet.',
     },
     connected: { ...nullableBoolean, description: 'state is connected or onHold.' },
-    deactivated: { ...nullableBoolean, description: 'true while the participant waits in the lobby.' },
+    deactivated: {
+      ...nullableBoolean,
+      description:
+        'true while the participant waits in the lobby, as polling last read it (status/deactivated); null where only the events ' +
+        "feed tells (CMS's roster has no lobby element): the leg's own deactivated (CDRs) is the lobby flag then.",
+    },
     activator: { ...nullableBoolean, description: 'true: activates the meeting (a host); false: a guest who may wait in the lobby.' },
     audioMuted: nullableBoolean,
     videoMuted: nullableBoolean,

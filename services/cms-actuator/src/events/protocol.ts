@@ -18,9 +18,9 @@ export interface SubscriptionRequest {
 export const CALL_ELEMENTS = ['name', 'callCorrelator'] as const;
 
 /**
- * `callRoster`: Cisco's elements for the live view, plus `deactivated` (waiting in the lobby), which the simulator
- * returns to clients that ask for it by name (Cisco's list has no lobby element; canMoveToLobby marks participants
- * that need activation, i.e. non-activators).
+ * `callRoster`: Cisco's elements for the live view, and only those (docs/cms-interfaces.md §3). Cisco lists no lobby
+ * element: whether a participant waits in the lobby comes from its CDRs (callLegUpdate deactivated) and polling
+ * (status/deactivated). canMoveToLobby marks participants that need activation, i.e. non-activators.
  */
 export const ROSTER_ELEMENTS = [
   'name',
@@ -34,7 +34,6 @@ export const ROSTER_ELEMENTS = [
   'activeSpeaker',
   'presenter',
   'canMoveToLobby',
-  'deactivated',
 ] as const;
 
 type UpdateType = 'add' | 'update' | 'remove';

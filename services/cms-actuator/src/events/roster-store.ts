@@ -21,7 +21,10 @@ const LEFT_STATE = 'left';
 
 type ColumnKind = 'text' | 'boolean' | 'integer';
 
-/** Roster element → call_leg_observations column (the live columns of migration 0006, plus state and deactivated). */
+/**
+ * Roster element → call_leg_observations column (the live columns of migration 0006, plus state). The roster has no
+ * lobby element: `deactivated` is the CDRs' and polling's (see upsert).
+ */
 const COLUMNS: readonly { element: string; column: string; kind: ColumnKind; invert?: boolean }[] = [
   { element: 'name', column: 'name', kind: 'text' },
   { element: 'uri', column: 'remote_party', kind: 'text' },
@@ -35,7 +38,6 @@ const COLUMNS: readonly { element: string; column: string; kind: ColumnKind; inv
   { element: 'presenter', column: 'presenter', kind: 'boolean' },
   // Only participants that need activation can be moved to the lobby: the others are activators (hosts).
   { element: 'canMoveToLobby', column: 'activator', kind: 'boolean', invert: true },
-  { element: 'deactivated', column: 'deactivated', kind: 'boolean' },
 ];
 
 /**
@@ -94,10 +96,10 @@ function changesPolicyFacts(was: Before, entry: RosterEntry): boolean {
   const cdrBacked = was.legId !== null;
   if (!cdrBacked && !(was.stored && was.observedBeforeGrace)) return false;
   const text = (v: unknown) => (v === null || v === undefined ? null : String(v));
-  const flag = (v: unknown) => (v === null || v === undefined ? null : v === true || v === 'true');
   const row: Facts = {
     state: entry.state !== undefined ? text(entry.state) : was.rowState,
-    deactivated: entry.deactivated !== undefined ? flag(entry.deactivated) : was.rowDeactivated,
+    // Stored, a CDR leg's row loses its lobby flag (upsert): the CDRs' is the one read then.
+    deactivated: cdrBacked ? null : was.rowDeactivated,
     remoteParty: entry.uri !== undefined ? text(entry.uri) : was.rowRemoteParty,
   };
   if (!cdrBacked) return row.state !== was.rowState || row.deactivated !== was.rowDeactivated || row.remoteParty !== was.rowRemoteParty;
@@ -213,6 +215,10 @@ function upsert(source: RosterSource, participant: string, entry: RosterEntry, m
            coalesce((SELECT call_id FROM cdr), ${source.callId}::text), coalesce((SELECT node FROM cdr), ${source.node}::text),
            ${participant}::text, 'events', now(), now()${values}
     ON CONFLICT (id) DO UPDATE SET participant_id = excluded.participant_id, source = 'events', updated_at = now(),
+      -- The roster says nothing of the lobby, yet this makes the row newer than the leg's CDRs: a lobby flag polling
+      -- read earlier would then win over a newer callLegUpdate (an admitted guest shown waiting). A CDR leg's flag
+      -- is its CDRs' from here on; a participant no CDR names keeps polling's.
+      deactivated = CASE WHEN EXISTS (SELECT 1 FROM cdr) THEN NULL ELSE o.deactivated END,
       call_id = CASE WHEN EXISTS (SELECT 1 FROM cdr) THEN excluded.call_id ELSE o.call_id END,
       node = CASE WHEN EXISTS (SELECT 1 FROM cdr) THEN excluded.node ELSE o.node END${sets}
     RETURNING o.call_id AS "callId"`;

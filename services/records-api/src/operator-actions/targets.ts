@@ -95,8 +95,9 @@ interface LegRow extends Record<string, unknown> {
 }
 
 /**
- * The legs a request names, as CDRs and the live roster know them. The roster's state wins where both know it (it
- * is fresher); the CDRs' node and call win, as they name the bridge hosting the leg (a roster taken on one bridge
+ * The legs a request names, as CDRs and the live view know them. The live view's state wins where both know it (it
+ * is fresher); the lobby flag is the newer of the two (the roster has no lobby element: the live view's comes from
+ * polling, which may be older than the CDR that admitted the leg, as the policy reads it); the CDRs' node and call win, as they name the bridge hosting the leg (a roster taken on one bridge
  * lists the meeting's participants of every bridge). A leg only the roster knows yet counts too.
  */
 const legSelect = (ids: string[]) => sql`
@@ -106,7 +107,7 @@ const legSelect = (ids: string[]) => sql`
          c.node AS call_node,
          l.ended_at,
          c.ended_at AS call_ended_at,
-         coalesce(o.deactivated, l.deactivated) AS deactivated,
+         CASE WHEN o.deactivated IS NOT NULL AND (l.id IS NULL OR o.updated_at > l.updated_at) THEN o.deactivated ELSE l.deactivated END AS deactivated,
          coalesce(o.participant_id, nullif(l.group_id, '')) AS participant_id,
          coalesce(o.sub_type, l.sub_type) AS sub_type,
          coalesce(o.name, l.display_name) AS name,
@@ -163,8 +164,8 @@ export interface LobbyLeg extends Record<string, unknown> {
 }
 
 /**
- * Who waits in a lobby: legs the live roster shows deactivated, or (where the roster has no word on them) whose
- * CDRs last said deactivated, still in an active call, each with the node hosting it (the CDRs' where they have
+ * Who waits in a lobby: legs whose newer lobby flag says deactivated, the live view's (polling's `status/deactivated`,
+ * or a participant only the live view knows) or the CDRs' (`callLegUpdate` deactivated), still in an active call, each with the node hosting it (the CDRs' where they have
  * it). `meetingKey` narrows it to one meeting.
  */
 export async function lobbyLegs(db: Database, meetingKey?: string): Promise<LobbyLeg[]> {
@@ -176,12 +177,12 @@ export async function lobbyLegs(db: Database, meetingKey?: string): Promise<Lobb
              coalesce(o.remote_party, l.remote_party) AS remote_party, o.updated_at AS since, 'liveRoster' AS source
       FROM call_leg_observations o
       LEFT JOIN call_legs l ON l.id = o.id
-      WHERE o.deactivated
+      WHERE o.deactivated AND (l.id IS NULL OR o.updated_at > l.updated_at)
       UNION ALL
       SELECT l.id, l.call_id, l.node, nullif(l.group_id, ''), l.display_name, l.remote_party, l.updated_at, 'cdr'
       FROM call_legs l
       WHERE l.deactivated AND l.ended_at IS NULL
-        AND NOT EXISTS (SELECT 1 FROM call_leg_observations o WHERE o.id = l.id AND o.deactivated IS NOT NULL)
+        AND NOT EXISTS (SELECT 1 FROM call_leg_observations o WHERE o.id = l.id AND o.deactivated IS NOT NULL AND o.updated_at > l.updated_at)
     )
     SELECT w.id AS call_leg_id, w.call_id, coalesce(w.node, c.node) AS node, coalesce(nullif(c.call_correlator, ''), c.id) AS meeting_key,
            w.participant_id, w.name, w.remote_party, w.since AS waiting_since, w.source

@@ -38,8 +38,9 @@ export async function lobbyRoutes(app: FastifyInstance, options: OperatorActionO
       schema: {
         summary: 'Who waits in a lobby, cluster-wide',
         description:
-          'Every participant waiting to be admitted, on every Call Bridge: from the live roster (events feed or polling), ' +
-          'and from the CDRs (callLegUpdate deactivated) for legs the roster has no word on. Oldest first.',
+          'Every participant waiting to be admitted, on every Call Bridge, by the newer of two facts: the CDRs ' +
+          '(callLegUpdate deactivated) and the live view (polling reads status/deactivated; the events roster has no lobby ' +
+          'element). Oldest first.',
         tags: ['call control'],
         security: bearerSecurity,
         response: {

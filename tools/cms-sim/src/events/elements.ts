@@ -21,7 +21,10 @@ export function callElementValues(call: Call, elements: readonly string[]): Reco
   return pick(all, elements);
 }
 
-/** The asked-for elements of a `callRoster` subscription; `all` holds every element Cisco lists, and one of ours. */
+/**
+ * The asked-for elements of a `callRoster` subscription; `all` holds every element Cisco lists and no other, so an
+ * element outside the list (`deactivated`, say) is not sent: Cisco is silent on what CMS does with one.
+ */
 export function rosterElementValues(cluster: Cluster, participant: Participant, elements: readonly string[]): Record<string, Json> {
   const host = cluster.bridges.get(participant.bridge);
   const leg = participant.legIds.map((id) => host?.legs.get(id)).find((l) => l !== undefined);
@@ -42,8 +45,6 @@ export function rosterElementValues(cluster: Cluster, participant: Participant, 
     canMoveToLobby: config?.needsActivation ?? false,
     movedParticipant: '',
     movedParticipantCallBridge: '',
-    // Not in Cisco's list; returned only to clients that ask for it by name.
-    deactivated: leg?.deactivated ?? false,
   };
   return pick(all, elements);
 }

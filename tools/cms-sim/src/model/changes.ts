@@ -1,8 +1,8 @@
 import type { Call, CallLeg, MediaOutput, Meeting, Participant } from './types.ts';
 
 /**
- * Elements of a `callRoster` subscription (Events Guide) a participant change touches, plus `deactivated`
- * (ours: the lobby state, which Cisco's roster list has no element for). The events feed sends only these.
+ * Elements of a `callRoster` subscription (Events Guide) a participant change touches: Cisco's list, which has no
+ * lobby element (the lobby state shows in CDRs and the API only). The events feed sends only these.
  */
 export type RosterElement =
   | 'name'
@@ -19,8 +19,7 @@ export type RosterElement =
   | 'canMove'
   | 'canMoveToLobby'
   | 'movedParticipant'
-  | 'movedParticipantCallBridge'
-  | 'deactivated';
+  | 'movedParticipantCallBridge';
 
 /** Fields of a `callLegUpdate` record that a change carries (the record also repeats the leg's identity). */
 export interface LegCdrUpdate {

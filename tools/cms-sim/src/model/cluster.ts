@@ -324,7 +324,6 @@ export class Cluster {
     if (leg.deactivated) cdr.deactivated = true;
     this.bus.emit({ kind: 'legUpdated', bridge: leg.bridge, leg, cdr });
     const elements: RosterElement[] = ['state'];
-    if (leg.deactivated) elements.push('deactivated');
     if (call.joinAudioMuteOverride) elements.push('audioMuted');
     this.#participantChanged(leg, elements);
     this.#applyLobby(meeting);
@@ -670,8 +669,8 @@ export class Cluster {
       } else if (!deactivated) {
         leg.activatedSince = now;
       }
+      // CDRs and the API show it; no callRoster element Cisco lists does (the roster has no lobby element).
       this.bus.emit({ kind: 'legUpdated', bridge: leg.bridge, leg, cdr: { deactivated } });
-      this.#participantChanged(leg, ['deactivated']);
       // Someone sent to the lobby no longer sees the meeting, let alone presents to it.
       if (deactivated && leg.meeting.presenterLegId === leg.id) this.#stopPresenting(leg);
     }
