@@ -254,6 +254,38 @@ describe('order across a leg and everyone', () => {
     assert.equal(bobNow.rxAudioMute, true);
     assert.equal(bobNow.rxVideoMute, true);
   });
+
+  test('more later per-leg actions than CMS takes filterIds: everyone is written, then the later actions again', async () => {
+    const { handle, alice, bob } = await meeting('Many later');
+    const many = Array.from({ length: 21 }, (_, k) =>
+      sim.join({ meeting: handle, bridge: 'cms-1', remoteParty: `p${k}.many@corp.example` }),
+    );
+    await insertCallLegs(
+      db,
+      many.map((p) => ({ id: p.callLegId, callId: p.callId, node: 'cms-1', remoteParty: 'p@corp.example', groupId: p.participantId })),
+    );
+    for (const p of many) sim.updateCallLeg(p.callLegId, { rxAudioMute: true });
+    const older = await storeWithoutJob(
+      { kind: 'updateAllParticipants', callId: alice.callId, meetingKey: handle.callCorrelator },
+      {
+        rxAudioMute: true,
+      },
+    );
+    const unmutes = await Promise.all(
+      many.map((p) => request('PATCH', `/calls/${alice.callId}/participants/${p.callLegId}`, { rxAudioMute: false })),
+    );
+    for (const res of unmutes) assert.equal((await outcome((res.json() as ActionAnswer).id)).status, 'applied');
+
+    await addSteps(older, [
+      { node: 'cms-1', callId: alice.callId, params: { callId: alice.callId, fields: { rxAudioMute: true } } },
+      { node: 'cms-2', callId: bob.callId, params: { callId: bob.callId, fields: { rxAudioMute: true } } },
+    ]);
+    const done = await outcome(older);
+    assert.equal(done.status, 'applied', JSON.stringify(done));
+    for (const p of many) assert.equal(legOn(p.callId, p.callLegId).rxAudioMute, false, `${p.callLegId} unmuted later`);
+    assert.equal(legOn(alice.callId, alice.callLegId).rxAudioMute, true);
+    assert.equal(legOn(bob.callId, bob.callLegId).rxAudioMute, true);
+  });
 });
 
 describe('a leg only the roster knows, on another bridge', () => {
