@@ -7,8 +7,10 @@ import type { Classification, LegFacts, Level } from './types.ts';
 
 /**
  * The decision of the security policy for a set of meetings, as a function of what is stored about them: no
- * Postgres, no clock, no I/O. The policy worker loads this state under the meetings' locks, calls
- * decideMeetings, and persists what it returns in the same transaction (services/policy-worker/src/security/).
+ * Postgres, no clock, no I/O. decideMeetings decides from every leg of the meetings; decideFromParticipants makes the
+ * same decision from each call instance's worst counted participant and the changed legs, which is what the policy
+ * worker loads under the meetings' locks (its cost does not grow with the meeting), before persisting the decision in
+ * the same transaction (services/policy-worker/src/security/).
  */
 
 /** A call instance (one bridge's call of a meeting), as the `calls` table holds it. */

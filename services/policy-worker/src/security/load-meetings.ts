@@ -3,8 +3,9 @@ import { sql } from 'drizzle-orm';
 import type { Tx } from '../transaction.ts';
 
 /**
- * The reads of the security policy: the calls a transaction touched, the locks of their meetings, and the stored
- * state decideMeetings (libs/policy) decides from. Queries run one after another: they share the transaction's
+ * The reads of the security policy: the calls a transaction touched, the locks of their meetings, their instances,
+ * legs (all of an instance's, or only the changed ones), recorder legs and stored decisions (libs/policy decides from
+ * them; participant-levels.ts holds the rest). Queries run one after another: they share the transaction's
  * connection (pg queues, and warns about, overlapping queries).
  */
 

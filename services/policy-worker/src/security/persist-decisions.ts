@@ -3,7 +3,7 @@ import type { MeetingsDecision, ProvisionalMove } from '@cms/policy';
 import { sql } from 'drizzle-orm';
 import type { Tx } from '../transaction.ts';
 
-/** The writes of the security policy: what decideMeetings (libs/policy) decided, in the transaction that read it. */
+/** The writes of the security policy: what libs/policy decided, in the transaction that read it. */
 
 const MEETING_COLUMNS = recordset(meetings, ['meetingKey', 'level', 'decisiveLegId']);
 const CHANGE_COLUMNS = recordset(meetingLevelChanges, ['meetingKey', 'oldLevel', 'newLevel', 'causeLegId', 'reason']);
