@@ -342,7 +342,7 @@ describe('events feed', () => {
     assert.equal((await db.select().from(callLegObservations).where(eq(callLegObservations.participantId, erin.participantId))).length, 1);
   });
 
-  test('without the feed, polling fills the live view of legs CDRs already named too: mutes, layout and importance', async () => {
+  test('without the feed, polling fills the live view of legs CDRs already named too: mutes, layout, importance, presenter', async () => {
     const r = await rig({
       actuator: { reconcileIntervalSeconds: 1 },
       beforeStart: (sim) => sim.setEventsEnabled(false),
@@ -359,12 +359,13 @@ describe('events feed', () => {
     // Changed once his CDRs named him: only a read of the known leg (and its participant) can show these.
     r.sim.updateCallLeg(ivan.callLegId, { rxAudioMute: true, chosenLayout: 'stacked' });
     r.sim.updateParticipant(ivan.participantId, { importance: 7 });
+    r.sim.shareContent(ivan.callLegId);
     const live = await eventually(
       async () => {
         const [o] = await db.select().from(callLegObservations).where(eq(callLegObservations.id, ivan.callLegId));
-        return o?.audioMuted === true && o.layout === 'stacked' && o.importance === 7 && o;
+        return o?.audioMuted === true && o.layout === 'stacked' && o.importance === 7 && o.presenter === true && o;
       },
-      { what: "ivan's mute, layout and importance from polling" },
+      { what: "ivan's mute, layout, importance and content sharing from polling" },
     );
     assert.equal(live.source, 'polling');
     assert.equal(live.participantId, ivan.participantId);

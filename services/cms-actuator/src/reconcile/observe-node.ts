@@ -36,6 +36,8 @@ interface ObservedLeg {
   layout: string | null;
   /** The participant's configuration/importance (GET /api/v1/participants/<id>), read within the pass's budget. */
   importance: number | null;
+  /** Whether the call's presenterCallLeg (GET /api/v1/calls/<id>) is this leg: it shares content. */
+  presenter: boolean | null;
 }
 
 export interface NodeSnapshot {
@@ -114,6 +116,7 @@ export async function observeNode(
   const unknown = legSummaries.filter((l) => !known.has(l.id));
   const knownIds = legSummaries.filter((l) => known.has(l.id)).map((l) => l.id);
   const rotation = new Set(options.knownLegs > 0 ? (await lookups.stalestFirst(knownIds)).slice(0, options.knownLegs) : []);
+  const presenters = new Map(calls.map((c) => [c.id, text(c.detail.presenterCallLeg)]));
   const legs: ObservedLeg[] = [];
   let legsRead = 0;
   let liveReads = rotation.size;
@@ -151,6 +154,7 @@ export async function observeNode(
       videoMuted: bool(configuration.rxVideoMute),
       layout: text(configuration.chosenLayout) ?? text(status.layout),
       importance,
+      presenter: presenters.get(base.callId) === summary.id,
     });
   }
   return { calls, legs, gone, legsRead, liveReads };
@@ -178,6 +182,7 @@ const UNREAD = {
   videoMuted: null,
   layout: null,
   importance: null,
+  presenter: null,
 } as const;
 
 /** The request's answer, or undefined when CMS says the object does not exist (404). */

@@ -21,6 +21,7 @@ const OBSERVATION_COLUMNS = recordset(callLegObservations, [
   'videoMuted',
   'layout',
   'importance',
+  'presenter',
 ]);
 
 /** The database's clock, so "written after the pass began" compares like with like. */
@@ -130,7 +131,7 @@ export async function storeSnapshot(
                 name = coalesce(excluded.name, o.name), direction = coalesce(excluded.direction, o.direction),
                 activator = coalesce(excluded.activator, o.activator), audio_muted = coalesce(excluded.audio_muted, o.audio_muted),
                 video_muted = coalesce(excluded.video_muted, o.video_muted), layout = coalesce(excluded.layout, o.layout),
-                importance = coalesce(excluded.importance, o.importance)
+                importance = coalesce(excluded.importance, o.importance), presenter = coalesce(excluded.presenter, o.presenter)
               WHERE o.updated_at < ${pass.startedAt}::timestamptz`,
         );
       }
