@@ -73,7 +73,8 @@ export interface ObserveOptions {
 
 /**
  * Everything one node shows of its active calls: the call list (paged), each call (message included) and its legs
- * (paged), and the detail of each leg we have no CDRs for. Calls that end meanwhile (404) are counted as gone.
+ * (paged), the detail of each leg we have no CDRs for, and, as `options` allow, the live view of legs we have CDRs
+ * for (see ObserveOptions). Calls that end meanwhile (404) are counted as gone.
  *
  * CMS pages are not a stable snapshot: a call that moves to an earlier page while we read a later one is missed.
  * So a call of ours that the list did not show is asked for by id before it is declared ended.
@@ -114,13 +115,15 @@ export async function observeNode(
   const known = await lookups.knownLegIds(legSummaries.map((l) => l.id));
   // Legs without CDRs are always read (the policy needs them); legs with CDRs only within the budget, stalest first.
   const unknown = legSummaries.filter((l) => !known.has(l.id));
-  const knownIds = legSummaries.filter((l) => known.has(l.id)).map((l) => l.id);
-  const rotation = new Set(options.knownLegs > 0 ? (await lookups.stalestFirst(knownIds)).slice(0, options.knownLegs) : []);
+  const recorded = legSummaries.filter((l) => known.has(l.id));
+  const rotation = new Set(
+    options.knownLegs > 0 ? (await lookups.stalestFirst(recorded.map((l) => l.id))).slice(0, options.knownLegs) : [],
+  );
   const presenters = new Map(calls.map((c) => [c.id, text(c.detail.presenterCallLeg)]));
   const legs: ObservedLeg[] = [];
   let legsRead = 0;
   let liveReads = rotation.size;
-  for (const summary of [...unknown, ...legSummaries.filter((l) => known.has(l.id))]) {
+  for (const summary of [...unknown, ...recorded]) {
     const base = { id: summary.id, callId: summary.call as string, remoteParty: text(summary.remoteParty) };
     if (known.has(summary.id) && !rotation.has(summary.id)) {
       legs.push({ ...base, ...UNREAD, participantId: known.get(summary.id) ?? null });
