@@ -44,9 +44,15 @@ function liveOf(p) {
   };
 }
 
-/** In the lobby: the live roster's word when there is one (fresher than the CDRs), else the CDRs'. */
+/**
+ * In the lobby: the newer of the two lobby flags, as GET /api/v1/lobby decides it: polling's (live.deactivated; the
+ * events roster has none, so it can be an old reading) when it was read after the CDRs' last update, else the CDRs'.
+ */
 function waiting(p) {
-  return !p.endedAt && (p.live?.deactivated ?? p.deactivated) === true;
+  if (p.endedAt) return false;
+  const live = p.live;
+  const liveIsNewer = live?.deactivated != null && (p.updatedAt === null || Date.parse(live.updatedAt) > Date.parse(p.updatedAt));
+  return (liveIsNewer ? live.deactivated : p.deactivated) === true;
 }
 
 function stateOf(p) {
