@@ -1,6 +1,13 @@
 /**
  * npm run bench:scale -- [--records 10000000] [--database cms_scale_10m] [--regenerate] [--iterations 40]
- *   [--only generate|queries|ingest] [--match 'calls: deep|meetings: active'] [--ingest-posts 20000] [--ingest-rounds 2]
+ *   [--only generate|queries|ingest|replicas|meeting] [--match 'calls: deep|meetings: active'] [--ingest-posts 20000]
+ *   [--ingest-rounds 2]
+ *
+ * Runs every part of issue #13 in turn unless --only names one: the database (generated when missing), ingest on it
+ * against an empty one, every API query on it, then one against two replicas of each service (bench/replicas.ts,
+ * results in bench/results/replicas.md) and a meeting of 1,000 participants over 4 bridges (bench/large-meeting.ts,
+ * results in bench/results/large-meeting.md). Time on the 2-core machine: about 5 min to generate 10 million records,
+ * 10-15 min for ingest and the queries, 6-8 min for the replicas and 3 min for the large meeting.
  *
  * Storage at scale: a database of a year of a 20-bridge cluster (10 million records by default), generated once by
  * a direct bulk loader (bench/scale-data.ts: COPY, the rows the worker would store) and kept under a fixed name
@@ -18,11 +25,13 @@ import { createDatabase, ensureDatabase, pg, runMigrations } from '@cms/db';
 import { createLogger } from '@cms/observability';
 import { buildRecordsApi } from '../services/records-api/src/app.ts';
 import { encodeCallsCursor, encodeMeetingsCursor, encodeRecordsCursor } from '../services/records-api/src/cursor.ts';
+import { runLargeMeeting } from './large-meeting.ts';
 import { machineDescription } from './lib/machine.ts';
 import { percentile } from './lib/message-latency.ts';
 import { startPrivateRedis } from './lib/private-redis.ts';
 import { type Child, freePort } from './lib/processes.ts';
 import { codeVersion, commandLine, loadAverage, niceness, postgresSettings } from './lib/run-metadata.ts';
+import { runReplicas } from './replicas.ts';
 import { CopyStream, checkFidelity, type Generated, generate, readGenerated } from './scale-data.ts';
 import { compareIngest, type IngestRun } from './scale-ingest.ts';
 
@@ -500,6 +509,24 @@ async function startApi(env: Record<string, string>, readyUrl: string): Promise<
   };
 }
 
+/** The parts that need no large database: their own benchmarks, each appending to its own results file. */
+async function replicasAndLargeMeeting(parts: ('replicas' | 'meeting')[]): Promise<void> {
+  if (parts.includes('replicas')) {
+    say('Replicas: one against two of each service (bench/replicas.ts)...');
+    const { speedup } = await runReplicas({ log: say });
+    if (speedup) say(`Two replicas over one: POSTs x${speedup.posts.toFixed(2)}, records x${speedup.records.toFixed(2)}.`);
+  }
+  if (parts.includes('meeting')) {
+    say('A meeting of 1,000 participants over 4 bridges (bench/large-meeting.ts)...');
+    const { writesPerChange, ceilingViolations } = await runLargeMeeting({ log: say });
+    say(`CMS writes per change ${writesPerChange?.toFixed(2) ?? '?'}, ceiling violations ${ceilingViolations}.`);
+  }
+}
+if (args.only === 'replicas' || args.only === 'meeting') {
+  await replicasAndLargeMeeting([args.only]);
+  process.exit(0);
+}
+
 const runStarted = new Date();
 const loadAtStart = loadAverage();
 let generated = await withClient(adminUrl, (admin) => readGenerated(admin, database));
@@ -659,3 +686,4 @@ try {
 } finally {
   await api?.stop();
 }
+if (args.only === undefined) await replicasAndLargeMeeting(['replicas', 'meeting']);
