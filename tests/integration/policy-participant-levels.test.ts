@@ -42,7 +42,7 @@ const leg = (callId: string, level: Level, facts: Partial<LegRow> = {}): LegRow 
 async function decide(
   database: Database,
   key: string,
-  change: { legs?: LegRow[]; callIds: string[]; reread?: boolean },
+  change: { legs?: LegRow[]; callIds: string[]; reread?: boolean; liveIds?: string[] },
   options: { policy?: typeof policy } = {},
 ) {
   const used = options.policy ?? policy;
@@ -63,7 +63,12 @@ async function decide(
     });
     const outcome = await applySecurityPolicy(
       tx,
-      { legIds, callIds: change.callIds, ...(change.reread ? { reread: true } : {}) },
+      {
+        legIds,
+        callIds: change.callIds,
+        ...(change.reread ? { reread: true } : {}),
+        ...(change.liveIds ? { liveIds: change.liveIds } : {}),
+      },
       used,
       managedNodes,
     );
@@ -233,5 +238,54 @@ describe('a change to a meeting of a thousand participants', () => {
       .from(participantLevels)
       .where(inArray(participantLevels.legId, [recorder.id as string]));
     assert.deepEqual(rows, []);
+  });
+
+  test('a recompute naming the participants whose live view changed reads only their legs', async () => {
+    const { key, instances } = await bigMeeting(() => 1);
+    const guest = leg(instances[1] as string, 3, { guestConnection: true });
+    await decide(db, key, { legs: [guest], callIds: [instances[1] as string] });
+    assert.equal((await stored(key))?.level, 3);
+
+    // The roster says the guest left before its callLegEnd arrived (roster-store marks its row 'left').
+    await db.insert(callLegObservations).values({
+      id: guest.id as string,
+      callId: guest.callId as string,
+      node: 'cms2',
+      participantId: randomUUID(),
+      state: 'left',
+      deactivated: false,
+      source: 'events',
+    });
+    const left = await decide(db, key, { callIds: instances, reread: true, liveIds: [guest.id as string] });
+    assert.equal(left.outcome.cost?.instancesReread, 0);
+    assert.equal(left.outcome.cost?.legsRead, 1);
+    assert.deepEqual(left.outcome.levelChanges, left.reference.levelChanges);
+    assert.deepEqual(
+      left.outcome.levelChanges.map((c) => [c.oldLevel, c.newLevel]),
+      [[3, 1]],
+    );
+
+    // A participant only the live view shows (read by polling: no grace), external: it counts, then it goes.
+    const participant = randomUUID();
+    await db.insert(callLegObservations).values({
+      id: participant,
+      callId: instances[3] as string,
+      node: 'cms4',
+      participantId: participant,
+      remoteParty: 'someone@elsewhere.example',
+      type: 'sip',
+      state: 'connected',
+      source: 'polling',
+    });
+    const joined = await decide(db, key, { callIds: [instances[3] as string], reread: true, liveIds: [participant] });
+    assert.equal(joined.outcome.cost?.legsRead, 1);
+    assert.deepEqual(joined.outcome.levelChanges, joined.reference.levelChanges);
+    assert.equal((await stored(key))?.level, 3);
+    await db.delete(callLegObservations).where(eq(callLegObservations.id, participant));
+    const gone = await decide(db, key, { callIds: [instances[3] as string], reread: true, liveIds: [participant] });
+    assert.equal(gone.outcome.cost?.legsRead, 0);
+    assert.deepEqual(gone.outcome.levelChanges, gone.reference.levelChanges);
+    assert.deepEqual(await stored(key), gone.reference.levels[0]);
+    assert.equal((await stored(key))?.level, 1);
   });
 });

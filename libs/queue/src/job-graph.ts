@@ -251,6 +251,11 @@ export const POLICY_RECOMPUTE_QUEUE = 'policy-recompute';
 export interface PolicyRecomputeJob {
   callIds: string[];
   reason: string;
+  /**
+   * The leg or participant ids whose live view changed, when the asker knows them (the events feed): the worker then
+   * reads only their legs. Without them it reads every leg of the calls.
+   */
+  participants?: string[];
 }
 
 /** A recompute that fails (Postgres away) is retried; it only re-derives state, so running it late is harmless. */
@@ -267,6 +272,11 @@ export function createPolicyRecomputeQueue(connection: QueueConnection): PolicyR
   return queueWithDefaults<PolicyRecomputeJob, 'policy-recompute'>(POLICY_RECOMPUTE_QUEUE, connection, POLICY_RECOMPUTE_JOB_OPTIONS);
 }
 
-export async function requestRecompute(queue: PolicyRecomputeQueue, callIds: string[], reason: string): Promise<void> {
-  await queue.add('recompute', { callIds, reason });
+export async function requestRecompute(
+  queue: PolicyRecomputeQueue,
+  callIds: string[],
+  reason: string,
+  participants?: string[],
+): Promise<void> {
+  await queue.add('recompute', participants ? { callIds, reason, participants } : { callIds, reason });
 }

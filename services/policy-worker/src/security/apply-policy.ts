@@ -49,11 +49,12 @@ export function noPolicyOutcome(): PolicyOutcome {
  * instance's worst stored participant (decideFromParticipants: the decision decideMeetings makes from every leg).
  * An instance is read from every leg, and its participants stored again, when none are held for it under this policy
  * (its first decision, a changed policy), and, with `reread`, each touched call: a recompute, asked for when CMS's
- * live view of those calls changed, which no leg id names.
+ * live view of those calls changed. A recompute that says whose live view changed (`liveIds`: leg or participant ids,
+ * the events feed's) reads only their legs instead.
  */
 export async function applySecurityPolicy(
   tx: Tx,
-  touched: { legIds: string[]; callIds: string[]; reread?: boolean },
+  touched: { legIds: string[]; callIds: string[]; reread?: boolean; liveIds?: string[] },
   policy: CompiledPolicy,
   managedNodes: ReadonlySet<string>,
 ): Promise<PolicyOutcome> {
@@ -67,7 +68,8 @@ export async function applySecurityPolicy(
   const instances = await loadInstances(tx, keys);
   const ids = instances.map((c) => c.id);
   const held = await syncedInstances(tx, ids, policy.fingerprint);
-  if (touched.reread) for (const id of touched.callIds) held.delete(id);
+  const liveIds = touched.reread ? touched.liveIds : undefined;
+  if (touched.reread && !liveIds) for (const id of touched.callIds) held.delete(id);
   const reread = ids.filter((id) => !held.has(id));
   const kept = ids.filter((id) => held.has(id));
   const changed = new Set(touched.legIds);
@@ -78,15 +80,18 @@ export async function applySecurityPolicy(
     const recorders = await loadRecorderLegIds(tx, reread);
     await replaceInstanceParticipants(tx, reread, countedParticipants(everyLeg, recorders, policy), policy.fingerprint);
   }
-  // The other instances: only their changed legs, and their recorder legs (which never count).
-  const changedLegs = kept.length && changed.size ? await loadLegs(tx, kept, touched.legIds) : [];
+  // The other instances: only their changed legs (and the legs whose live view changed), and their recorder legs
+  // (which never count).
+  const changedLegs = kept.length && changed.size ? await loadLegs(tx, kept, { legIds: touched.legIds }) : [];
+  const liveLegs = kept.length && liveIds?.length ? await loadLegs(tx, kept, { liveIds }) : [];
   if (kept.length) {
     const recorders = await loadRecorderLegIds(tx, kept);
+    const read = [...new Map([...changedLegs, ...liveLegs].map((l) => [l.id, l])).values()];
     await updateChangedParticipants(
       tx,
-      changedLegs.map((l) => l.id),
+      [...new Set([...read.map((l) => l.id), ...(liveIds ?? [])])],
       recorders,
-      countedParticipants(changedLegs, recorders, policy),
+      countedParticipants(read, recorders, policy),
     );
   }
   const decision = decideFromParticipants({
@@ -105,7 +110,7 @@ export async function applySecurityPolicy(
     cost: {
       seconds: (performance.now() - started) / 1000,
       instancesReread: reread.length,
-      legsRead: everyLeg.length + changedLegs.length,
+      legsRead: everyLeg.length + changedLegs.length + liveLegs.length,
     },
   };
 }

@@ -71,19 +71,31 @@ type MeetingLeg = LegFacts & { callId: string };
  * reconciliation's polling) where no CDR has named them yet (by leg id, or by participant: the feed keys a
  * participant it cannot place by its id). CDR facts decide the classification; where the live view of a leg that has
  * not ended is newer than its CDRs, its state and lobby flag are the fresher facts (both agree most of the time, and
- * then nothing changes). With `onlyLegIds`, only those CDR legs (a participant named by a CDR is never one of the
- * live view's alone).
+ * then nothing changes). Only some of them: `legIds`, those CDR legs (a participant a CDR names is never one of the
+ * live view's alone); `liveIds`, the legs and live-view rows of these leg or participant ids.
  */
-export async function loadLegs(tx: Tx, instanceIds: readonly string[], onlyLegIds?: readonly string[]): Promise<MeetingLeg[]> {
+export async function loadLegs(
+  tx: Tx,
+  instanceIds: readonly string[],
+  only?: { legIds: readonly string[] } | { liveIds: readonly string[] },
+): Promise<MeetingLeg[]> {
   const ids = JSON.stringify(instanceIds);
-  const only = onlyLegIds ? sql`AND l.id IN (SELECT jsonb_array_elements_text(${JSON.stringify(onlyLegIds)}::jsonb))` : sql``;
-  const liveOnly = onlyLegIds
+  const some = (list: readonly string[]) => sql`ARRAY(SELECT jsonb_array_elements_text(${JSON.stringify(list)}::jsonb))`;
+  const onlyCdr = !only
     ? sql``
-    : sql`UNION ALL
+    : 'legIds' in only
+      ? sql`AND l.id = ANY (${some(only.legIds)})`
+      : sql`AND (l.id = ANY (${some(only.liveIds)}) OR l.group_id = ANY (${some(only.liveIds)}))`;
+  const onlyLive =
+    only && 'liveIds' in only ? sql`AND (o.id = ANY (${some(only.liveIds)}) OR o.participant_id = ANY (${some(only.liveIds)}))` : sql``;
+  const liveOnly =
+    only && 'legIds' in only
+      ? sql``
+      : sql`UNION ALL
         SELECT o.id, o.call_id, o.type, o.sub_type, NULL, o.remote_party, NULL, o.state, NULL, false, o.deactivated, NULL
         FROM call_leg_observations o
         WHERE o.call_id IN (SELECT jsonb_array_elements_text(${ids}::jsonb))
-          AND (o.source <> 'events' OR o.observed_at < now() - ${UNCORROBORATED_GRACE}::interval)
+          AND (o.source <> 'events' OR o.observed_at < now() - ${UNCORROBORATED_GRACE}::interval) ${onlyLive}
           AND NOT EXISTS (
             SELECT 1 FROM call_legs l
             WHERE l.id = o.id
@@ -102,7 +114,7 @@ export async function loadLegs(tx: Tx, instanceIds: readonly string[], onlyLegId
           WHERE x.id = l.id OR (l.group_id IS NOT NULL AND x.participant_id = l.group_id)
           ORDER BY x.updated_at DESC LIMIT 1
         ) o ON l.ended_at IS NULL
-        WHERE l.call_id IN (SELECT jsonb_array_elements_text(${ids}::jsonb)) ${only}
+        WHERE l.call_id IN (SELECT jsonb_array_elements_text(${ids}::jsonb)) ${onlyCdr}
         ${liveOnly}
         ORDER BY 1`,
   );

@@ -76,8 +76,8 @@ export async function replaceInstanceParticipants(
 }
 
 /**
- * Applies the decision of the changed legs: each of `legIds` (and what it replaces) either counts now (`counted`) or
- * no longer has a row. A leg a CDR names replaces the live view's row of its participant (keyed by the participant id,
+ * Applies the decision of the changed legs: each of `legIds` (leg or participant ids, and what they replace) either
+ * counts now (`counted`) or no longer has a row. A leg a CDR names replaces the live view's row of its participant (keyed by the participant id,
  * or by another id of that participant); recorder and streamer legs never count.
  */
 export async function updateChangedParticipants(
@@ -93,6 +93,7 @@ export async function updateChangedParticipants(
       sql`WITH participants AS (
             SELECT group_id AS id FROM call_legs
             WHERE id IN (SELECT jsonb_array_elements_text(${gone}::jsonb)) AND group_id IS NOT NULL
+            UNION ALL SELECT jsonb_array_elements_text(${gone}::jsonb)
           )
           DELETE FROM participant_levels
           WHERE (leg_id IN (SELECT jsonb_array_elements_text(${gone}::jsonb))

@@ -8,8 +8,8 @@ import { applySecurityPolicy, type PolicyOutcome } from './apply-policy.ts';
 /**
  * Recomputes meetings on request: reconciliation found calls or legs we had no CDRs for, or the events feed saw the
  * roster change. Same decision, same locks and same transaction shape as after a CDR batch, so both paths always
- * agree; the requested calls are read from every leg, since no leg id says what CMS's live view of them changed (the
- * meeting's other instances from their stored participants).
+ * agree. The requested calls are read from every leg (the meeting's other instances from their stored participants),
+ * unless the request names the participants whose live view changed: then only their legs are read.
  */
 export function startRecomputeWorker(options: {
   connection: Redis;
@@ -26,9 +26,11 @@ export function startRecomputeWorker(options: {
     POLICY_RECOMPUTE_QUEUE,
     async (job) => {
       const callIds = [...new Set(job.data.callIds)].sort();
+      // The events feed says whose live view changed: only their legs are read again.
+      const live = job.data.participants ? { liveIds: [...new Set(job.data.participants)].sort() } : {};
       const outcome = await options.whilePostgresUnavailable(() =>
         options.db.transaction((tx) =>
-          applySecurityPolicy(tx, { legIds: [], callIds, reread: true }, options.compiled, options.managedNodes),
+          applySecurityPolicy(tx, { legIds: [], callIds, reread: true, ...live }, options.compiled, options.managedNodes),
         ),
       );
       await options.onDecided(outcome);
