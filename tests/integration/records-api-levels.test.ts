@@ -608,6 +608,40 @@ describe('GET /api/v1/meetings', () => {
     });
   }
 
+  // The summary of a meeting's instances (one lateral read of them) is the same whichever way the page was chosen:
+  // unfiltered, by level, by active (chosen first or filtered on the summary itself), one meeting by key. corr-f has
+  // no call rows (active false, no name, 0); e-empty's call has an empty callCorrelator, so its id is the key.
+  const summaries: Record<string, Pick<ApiMeeting, 'active' | 'name' | 'coSpace' | 'instanceCount'>> = {
+    'corr-a': { active: true, name: 'Board meeting', coSpace: 'space-board', instanceCount: 2 },
+    'corr-f': { active: false, name: null, coSpace: null, instanceCount: 0 },
+    'b-solo': { active: true, name: 'Solo', coSpace: null, instanceCount: 1 },
+    'corr-c': { active: false, name: 'Ended', coSpace: null, instanceCount: 1 },
+    'e-empty': { active: true, name: null, coSpace: null, instanceCount: 1 },
+  };
+  const summaryOf = (m: ApiMeeting) => ({ active: m.active, name: m.name, coSpace: m.coSpace, instanceCount: m.instanceCount });
+  for (const query of ['', 'level=3', 'level=1', 'active=true', 'active=false', 'level=3&active=false']) {
+    test(`meetings${query ? `?${query}` : ''} shows each meeting's activity, first instance and instance count`, async () => {
+      const listed = await allPages<ApiMeeting>(`/api/v1/meetings${query ? `?${query}` : ''}`, 'meetings', 2);
+      assert.ok(listed.length > 0);
+      for (const m of listed) assert.deepEqual(summaryOf(m), summaries[m.meetingKey], m.meetingKey);
+    });
+  }
+  test('a meeting by key shows the same activity as the list, and the instances the list counted and named', async () => {
+    for (const [key, summary] of Object.entries(summaries)) {
+      const meeting = await getJson<ApiMeetingDetail>(`/api/v1/meetings/${key}`);
+      assert.deepEqual(
+        {
+          active: meeting.active,
+          name: meeting.instances[0]?.name ?? null,
+          coSpace: meeting.instances[0]?.coSpace ?? null,
+          instanceCount: meeting.instances.length,
+        },
+        summary,
+        key,
+      );
+    }
+  });
+
   test('a calls cursor is not accepted by /meetings', async () => {
     const { nextCursor } = await getJson<{ nextCursor: string | null }>('/api/v1/calls?limit=1');
     assert.ok(nextCursor);

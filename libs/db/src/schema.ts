@@ -202,8 +202,11 @@ export const meetings = pgTable(
     decisiveLegId: text('decisive_leg_id'),
     updatedAt: timestamp('updated_at', { withTimezone: true, mode: 'string' }).notNull().defaultNow(),
   },
-  // The meetings list's order (latest decision first).
-  (t) => [index('meetings_updated_at_idx').on(t.updatedAt.desc(), t.meetingKey)],
+  // The meetings list's order (latest decision first), and the same behind the level for ?level= (migration 0012).
+  (t) => [
+    index('meetings_updated_at_idx').on(t.updatedAt.desc(), t.meetingKey),
+    index('meetings_level_updated_at_idx').on(t.level, t.updatedAt.desc(), t.meetingKey),
+  ],
 );
 
 /** Every change of a meeting's level: when, old -> new, and the participant that caused it. Partitioned by month on `at`. */

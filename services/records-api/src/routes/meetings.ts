@@ -1,7 +1,7 @@
 import { calls, type Database, meetings } from '@cms/db';
 import { HttpProblem } from '@cms/http';
 import type { CompiledPolicy } from '@cms/policy';
-import { and, asc, eq, gt, lt, lte, not, or, type SQL, sql } from 'drizzle-orm';
+import { and, asc, desc, eq, gt, lt, lte, not, or, type SQL, sql } from 'drizzle-orm';
 import type { FastifyInstance } from 'fastify';
 import { requireRole } from '../auth.ts';
 import { classifiedLegs } from '../call-legs.ts';
@@ -22,46 +22,111 @@ const meetingKey = qualified(meetings, meetings.meetingKey);
 const callId = qualified(calls, calls.id);
 const callStartedAt = qualified(calls, calls.startedAt);
 const callEndedAt = qualified(calls, calls.endedAt);
-const instancesOfMeeting = instancesOf(meetingKey);
-
-/** At least one instance has no callEnd yet. */
-const hasActiveInstance = sql<boolean>`exists (select 1 from ${calls} where (${instancesOfMeeting}) and ${callEndedAt} is null)`;
 
 /**
  * The filter for active=true, driven from the few calls without a callEnd (their meeting keys, one array the
- * primary key is probed with) instead of `hasActiveInstance` per meeting: that EXISTS ran for every meeting from the
- * newest until a page of active ones was found (5,000–12,000 pages, 80–200 ms on 700,000 meetings; bench/scale.ts),
- * and as `meeting_key IN (subquery)` without planner statistics it became a hash join over every meeting. An
+ * primary key is probed with) instead of an EXISTS per meeting: that ran for every meeting from the newest until a
+ * page of active ones was found (5,000–12,000 pages, 80–200 ms on 700,000 meetings; bench/scale.ts), and as
+ * `meeting_key IN (subquery)` without planner statistics it became a hash join over every meeting. An
  * `= any(array(subquery))` is one index condition on the primary key whatever the statistics say. Same meetings as
- * `hasActiveInstance`: a call is an instance of the meeting its callMeetingKey names.
+ * `instances.active`: a call is an instance of the meeting its callMeetingKey names.
  */
 const activeMeeting = sql<boolean>`${meetingKey} = any(array(select ${callMeetingKey} from ${calls} where ${callEndedAt} is null))`;
 
-/** A column of the meeting's first started instance (what an operator recognises a meeting by). */
-function firstInstance(column: SQL): SQL<string | null> {
+/**
+ * What a meeting summary shows of meeting `key`'s call instances, from one read of them (a lateral subquery: the
+ * callCorrelator index and the primary key, then the few rows): whether one has no callEnd yet, the name and coSpace
+ * of the first started one (what an operator recognises a meeting by), and how many there are. Four correlated
+ * subqueries read the instances four times, and without planner statistics the EXISTS for `active` was an AND with
+ * the whole active-calls index (34 pages a meeting); reading the rows once and aggregating leaves the planner nothing
+ * to choose. An aggregate without GROUP BY always yields its one row: a meeting without instances gets
+ * active false, name and coSpace null, 0.
+ */
+function instancesSummary(db: Database, key: SQL) {
   const order = sql`${callStartedAt} asc nulls last, ${callId}`;
-  return sql<string | null>`(select ${column} from ${calls} where ${instancesOfMeeting} order by ${order} limit 1)`;
+  return db
+    .select({
+      active: sql<boolean>`coalesce(bool_or(${callEndedAt} is null), false)`.as('active'),
+      name: sql<string | null>`(array_agg(${qualified(calls, calls.name)} order by ${order}))[1]`.as('name'),
+      coSpace: sql<string | null>`(array_agg(${qualified(calls, calls.coSpace)} order by ${order}))[1]`.as('co_space'),
+      instanceCount: sql<number>`count(*)::int`.as('instance_count'),
+    })
+    .from(calls)
+    .where(instancesOf(key))
+    .as('instances');
 }
 
-const meetingColumns = {
+const meetingFields = {
   meetingKey: meetings.meetingKey,
   level: meetings.level,
   decisiveLegId: meetings.decisiveLegId,
   updatedAt: meetings.updatedAt,
-  active: hasActiveInstance,
-  name: firstInstance(qualified(calls, calls.name)),
-  coSpace: firstInstance(qualified(calls, calls.coSpace)),
-  instanceCount: sql<number>`(select count(*)::int from ${calls} where ${instancesOfMeeting})`,
 };
 
+/** Meeting summaries (the meetings rows with their instances' summary), one read of the instances per row. */
 function selectMeetings(db: Database) {
-  return db.select(meetingColumns).from(meetings);
+  const instances = instancesSummary(db, meetingKey);
+  return {
+    instances,
+    query: db
+      .select({ ...meetingFields, ...instancesColumns(instances) })
+      .from(meetings)
+      .crossJoinLateral(instances),
+  };
 }
 
-type MeetingRow = Awaited<ReturnType<typeof selectMeetings>>[number];
+function instancesColumns(instances: ReturnType<typeof instancesSummary>) {
+  return { active: instances.active, name: instances.name, coSpace: instances.coSpace, instanceCount: instances.instanceCount };
+}
+
+type MeetingRow = Awaited<ReturnType<typeof selectMeetings>['query']>[number];
 
 function meetingView(row: MeetingRow) {
   return { ...row, updatedAt: toRfc3339(row.updatedAt) };
+}
+
+const listOrder = [sql`${meetings.updatedAt} desc`, asc(meetings.meetingKey)];
+
+/**
+ * One page of the list. With active=false the instances' summary is the filter, so it is read for each meeting the
+ * index scan passes (in list order, until the page is full). Otherwise the page's meetings are chosen first (by the
+ * indexes: level and order, the active calls' keys, the cursor) and the summary read for them only: for active=true
+ * the matching meetings (one per active call) are sorted before the limit, and a summary joined before the sort was
+ * read for every one of them.
+ */
+async function listPage(
+  db: Database,
+  conditions: (SQL | undefined)[],
+  activeFilter: boolean | undefined,
+  rows: number,
+): Promise<MeetingRow[]> {
+  if (activeFilter === false) {
+    const { instances, query } = selectMeetings(db);
+    return query
+      .where(and(...conditions, not(instances.active)))
+      .orderBy(...listOrder)
+      .limit(rows);
+  }
+  if (activeFilter === true) conditions.push(activeMeeting);
+  const page = db
+    .select(meetingFields)
+    .from(meetings)
+    .where(and(...conditions))
+    .orderBy(...listOrder)
+    .limit(rows)
+    .as('page');
+  const instances = instancesSummary(db, sql`${page.meetingKey}`);
+  return db
+    .select({
+      meetingKey: page.meetingKey,
+      level: page.level,
+      decisiveLegId: page.decisiveLegId,
+      updatedAt: page.updatedAt,
+      ...instancesColumns(instances),
+    })
+    .from(page)
+    .crossJoinLateral(instances)
+    .orderBy(desc(page.updatedAt), asc(page.meetingKey));
 }
 
 /**
@@ -141,12 +206,8 @@ export async function meetingsRoutes(app: FastifyInstance, options: { db: Databa
       const cursor = q.cursor === undefined ? undefined : decodeMeetingsCursor(q.cursor);
       const conditions: (SQL | undefined)[] = [];
       if (q.level !== undefined) conditions.push(eq(meetings.level, q.level));
-      if (q.active !== undefined) conditions.push(q.active ? activeMeeting : not(hasActiveInstance));
       if (cursor) conditions.push(afterCursor(cursor));
-      const rows = await selectMeetings(db)
-        .where(and(...conditions))
-        .orderBy(sql`${meetings.updatedAt} desc`, asc(meetings.meetingKey))
-        .limit(q.limit + 1);
+      const rows = await listPage(db, conditions, q.active, q.limit + 1);
       const page = rows.slice(0, q.limit).map(meetingView);
       const last = page.at(-1);
       return {
@@ -181,7 +242,7 @@ export async function meetingsRoutes(app: FastifyInstance, options: { db: Databa
     async (request) => {
       const key = request.params.meetingKey;
       const [[meeting], instances, history] = await Promise.all([
-        selectMeetings(db).where(eq(meetings.meetingKey, key)),
+        selectMeetings(db).query.where(eq(meetings.meetingKey, key)),
         callInstances(db, instancesOf(key)),
         levelHistory(db, key),
       ]);
