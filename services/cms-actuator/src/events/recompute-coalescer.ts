@@ -18,6 +18,11 @@ const LATER_BUCKET_MS = 500;
 
 interface Pending {
   callIds: Set<string>;
+  /**
+   * Whose live view changed, when every request of the window said (the policy worker reads only their legs); null
+   * when one did not (it reads every leg of the calls).
+   */
+  live: Set<string> | null;
   reasons: Set<string>;
   /** After the grace: the roster-only participants it is for (skipped when their CDRs have named them all). */
   participants: Set<string>;
@@ -48,15 +53,18 @@ export class RecomputeCoalescer {
     this.#onError = options.onError;
   }
 
-  /** Recompute the meeting `meetingKey` (its calls `callIds`) once the window closes. */
-  now(meetingKey: string, callIds: readonly string[], reason: string): void {
-    this.#add(`now:${meetingKey}`, callIds, [], reason, this.#windowMs);
+  /**
+   * Recompute the meeting `meetingKey` (its calls `callIds`) once the window closes; `live`: the participant and row
+   * ids whose live view changed, when known.
+   */
+  now(meetingKey: string, callIds: readonly string[], reason: string, live?: readonly string[]): void {
+    this.#add(`now:${meetingKey}`, callIds, [], live ?? null, reason, this.#windowMs);
   }
 
   /** Recompute it once participants stored now have passed the policy's grace for roster-only participants. */
   afterGrace(meetingKey: string, callIds: readonly string[], participants: readonly string[], reason: string): void {
     const due = Math.ceil((Date.now() + UNCORROBORATED_RECOMPUTE_MS) / LATER_BUCKET_MS) * LATER_BUCKET_MS;
-    this.#add(`later:${due}:${meetingKey}`, callIds, participants, reason, due - Date.now());
+    this.#add(`later:${due}:${meetingKey}`, callIds, participants, participants, reason, due - Date.now());
   }
 
   /**
@@ -72,17 +80,32 @@ export class RecomputeCoalescer {
     await Promise.all(keys.filter((k) => k.startsWith('now:')).map((key) => this.#flush(key)));
   }
 
-  #add(key: string, callIds: readonly string[], participants: readonly string[], reason: string, delayMs: number): void {
+  #add(
+    key: string,
+    callIds: readonly string[],
+    participants: readonly string[],
+    live: readonly string[] | null,
+    reason: string,
+    delayMs: number,
+  ): void {
     const pending = this.#pending.get(key);
     if (pending) {
       for (const id of callIds) pending.callIds.add(id);
       for (const id of participants) pending.participants.add(id);
+      if (!live) pending.live = null;
+      else for (const id of live) pending.live?.add(id);
       pending.reasons.add(reason);
       return;
     }
     const timer = setTimeout(() => void this.#flush(key), Math.max(0, delayMs));
     timer.unref();
-    this.#pending.set(key, { callIds: new Set(callIds), participants: new Set(participants), reasons: new Set([reason]), timer });
+    this.#pending.set(key, {
+      callIds: new Set(callIds),
+      live: live ? new Set(live) : null,
+      participants: new Set(participants),
+      reasons: new Set([reason]),
+      timer,
+    });
   }
 
   async #flush(key: string): Promise<void> {
@@ -94,7 +117,7 @@ export class RecomputeCoalescer {
     try {
       // Their CDRs came within the grace (as they normally do) and the CDR path decided with them: nothing to redo.
       if (pending.participants.size && !(await this.#anyRosterOnly(callIds, [...pending.participants]))) return;
-      await this.#send(callIds, [...pending.reasons].sort().join(','));
+      await this.#send(callIds, [...pending.reasons].sort().join(','), pending.live ? [...pending.live].sort() : undefined);
     } catch (err) {
       this.#onError(err, callIds);
     }

@@ -116,6 +116,11 @@ export interface StoredRoster {
   /** The call instances the stored rows belong to (for a policy recompute). */
   callIds: string[];
   /**
+   * The participant ids of the update and the ids of the rows it wrote or removed: whose live view changed (the policy
+   * recompute reads only their legs).
+   */
+  participants: string[];
+  /**
    * Participants stored that no CDR has named yet: the policy counts them only once their CDRs had time to arrive
    * (the roster has no leg type, so it could classify an app user by domain), so a recompute is due then if their
    * CDRs still have not named them.
@@ -141,31 +146,36 @@ export async function storeRoster(
 ): Promise<StoredRoster> {
   const meetingCalls = sql`(SELECT id FROM calls WHERE call_correlator = ${source.meetingKey} OR id = ${source.meetingKey} UNION SELECT ${source.callId}::text)`;
   const callIds = new Set<string>([source.callId]);
+  const participants = new Set<string>();
   let policyRelevant = false;
   const uncorroborated = new Set<string>();
   await db.transaction(async (tx) => {
     for (const entry of entries) {
       const participant = String(entry.participant);
+      participants.add(participant);
       if (entry.updateType === 'remove') {
         const mine = sql`(o.participant_id = ${participant} OR o.id = ${participant}
                  OR o.id IN (SELECT l.id FROM call_legs l WHERE l.group_id = ${participant} AND l.call_id IN ${meetingCalls}))`;
         const openCdrLeg = sql`EXISTS (SELECT 1 FROM call_legs l WHERE l.id = o.id AND l.ended_at IS NULL)`;
         // A leg whose callLegEnd has not arrived yet keeps its row, marked as left: until the CDR comes, the live view
         // is the fresher fact (the policy stops counting the participant now). Other rows simply go.
-        const { rows: left } = await tx.execute<{ callId: string }>(
+        const { rows: left } = await tx.execute<{ callId: string; id: string }>(
           sql`UPDATE call_leg_observations o SET state = ${LEFT_STATE}, deactivated = false, source = 'events', observed_at = now(), updated_at = now()
-              WHERE ${mine} AND ${openCdrLeg} RETURNING o.call_id AS "callId"`,
+              WHERE ${mine} AND ${openCdrLeg} RETURNING o.call_id AS "callId", o.id`,
         );
         // A row that goes moves the level only if the policy counted it: a roster-only participant past the grace
         // (an ended leg, or one within the grace, it did not count).
-        const { rows: gone } = await tx.execute<{ callId: string; counted: boolean }>(
+        const { rows: gone } = await tx.execute<{ callId: string; id: string; counted: boolean }>(
           sql`DELETE FROM call_leg_observations o WHERE ${mine} AND NOT ${openCdrLeg}
-              RETURNING o.call_id AS "callId",
+              RETURNING o.call_id AS "callId", o.id,
                 (o.observed_at < now() - ${GRACE}::interval AND NOT EXISTS (
                   SELECT 1 FROM call_legs l WHERE l.id = o.id
                      OR (o.participant_id IS NOT NULL AND l.group_id = o.participant_id AND l.call_id IN ${meetingCalls}))) AS counted`,
         );
-        for (const r of [...left, ...gone]) callIds.add(r.callId);
+        for (const r of [...left, ...gone]) {
+          callIds.add(r.callId);
+          participants.add(r.id);
+        }
         if (left.length || gone.some((r) => r.counted)) policyRelevant = true;
         continue;
       }
@@ -173,25 +183,38 @@ export async function storeRoster(
       const was = found[0] as Before;
       const legId = was.legId ?? undefined;
       // Stored before its CDRs named the leg: the participant's row becomes the leg's.
-      if (legId) await adoptProvisionalRows(tx, [{ legId, participantId: participant }]);
-      else if (entry.updateType === 'add') uncorroborated.add(participant);
+      if (legId) {
+        await adoptProvisionalRows(tx, [{ legId, participantId: participant }]);
+        participants.add(legId);
+      } else if (entry.updateType === 'add') uncorroborated.add(participant);
       if (changesPolicyFacts(was, entry)) policyRelevant = true;
-      const { rows } = await tx.execute<{ callId: string }>(upsert(source, participant, entry, meetingCalls));
-      for (const r of rows) callIds.add(r.callId);
+      const { rows } = await tx.execute<{ callId: string; id: string }>(upsert(source, participant, entry, meetingCalls));
+      for (const r of rows) {
+        callIds.add(r.callId);
+        participants.add(r.id);
+      }
     }
     if (fullList) {
       const listed = JSON.stringify(entries.filter((e) => e.updateType !== 'remove').map((e) => String(e.participant)));
-      const { rows } = await tx.execute<{ callId: string }>(
+      const { rows } = await tx.execute<{ callId: string; id: string }>(
         sql`DELETE FROM call_leg_observations o
             WHERE o.source = 'events' AND o.call_id IN ${meetingCalls}
               AND coalesce(o.participant_id, o.id) NOT IN (SELECT jsonb_array_elements_text(${listed}::jsonb))
-            RETURNING o.call_id AS "callId"`,
+            RETURNING o.call_id AS "callId", o.id`,
       );
       if (rows.length) policyRelevant = true;
-      for (const r of rows) callIds.add(r.callId);
+      for (const r of rows) {
+        callIds.add(r.callId);
+        participants.add(r.id);
+      }
     }
   });
-  return { policyRelevant, callIds: [...callIds].sort(), uncorroborated: [...uncorroborated].sort() };
+  return {
+    policyRelevant,
+    callIds: [...callIds].sort(),
+    participants: [...participants].sort(),
+    uncorroborated: [...uncorroborated].sort(),
+  };
 }
 
 function upsert(source: RosterSource, participant: string, entry: RosterEntry, meetingCalls: SQL): SQL {
@@ -221,7 +244,7 @@ function upsert(source: RosterSource, participant: string, entry: RosterEntry, m
       deactivated = CASE WHEN EXISTS (SELECT 1 FROM cdr) THEN NULL ELSE o.deactivated END,
       call_id = CASE WHEN EXISTS (SELECT 1 FROM cdr) THEN excluded.call_id ELSE o.call_id END,
       node = CASE WHEN EXISTS (SELECT 1 FROM cdr) THEN excluded.node ELSE o.node END${sets}
-    RETURNING o.call_id AS "callId"`;
+    RETURNING o.call_id AS "callId", o.id`;
 }
 
 function value(column: (typeof COLUMNS)[number], raw: unknown): SQL {

@@ -15,7 +15,8 @@ import { activeCallIds, databaseNow, knownLegIds, stalestFirst, storeSnapshot } 
 export type PassOutcome = 'ok' | 'held' | 'failed' | 'aborted';
 
 /** Asks the policy worker to decide the meetings of these calls again (it alone decides levels). */
-export type RecomputeRequest = (callIds: string[], reason: string) => Promise<void>;
+/** `participants`: whose live view changed, when known (the policy worker then reads only their legs). */
+export type RecomputeRequest = (callIds: string[], reason: string, participants?: string[]) => Promise<void>;
 
 export interface NodeReconcilerDeps {
   node: CmsNodeConfig;
