@@ -99,7 +99,7 @@ export async function buildActuator(deps: ActuatorDeps): Promise<ActuatorService
   );
   // The actuator never decides a level itself: calls whose facts reconciliation or placement changed go to the
   // policy worker, so both paths (CDRs and the API) always agree.
-  const recompute: RecomputeRequest = (callIds, reason, participants) => requestRecompute(recomputeQueue, callIds, reason, participants);
+  const recompute: RecomputeRequest = (callIds, reason) => requestRecompute(recomputeQueue, callIds, reason);
   const ourTexts = new Set(Object.values(config.policy.messages).map((m) => m.text));
   const events = new EventsFeed({
     nodes: config.cms.nodes,
@@ -121,6 +121,8 @@ export async function buildActuator(deps: ActuatorDeps): Promise<ActuatorService
     requestTimeoutMs: tuning.requestTimeoutMs,
     requestRecompute: recompute,
     requestReconcile: (node, reason) => reconciliation.request(node, reason),
+    // One replica at a time follows each node's feed (CMS's connection limit, one store of each roster change).
+    lease: { redis, prefix: config.queue.prefix },
   });
   const reconcilers = new Map<string, NodeReconciler>();
   for (const node of config.cms.nodes) {
@@ -139,7 +141,7 @@ export async function buildActuator(deps: ActuatorDeps): Promise<ActuatorService
         readsPerSecond: config.actuator.readsPerSecond,
         requestRecompute: recompute,
         ourTexts,
-        eventsLive: () => events.feeds.get(node.name)?.state.live === true,
+        eventsLive: () => events.liveAnywhere(node.name),
       }),
     );
   }

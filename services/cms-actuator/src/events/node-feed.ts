@@ -36,6 +36,11 @@ export interface NodeFeedLimits {
    * (events-feed.ts; default RECOMPUTE_COALESCE_MS there). Tests lengthen it to see the coalescing.
    */
   recomputeCoalesceMs?: number;
+  /**
+   * How long the lease of one node's feed lasts without renewal (feed-lease.ts; default FEED_LEASE_MS there):
+   * a replica that dies is replaced within about this long. Tests shorten it.
+   */
+  leaseMs?: number;
 }
 
 /** How the feed of one node stands, for its mode. */

@@ -25,6 +25,8 @@ export class NodeModes {
   readonly #gauge: Gauge<'node' | 'mode'>;
   readonly #log: Logger;
   readonly #modes = new Map<string, NodeModeView>();
+  /** Whether the node's current view was written to cms_node_status (a replica taking the feed over writes it). */
+  readonly #storedLast = new Map<string, boolean>();
   #writes: Promise<void> = Promise.resolve();
 
   constructor(db: Database, gauge: Gauge<'node' | 'mode'>, log: Logger) {
@@ -41,20 +43,33 @@ export class NodeModes {
     return Object.fromEntries(this.#modes);
   }
 
-  /** Records a node's mode; returns the previous one (undefined at the first). */
-  set(node: string, mode: CmsNodeMode, reason: string | null, health: NodeHealthState): CmsNodeMode | undefined {
+  /**
+   * Records a node's mode; returns the previous one (undefined at the first). `store: false` keeps it to this
+   * replica (/readyz, the gauge, the log) when another replica follows the node's feed and writes its row.
+   */
+  set(
+    node: string,
+    mode: CmsNodeMode,
+    reason: string | null,
+    health: NodeHealthState,
+    options: { store?: boolean } = {},
+  ): CmsNodeMode | undefined {
+    const store = options.store ?? true;
     const was = this.#modes.get(node);
-    if (was && was.mode === mode && was.reason === reason && was.health === health) return was.mode;
+    if (was && was.mode === mode && was.reason === reason && was.health === health && (!store || this.#storedLast.get(node)))
+      return was.mode;
     const view = { mode, reason, health, since: was && was.mode === mode ? was.since : new Date().toISOString() };
     this.#modes.set(node, view);
+    this.#storedLast.set(node, store);
     for (const m of CMS_NODE_MODES) this.#gauge.set({ node, mode: m }, m === mode ? 1 : 0);
     if (!was || was.mode !== mode) {
       const fields = { node, mode, was: was?.mode ?? null, reason };
-      if (mode === 'events') this.#log.info(fields, 'CMS node followed over the events feed');
+      if (!store) this.#log.info(fields, 'CMS node mode as the replica following its events feed reports it');
+      else if (mode === 'events') this.#log.info(fields, 'CMS node followed over the events feed');
       else this.#log.warn(fields, `CMS node in ${mode} mode: live state from paced polling only`);
     }
     // Written in order, one at a time; a failed write is logged and the next change writes the row again.
-    this.#writes = this.#writes.then(() => this.#store(node, view));
+    if (store) this.#writes = this.#writes.then(() => this.#store(node, view));
     return was?.mode;
   }
 

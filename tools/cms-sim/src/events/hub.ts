@@ -14,6 +14,10 @@ export interface EventsStats {
   connections: ConnectionStats[];
   /** WebSocket upgrades refused because the bridge already had maxConnections. */
   refusedConnections: number;
+  /** WebSocket connections accepted since the simulator started (open or since closed). */
+  acceptedConnections: number;
+  /** The most connections that were open at once (several clients sharing the bridge's limit show here). */
+  peakConnections: number;
 }
 
 /** One bridge's events service: auth tokens, at most `maxConnections` WebSockets, change fan-out. */
@@ -25,6 +29,8 @@ export class EventsHub {
   readonly #connections = new Set<EventsConnection>();
   #nextId = 1;
   #refused = 0;
+  #accepted = 0;
+  #peak = 0;
   #enabled = true;
 
   constructor(cluster: Cluster, bridge: string, limits: EventsLimits) {
@@ -69,6 +75,8 @@ export class EventsHub {
       maxSubscriptions: this.limits.maxSubscriptions,
     });
     this.#connections.add(connection);
+    this.#accepted++;
+    this.#peak = Math.max(this.#peak, this.#openConnections());
     socket.on('close', () => this.#connections.delete(connection));
     return connection;
   }
@@ -85,7 +93,12 @@ export class EventsHub {
   }
 
   stats(): EventsStats {
-    return { connections: [...this.#connections].filter((c) => !c.closed).map((c) => c.stats()), refusedConnections: this.#refused };
+    return {
+      connections: [...this.#connections].filter((c) => !c.closed).map((c) => c.stats()),
+      refusedConnections: this.#refused,
+      acceptedConnections: this.#accepted,
+      peakConnections: this.#peak,
+    };
   }
 
   #openConnections(): number {
