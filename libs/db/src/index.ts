@@ -1,4 +1,5 @@
 export { createDatabase, type Database, type DatabaseOptions, databaseCheck, pg } from './client.ts';
+export { lockMeetingsOfCalls } from './meeting-locks.ts';
 export { ensureDatabase, MIGRATIONS_FOLDER, runMigrations } from './migrate.ts';
 export {
   dropExpiredPartitions,

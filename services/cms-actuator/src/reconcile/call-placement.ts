@@ -1,5 +1,5 @@
 import { CmsApiError, type CmsCall, type CmsValue } from '@cms/cms';
-import type { Database } from '@cms/db';
+import { type Database, lockMeetingsOfCalls } from '@cms/db';
 import type { Logger } from '@cms/observability';
 import { enqueueCallMessageWrite, type Redis } from '@cms/queue';
 import { sql } from 'drizzle-orm';
@@ -80,9 +80,13 @@ export async function placeUnplacedCalls(deps: PlacementDeps): Promise<number> {
 async function placeCall(deps: PlacementDeps, callId: string, node: string, detail: CmsCall | undefined): Promise<boolean> {
   const { db, writers, log } = deps;
   const moved = await db.transaction(async (tx) => {
+    // The callCorrelator filled in here moves the call's level copy to its meeting's: under the meetings' locks, as
+    // every writer of call rows (@cms/db lockMeetingsOfCalls).
+    const callCorrelator = text(detail?.callCorrelator);
+    await lockMeetingsOfCalls(tx, [callId], callCorrelator ? [callCorrelator] : []);
     await tx.execute(
       sql`UPDATE calls SET node = coalesce(node, ${node}), name = coalesce(name, ${text(detail?.name)}),
-            co_space = coalesce(co_space, ${text(detail?.coSpace)}), call_correlator = coalesce(call_correlator, ${text(detail?.callCorrelator)}),
+            co_space = coalesce(co_space, ${text(detail?.coSpace)}), call_correlator = coalesce(call_correlator, ${callCorrelator}),
             updated_at = now()
           WHERE id = ${callId}`,
     );

@@ -1,4 +1,4 @@
-import { callLegObservations, calls, type Database, LEG_ENDED_BY_RECONCILIATION, recordset } from '@cms/db';
+import { callLegObservations, calls, type Database, LEG_ENDED_BY_RECONCILIATION, lockMeetingsOfCalls, recordset } from '@cms/db';
 import { sql } from 'drizzle-orm';
 import { adoptProvisionalRows } from '../events/provisional-rows.ts';
 import type { NodeSnapshot } from './observe-node.ts';
@@ -97,6 +97,7 @@ export async function storeSnapshot(
       // Two passes over one node (two replicas) would otherwise interleave their delete and insert.
       await tx.execute(sql`SELECT pg_advisory_xact_lock(hashtextextended(${`reconcile:${node}`}, 7272))`);
       if (callRows.length) {
+        await lockMeetingsOfJoiningCalls(tx, callRows);
         await tx.execute(
           sql`INSERT INTO calls (${CALL_COLUMNS.columns}) SELECT ${CALL_COLUMNS.columns} FROM ${CALL_COLUMNS.from(callRows)} ORDER BY id
               ON CONFLICT (id) DO UPDATE SET node = coalesce(calls.node, excluded.node), name = coalesce(calls.name, excluded.name),
@@ -155,6 +156,26 @@ export async function storeSnapshot(
 }
 
 type Tx = Parameters<Parameters<Database['transaction']>[0]>[0];
+
+/**
+ * Takes the meetings' locks of the listed calls this pass inserts or gives a callCorrelator (a row's level copy is
+ * its meeting's; a level decision in flight would leave it stale: @cms/db lockMeetingsOfCalls). A call stored with
+ * a callCorrelator keeps it (CDR facts are never overwritten), so in the usual pass, every listed call already
+ * stored from its CDRs, no lock is taken and no decision waits for the pass.
+ */
+async function lockMeetingsOfJoiningCalls(tx: Tx, callRows: readonly { id: string; callCorrelator: string | null }[]): Promise<void> {
+  const { rows: settled } = await tx.execute<{ id: string }>(
+    sql`SELECT id FROM calls WHERE id IN (SELECT jsonb_array_elements_text(${JSON.stringify(callRows.map((c) => c.id))}::jsonb))
+          AND call_correlator IS NOT NULL`,
+  );
+  const kept = new Set(settled.map((r) => r.id));
+  const joining = callRows.filter((c) => !kept.has(c.id));
+  await lockMeetingsOfCalls(
+    tx,
+    joining.map((c) => c.id),
+    joining.flatMap((c) => (c.callCorrelator ? [c.callCorrelator] : [])),
+  );
+}
 
 /**
  * Ends our calls of this node that CMS says have ended (a pass found them gone, or the events feed saw them

@@ -1,4 +1,4 @@
-import { calls, recordset } from '@cms/db';
+import { calls, lockMeetingsOfCalls, recordset } from '@cms/db';
 import { getTableColumns, sql } from 'drizzle-orm';
 import type { Tx } from '../transaction.ts';
 import { type CallRow, callPatch, mergeCallPatches } from './call-patch.ts';
@@ -48,22 +48,16 @@ export async function updateCalls(tx: Tx, fresh: readonly BatchRecord[], placeho
  * call row locked here while this transaction then waited for that meeting's lock, the decision holding the lock
  * would wait for the row: a deadlock. And a call row written under its meeting's lock takes the level no concurrent
  * decision can change before this commits. Keys: each call's id (its meeting until a callCorrelator names another;
- * lockMeetings locks it as the provisional key), the callCorrelator it already has, and the one its patch brings.
+ * lockMeetings locks it as the provisional key), the callCorrelator it already has, and the one its patch brings
+ * (@cms/db lockMeetingsOfCalls, which the actuator's call writers take too).
  */
 async function lockCallMeetings(tx: Tx, rows: readonly CallRow[], fresh: readonly BatchRecord[]): Promise<void> {
   const ids = new Set(rows.map((row) => row.id));
   // The calls other records name (recordings, streaming) have their meetings decided in this transaction too.
   for (const { record } of fresh) if (record.callId) ids.add(record.callId);
-  const keys = new Set(ids);
-  for (const row of rows) if (row.callCorrelator) keys.add(row.callCorrelator);
-  await tx.execute(
-    sql`SELECT pg_advisory_xact_lock(k) FROM (
-          SELECT DISTINCT hashtextextended('meeting:' || key, 7271) AS k FROM (
-            SELECT jsonb_array_elements_text(${JSON.stringify([...keys])}::jsonb) AS key
-            UNION ALL
-            SELECT call_correlator FROM calls WHERE id IN (SELECT jsonb_array_elements_text(${JSON.stringify([...ids])}::jsonb)) AND call_correlator <> ''
-          ) AS named
-          ORDER BY 1
-        ) AS locks`,
+  await lockMeetingsOfCalls(
+    tx,
+    ids,
+    rows.flatMap((row) => (row.callCorrelator ? [row.callCorrelator] : [])),
   );
 }
