@@ -414,9 +414,10 @@ async function explainAll(list: Query[]): Promise<Map<string, Explained>> {
       let dbMs = 0;
       let pages = 0;
       for (const s of statements) {
-        // As the services' connections (libs/db: jit off), so the plan is the one the route ran.
+        // As the services' connections (libs/db: jit off, no parallel workers), so the plan is the one the route ran.
         const { rows } = await withClient(url, async (c) => {
           await c.query('SET jit = off');
+          await c.query('SET max_parallel_workers_per_gather = 0');
           return c.query(`EXPLAIN (ANALYZE, BUFFERS, COSTS OFF) ${s.text}`, s.values);
         });
         const plan = rows.map((r: Record<string, string>) => r['QUERY PLAN']).join('\n');
