@@ -14,6 +14,9 @@ export interface EnvBinding {
 export const ENV_BINDINGS: readonly EnvBinding[] = [
   { env: 'LOG_LEVEL', path: ['log', 'level'], kind: 'string' },
   { env: 'REDIS_URL', path: ['redis', 'url'], kind: 'string', secret: true },
+  { env: 'REDIS_SENTINELS', path: ['redis', 'sentinels'], kind: 'list' },
+  { env: 'REDIS_SENTINEL_NAME', path: ['redis', 'sentinelName'], kind: 'string' },
+  { env: 'REDIS_SENTINEL_PASSWORD', path: ['redis', 'sentinelPassword'], kind: 'string', secret: true },
   { env: 'DATABASE_URL', path: ['database', 'url'], kind: 'string', secret: true },
   { env: 'DATABASE_READ_URL', path: ['database', 'readUrl'], kind: 'string', secret: true },
   { env: 'QUEUE_PREFIX', path: ['queue', 'prefix'], kind: 'string' },

@@ -5,6 +5,21 @@ import { z } from 'zod';
 // so loadConfig turns an unknown key into a ConfigError that names the nearest known one.
 
 const port = z.coerce.number().int().min(0).max(65535);
+
+/** A Redis Sentinel's address: `{ host, port }` or `host:port` (the form REDIS_SENTINELS gives). */
+const sentinelSchema = z.union(
+  [
+    z.strictObject({ host: z.string().min(1), port: port.refine((p) => p > 0, 'a sentinel port') }),
+    z
+      .string()
+      .regex(/^[^\s:]+:\d{1,5}$/, 'a sentinel as host:port')
+      .transform((s) => {
+        const at = s.lastIndexOf(':');
+        return { host: s.slice(0, at), port: Number(s.slice(at + 1)) };
+      }),
+  ],
+  { error: 'a sentinel is "host:port" or { host, port }' },
+);
 const nodeName = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/, 'node names use letters, digits, "_", "." and "-" (max 63)');
 
 export const roleSchema = z.enum(['viewer', 'operator', 'admin']);
@@ -44,7 +59,22 @@ export const configSchema = z.strictObject({
   log: z
     .strictObject({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info') })
     .default({ level: 'info' }),
-  redis: z.strictObject({ url: z.string().min(1).default('redis://127.0.0.1:6379') }).prefault({}),
+  redis: z
+    .strictObject({
+      /** The Redis to use; with `sentinels`, only its password, user name and database number count. */
+      url: z.string().min(1).default('redis://127.0.0.1:6379'),
+      /**
+       * Redis Sentinel: ask these sentinels for the current master of `sentinelName` (and again after each
+       * disconnect, so a failover is followed). `host:port` strings (REDIS_SENTINELS is a comma-separated list) or
+       * `{ host, port }`. Empty: connect to `url`.
+       */
+      sentinels: z.array(sentinelSchema).default([]),
+      /** The master's name in the sentinels' configuration (`sentinel monitor <name> …`). */
+      sentinelName: z.string().min(1).default('mymaster'),
+      /** The sentinels' own password (`requirepass` of the sentinels), when they have one. */
+      sentinelPassword: z.string().min(1).optional(),
+    })
+    .prefault({}),
   database: z
     .strictObject({
       url: z.string().min(1).default('postgres://postgres@127.0.0.1:5432/cms_cdr'),

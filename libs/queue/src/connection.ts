@@ -1,14 +1,38 @@
 import { Redis, type RedisOptions, ReplyError } from 'ioredis';
 
+/** Where Redis is: config's `redis` (a URL, or Redis Sentinel's addresses and master name), or a URL alone. */
+export interface RedisTarget {
+  url: string;
+  /** Sentinels to ask for the master of `sentinelName`; empty or absent: connect to `url`. */
+  sentinels?: readonly { host: string; port: number }[];
+  sentinelName?: string;
+  sentinelPassword?: string;
+}
+
 /**
- * A Redis connection for a given role:
+ * ioredis' options for a target: with sentinels, ioredis asks them for the master (and asks again on every
+ * reconnect, so a failover looks like a Redis restart to the services); the URL then gives only the master's
+ * password, user name and database.
+ */
+function targetOptions(target: RedisTarget): RedisOptions {
+  if (!target.sentinels?.length) return {};
+  return {
+    sentinels: target.sentinels.map(({ host, port }) => ({ host, port })),
+    name: target.sentinelName ?? 'mymaster',
+    ...(target.sentinelPassword ? { sentinelPassword: target.sentinelPassword } : {}),
+  };
+}
+
+/**
+ * A Redis connection for a given role, to `target` (config's `redis`, or a URL):
  * - 'producer': fails fast while Redis is unreachable (no offline queue), so ingest can answer 503
  *   at once and CMS re-sends later instead of the request hanging. A command that was in flight when the
  *   connection broke is not re-sent on reconnect: its caller has been told it failed (and answered 503), so
  *   running it later behind the caller's back would only store a batch that CMS is going to re-send.
  * - 'worker': waits and reconnects for ever, as BullMQ workers require (maxRetriesPerRequest: null).
  */
-export function createRedisConnection(url: string, role: 'producer' | 'worker', options: RedisOptions = {}): Redis {
+export function createRedisConnection(target: string | RedisTarget, role: 'producer' | 'worker', options: RedisOptions = {}): Redis {
+  const { url, ...rest } = typeof target === 'string' ? { url: target } : target;
   const base: RedisOptions =
     role === 'producer'
       ? { enableOfflineQueue: false, maxRetriesPerRequest: 1, connectTimeout: 2000, autoResendUnfulfilledCommands: false }
@@ -17,6 +41,7 @@ export function createRedisConnection(url: string, role: 'producer' | 'worker', 
     ...base,
     retryStrategy: (times) => Math.min(100 * 2 ** Math.min(times, 6), 5000),
     lazyConnect: false,
+    ...targetOptions({ url, ...rest }),
     ...options,
   });
 }

@@ -1,4 +1,11 @@
-export { classifyRedisError, createRedisConnection, type Redis, RedisUnavailableError, redisReady } from './connection.ts';
+export {
+  classifyRedisError,
+  createRedisConnection,
+  type Redis,
+  type RedisTarget,
+  RedisUnavailableError,
+  redisReady,
+} from './connection.ts';
 export { type GroupCommitOptions, GroupCommitter } from './group-commit.ts';
 export {
   addCdrBatches,

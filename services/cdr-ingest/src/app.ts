@@ -58,7 +58,7 @@ export async function buildIngest(deps: IngestDeps): Promise<IngestService> {
 
   const redis: Redis = watchRedisErrors(
     log,
-    createRedisConnection(config.redis.url, 'producer', { commandTimeout: REDIS_COMMAND_TIMEOUT_MS }),
+    createRedisConnection(config.redis, 'producer', { commandTimeout: REDIS_COMMAND_TIMEOUT_MS }),
     'redis connection',
   );
   const queue = watchRedisErrors(

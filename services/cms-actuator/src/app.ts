@@ -69,7 +69,7 @@ export async function buildActuator(deps: ActuatorDeps): Promise<ActuatorService
   const metrics = createActuatorMetrics(registry, config.cms.nodes);
   const ownsDb = !deps.db;
   const db = deps.db ?? createDatabase(config.database.url, { max: 4, applicationName: 'cms-actuator' });
-  const redis = watchRedisErrors(log, createRedisConnection(config.redis.url, 'worker'), 'redis connection');
+  const redis = watchRedisErrors(log, createRedisConnection(config.redis, 'worker'), 'redis connection');
   const workers = new WorkerHealth({ log, exitOnStop: deps.exitWhenWorkerStops });
 
   const writers = new Map<string, NodeWriter>();

@@ -59,7 +59,7 @@ export async function buildPolicyWorker(deps: PolicyWorkerDeps): Promise<PolicyW
   const compiled = compilePolicy(config.policy);
   for (const warning of compiled.warnings) log.warn({ warning }, 'policy configuration');
   const managedNodes = new Set(config.cms.nodes.map((n) => n.name));
-  const producer = createRedisConnection(config.redis.url, 'producer');
+  const producer = createRedisConnection(config.redis, 'producer');
   producer.on('error', (err) => log.debug({ err }, 'redis connection error'));
   const enqueueWrites = createWriteEnqueuer(producer, config.queue.prefix, log, metrics);
   const requestReconcile = createReconcileRequester(producer, config.queue.prefix, managedNodes, log);
@@ -86,7 +86,7 @@ export async function buildPolicyWorker(deps: PolicyWorkerDeps): Promise<PolicyW
 
   const outage = createOutageGuard(log);
   const workers = new WorkerHealth({ log, exitOnStop: deps.exitWhenWorkerStops });
-  const connection = createRedisConnection(config.redis.url, 'worker');
+  const connection = createRedisConnection(config.redis, 'worker');
   connection.on('error', (err) => log.debug({ err }, 'redis connection error'));
   const worker = createBatchWorker({
     config,
@@ -108,7 +108,7 @@ export async function buildPolicyWorker(deps: PolicyWorkerDeps): Promise<PolicyW
     checks: [pingCheck('redis', connection), databaseCheck(db), workers.check],
   });
 
-  const recomputeConnection = createRedisConnection(config.redis.url, 'worker');
+  const recomputeConnection = createRedisConnection(config.redis, 'worker');
   recomputeConnection.on('error', (err) => log.debug({ err }, 'redis connection error'));
   const recompute = startRecomputeWorker({
     connection: recomputeConnection,

@@ -56,7 +56,7 @@ export interface OperatorConsole {
 
 export function createConsole(options: { config: Config; db: Database; tokens: ReturnType<typeof apiTokens> }): OperatorConsole {
   const { config, db, tokens } = options;
-  const redis = new ConsoleRedis(config.redis.url);
+  const redis = new ConsoleRedis(config.redis);
   const sessions = new SessionStore(redis, config.queue.prefix);
   const sessionAuth = consoleSessionAuth(sessions);
   const assets = new Map<string, Buffer>();

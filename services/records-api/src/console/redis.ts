@@ -1,5 +1,5 @@
 import { HttpProblem } from '@cms/http';
-import { createRedisConnection, type Redis, RedisUnavailableError, redisReady } from '@cms/queue';
+import { createRedisConnection, type Redis, type RedisTarget, RedisUnavailableError, redisReady } from '@cms/queue';
 
 /**
  * The console's Redis connection (sessions, queue depths). Lazy: a records-api that nobody signs in to never
@@ -8,8 +8,8 @@ import { createRedisConnection, type Redis, RedisUnavailableError, redisReady } 
 export class ConsoleRedis {
   readonly #redis: Redis;
 
-  constructor(url: string) {
-    this.#redis = createRedisConnection(url, 'producer', { lazyConnect: true });
+  constructor(target: RedisTarget) {
+    this.#redis = createRedisConnection(target, 'producer', { lazyConnect: true });
     // Errors reach the caller of each command; without a listener ioredis would also print every reconnect failure.
     this.#redis.on('error', () => {});
   }

@@ -58,7 +58,7 @@ export class ActionDesk {
     this.#db = db;
     this.#log = log;
     // A producer connection: while Redis is away an action is refused at once (503) instead of hanging.
-    this.#redis = watchRedisErrors(log, createRedisConnection(config.redis.url, 'producer'), 'redis connection (operator actions)');
+    this.#redis = watchRedisErrors(log, createRedisConnection(config.redis, 'producer'), 'redis connection (operator actions)');
     for (const node of config.cms.nodes) {
       const queue = createCmsWritesQueue(node.name, { connection: this.#redis, prefix: config.queue.prefix });
       watchRedisErrors(log, queue, `queue ${queue.name}`, { fields: { node: node.name } });
