@@ -136,9 +136,9 @@ describe('the repo monitoring config', () => {
     assert.match(await promtool('test', 'rules', 'alerts.test.yml'), /SUCCESS/);
   });
 
-  test('the scrape config has one job per service, at the port each serves /metrics on by default', () => {
+  test('the scrape config has one job per service, every replica found by its compose name, at the port each serves /metrics on by default', () => {
     const config = parse(readFileSync(path.join(PROMETHEUS_DIR, 'prometheus.yml'), 'utf8')) as {
-      scrape_configs: { job_name: string; static_configs: { targets: string[] }[] }[];
+      scrape_configs: { job_name: string; static_configs?: unknown; dns_sd_configs: { names: string[]; type: string; port: number }[] }[];
     };
     const defaults = configSchema.parse({});
     const expected: Record<string, string> = {
@@ -148,10 +148,19 @@ describe('the repo monitoring config', () => {
       'cms-actuator': `cms-actuator:${defaults.actuator.port}`,
       'records-api': `records-api:${defaults.api.metricsPort}`,
     };
+    // Docker's DNS answers a service's name with one A record per replica: each is a target.
     const actual = Object.fromEntries(
-      config.scrape_configs.map((job) => [job.job_name, job.static_configs.flatMap((s) => s.targets).join(',')]),
+      config.scrape_configs.map((job) => [
+        job.job_name,
+        job.dns_sd_configs.flatMap((d) => d.names.map((name) => `${name}:${d.type === 'A' ? d.port : `type ${d.type}`}`)).join(','),
+      ]),
     );
     assert.deepEqual(actual, expected);
+    assert.deepEqual(
+      config.scrape_configs.filter((job) => job.static_configs !== undefined).map((job) => job.job_name),
+      [],
+      'no static targets (they would reach one replica per scrape)',
+    );
   });
 
   test('metric names are read out of PromQL as expected', () => {
@@ -181,17 +190,17 @@ describe('Prometheus scraping the running services', () => {
     stack = await startStack({ services: SERVICES, env: { CONFIG_FILE: configFile } });
     sendCdrsToStack(sim, stack);
 
-    // The repo's scrape config, its compose targets (service:port) replaced by where the stack serves /metrics.
+    // The repo's scrape config, its compose names (found through Docker's DNS) replaced by where the stack serves /metrics.
     const repoConfig = parse(readFileSync(path.join(PROMETHEUS_DIR, 'prometheus.yml'), 'utf8')) as {
       global: Record<string, string>;
       rule_files: string[];
-      scrape_configs: { job_name: string; static_configs: { targets: string[] }[] }[];
+      scrape_configs: { job_name: string; dns_sd_configs: unknown }[];
     };
     const config = {
       ...repoConfig,
       global: { ...repoConfig.global, scrape_interval: '1s', evaluation_interval: '1s' },
       rule_files: repoConfig.rule_files.map((file) => path.join(PROMETHEUS_DIR, file)),
-      scrape_configs: repoConfig.scrape_configs.map((job) => ({
+      scrape_configs: repoConfig.scrape_configs.map(({ dns_sd_configs: _compose, ...job }) => ({
         ...job,
         static_configs: [{ targets: [new URL(stack.metricsUrl(job.job_name as ServiceName)).host] }],
       })),
