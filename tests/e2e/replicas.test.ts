@@ -363,4 +363,38 @@ describe('two replicas of each service on one Redis and one Postgres', () => {
       );
     }
   });
+
+  test('one actuator follows the events feed of each bridge; killed (kill -9), the other takes the bridge over', async () => {
+    type NodeView = { mode: string; followsFeed: boolean; feedReplica: string | null };
+    const nodeView = async (r: Replica, bridge: string) =>
+      ((await (await fetch(`${r.url}/readyz`)).json()) as { cmsNodes: Record<string, NodeView> }).cmsNodes[bridge];
+    const actuators = of('cms-actuator');
+    const bridge = BRIDGES[0];
+    // The lease's key is under the hash-tagged prefix: this Redis would refuse it in another slot (CROSSSLOT).
+    const holder = await eventually(
+      async () => {
+        const views = await Promise.all(actuators.map((r) => nodeView(r, bridge)));
+        const holders = actuators.filter((_, i) => views[i]?.followsFeed);
+        return holders.length === 1 && views.every((v) => v?.mode === 'events') && holders[0];
+      },
+      { what: `one actuator following ${bridge}`, timeoutMs: 30_000, intervalMs: 100 },
+    );
+    const other = actuators.find((r) => r !== holder) as Replica;
+    const stats = () => sim.eventsStats(bridge)[0];
+    assert.equal(stats()?.connections.length, 1, `${bridge}: one events connection for two actuators`);
+    assert.equal(stats()?.acceptedConnections, 1, `${bridge}: the other actuator never opened one`);
+
+    holder.process.kill('SIGKILL');
+    // The lease (5 s) expires unreleased; the other actuator, asking every second, takes it and opens its own feed.
+    await eventually(
+      async () => {
+        const view = await nodeView(other, bridge);
+        return view?.followsFeed === true && view.mode === 'events' && stats()?.connections.length === 1;
+      },
+      { what: `the other actuator following ${bridge}`, timeoutMs: 30_000, intervalMs: 100 },
+    ).catch((err: Error) => assert.fail(`${err.message}\n${logs('cms-actuator')}`));
+    assert.equal(stats()?.acceptedConnections, 2);
+    const { rows } = await sql.query<{ mode: string }>('SELECT mode FROM cms_node_status WHERE node = $1', [bridge]);
+    assert.equal(rows[0]?.mode, 'events');
+  });
 });

@@ -43,11 +43,11 @@ export function replicaId(): string {
 }
 
 /** The lease's Redis key: under the queue prefix, so a hash-tagged prefix puts it in the same slot as the rest. */
-export function feedLeaseKey(prefix: string, node: string): string {
+function feedLeaseKey(prefix: string, node: string): string {
   return `${prefix}:cms-events-lease:${node}`;
 }
 
-export interface FeedLeaseOptions {
+interface FeedLeaseOptions {
   redis: Redis;
   prefix: string;
   node: string;
@@ -125,8 +125,10 @@ export class NodeFeedLease {
 
   /** Stores what our feed's mode is now in the lease (when we hold it); resolves once Redis has it or refused. */
   publish(mode: CmsNodeMode, reason: string | null): Promise<void> {
+    // The mode is re-evaluated at every contact with the node (each write): only a change is worth a round trip.
+    const same = this.#published.mode === mode && this.#published.reason === reason;
     this.#published = { mode, reason };
-    if (!this.#held) return Promise.resolve();
+    if (!this.#held || same) return Promise.resolve();
     return this.#queueTick();
   }
 
@@ -154,7 +156,11 @@ export class NodeFeedLease {
 
   #queueTick(): Promise<void> {
     this.#inFlight++;
-    this.#ticks = this.#ticks.then(() => this.#tick()).finally(() => this.#inFlight--);
+    this.#ticks = this.#ticks
+      .then(() => this.#tick())
+      // A throwing listener must not break the chain: every later renewal waits on it.
+      .catch((err: unknown) => this.#o.log.error({ node: this.#o.node, err }, 'events feed lease: a renewal failed unexpectedly'))
+      .finally(() => this.#inFlight--);
     return this.#ticks;
   }
 
@@ -204,6 +210,8 @@ export class NodeFeedLease {
     this.#held = false;
     // Who holds it now is unknown until Redis answers again.
     this.#unknown = reason;
+    // Taken again later, the lease must not say `events` before the new feed is live.
+    this.#published = { mode: 'polling', reason: 'connecting' };
     this.#o.log.warn(
       { node: this.#o.node, replica: this.#o.replica, reason },
       'events feed lease lost: this replica stops following the node',
