@@ -10,7 +10,7 @@ import { after, test } from 'node:test';
 import { type Simulator, startSimulator } from '@cms/cms-sim';
 import { loadConfig } from '@cms/config';
 import { createLogger } from '@cms/observability';
-import { cmsWritesQueueName, createRedisConnection } from '@cms/queue';
+import { cmsWritesQueueName, createRedisConnection, redisReady } from '@cms/queue';
 import { buildActuator } from '../../services/cms-actuator/src/app.ts';
 import { eventually, onTestFileEnd, testDatabase, testRedis } from '../helpers/infra.ts';
 import { API_TOKENS, bearer, insertCallLegs, insertCalls, startRecordsApi, TOKENS } from '../helpers/records-fixtures.ts';
@@ -46,6 +46,8 @@ after(() => actuator.close());
 const api = await startRecordsApi(db, { config });
 const control = createRedisConnection(redis.url, 'producer');
 onTestFileEnd(() => control.disconnect());
+// A producer connection refuses commands until it is connected (no offline queue).
+await redisReady(control, 10_000);
 /** BullMQ's limiter counter of a node's write queue: job starts in the current window, shared by every worker. */
 const limiterKey = (node: Node) => `${redis.prefix}:${cmsWritesQueueName(node)}:limiter`;
 
