@@ -10,13 +10,13 @@ import { after, test } from 'node:test';
 import { type Simulator, startSimulator } from '@cms/cms-sim';
 import { loadConfig } from '@cms/config';
 import { createLogger } from '@cms/observability';
-import { cmsWritesQueueName, createRedisConnection, redisReady } from '@cms/queue';
+import { cmsWritesQueueName, createCmsWritesQueue, createRedisConnection, operatorActionsChannel, redisReady } from '@cms/queue';
 import { buildActuator } from '../../services/cms-actuator/src/app.ts';
 import { eventually, onTestFileEnd, testDatabase, testRedis } from '../helpers/infra.ts';
 import { API_TOKENS, bearer, insertCallLegs, insertCalls, startRecordsApi, TOKENS } from '../helpers/records-fixtures.ts';
 
-// One bridge per test: the first leaves its node's worker asleep until the long window it was shown would turn.
-const NODES = ['cms-1', 'cms-2'] as const;
+// One bridge per test: a test that fills the limiter's window leaves its node's worker asleep until it would turn.
+const NODES = ['cms-1', 'cms-2', 'cms-3'] as const;
 type Node = (typeof NODES)[number];
 const { url, db } = await testDatabase();
 const redis = await testRedis();
@@ -97,4 +97,28 @@ test("a 503 pause holds the lane too: the action is written once CMS's pause is 
   await eventually(() => legPuts(leg).length === 1, { timeoutMs: 15_000, what: 'the mute written to the bridge' });
   const [put] = legPuts(leg);
   assert.ok(put && put.atMs >= pauseEnds - 5, `written ${pauseEnds - (put?.atMs ?? 0)} ms before the pause ended`);
+});
+
+test('a message write at the head of the queue is given back to the node worker, not run by the lane', async () => {
+  const node: Node = 'cms-3';
+  const queue = createCmsWritesQueue(node, { connection: control, prefix: redis.prefix });
+  onTestFileEnd(() => queue.close());
+  // The node's worker can take nothing (its window is full), so only the lane can move the job.
+  await control.set(limiterKey(node), 1_000, 'PX', 60_000);
+  try {
+    const job = await queue.add('callMessage', { kind: 'callMessage', callId: 'no-such-call' }, { lifo: true });
+    // What an action's announcement looks like when the node's worker took the action first: the lane wakes and
+    // finds a message write at the head.
+    await control.publish(operatorActionsChannel(redis.prefix, cmsWritesQueueName(node)), 'updateCallLeg');
+    const given = await eventually(
+      async () => {
+        const fresh = await queue.getJob(job.id as string);
+        return fresh?.processedOn !== undefined && (await fresh.getState()) === 'waiting' && fresh;
+      },
+      { timeoutMs: 10_000, what: 'the lane to take the message job and give it back' },
+    );
+    assert.equal((await queue.getWaiting(0, 0))[0]?.id, given.id, 'back at the head, next for the node worker');
+  } finally {
+    await control.del(limiterKey(node));
+  }
 });

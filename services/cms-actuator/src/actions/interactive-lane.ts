@@ -21,9 +21,9 @@ const PAUSE_ONLY_MAX = 1_000_000_000;
  * used them up and the third waited for the window to turn: bench:control's p99 of 577 ms). The lane wakes only when
  * an action is added (announced on the queue's operator-actions channel by enqueueOperatorActionStep: the queue's own
  * event stream carries every message job's events too, and lagged behind them under load), takes the head of the
- * queue (actions are added there, lifo) and stops after a job that is not an action (one that the node's worker got
- * to first). A 503 pause (worker.rateLimit) holds it too, and every write still passes the node's write gate, so the
- * ceiling is the same.
+ * queue (actions are added there, lifo) and gives back at once a job that is not an action (when the node's worker
+ * got to the action first). A 503 pause (worker.rateLimit) holds it too, and every write still passes the node's
+ * write gate, so the ceiling is the same.
  */
 export class InteractiveLane {
   readonly #worker: Worker<CmsWriteJob>;
@@ -86,8 +86,14 @@ export class InteractiveLane {
           const token = randomUUID();
           const job = (await this.#worker.getNextJob(token, { block: false })) as Job<CmsWriteJob> | undefined;
           if (!job) break; // nothing waiting, or the limiter says wait: the node's worker takes it then
-          const handled = await this.#run(job, token);
-          if (!handled || !ACTION_KINDS.has(job.data.kind)) break;
+          if (!ACTION_KINDS.has(job.data.kind)) {
+            // The node's worker took the action first and this is a message write: back to the head of the wait list
+            // for the node's worker. Run here, it would wait at the write gate (up to a window) and the next action
+            // announced meanwhile would wait behind it.
+            await job.moveToWait(token);
+            break;
+          }
+          if (!(await this.#run(job, token))) break;
         }
       } while (this.#again && !this.#closed);
     } catch (err) {
