@@ -1,7 +1,7 @@
 /**
  * npm run bench:control -- [--max-writes-per-second 10] [--meetings 200] [--participants 6] [--window 60] [--stay 60]
  *   [--flap-meetings 8] [--flap-hz 4] [--idle-actions 20] [--actions 60] [--action-interval-ms 400]
- *   [--freshness-samples 30] [--actuators 1] [--seed 1] [--note TEXT]
+ *   [--freshness-samples 30] [--actuators 1] [--reserved 1] [--seed 1] [--note TEXT]
  *
  * Operator actions under a saturated write ceiling. The CMS simulator (in this process) has two bridges; cdr-ingest,
  * policy-worker, cms-actuator (`--actuators` replicas of it, sharing the queues, limiter and write gate) and
@@ -26,6 +26,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { startSimulator } from '@cms/cms-sim';
+import { createCmsWritesQueue, createRedisConnection } from '@cms/queue';
 import { driveLoad } from './lib/load-driver.ts';
 import { machineDescription } from './lib/machine.ts';
 import { percentile } from './lib/message-latency.ts';
@@ -46,11 +47,16 @@ const { values: args } = parseArgs({
     'action-interval-ms': { type: 'string', default: '400' },
     'freshness-samples': { type: 'string', default: '30' },
     actuators: { type: 'string', default: '1' },
+    // actuator.interactiveReservedWrites: places of each window only operator actions may take (its default, 1).
+    reserved: { type: 'string', default: '1' },
     seed: { type: 'string', default: '1' },
     note: { type: 'string' },
   },
 });
 const maxWritesPerSecond = Number(args['max-writes-per-second']);
+const reserved = Number(args.reserved);
+/** The most message PUTs a second can hold: the ceiling less the places kept for operator actions. */
+const messageShare = Math.floor(maxWritesPerSecond) - reserved;
 const log = (line: string) => process.stderr.write(`${line}\n`);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const startedAt = new Date();
@@ -88,14 +94,16 @@ writeFileSync(
   JSON.stringify({
     cms: { nodes: sim.bridges.map((b) => ({ name: b.name, url: b.url, username: b.username, password: b.password, maxWritesPerSecond })) },
     policy: { secureDomains: [SECURE], internalDomains: [INTERNAL] },
+    actuator: { interactiveReservedWrites: reserved },
     api: { tokens: [{ name: 'bench-operator', token: operatorToken, role: 'operator' }] },
   }),
 );
+const queuePrefix = `bench_control_${Date.now().toString(36)}`;
 const env = {
   CONFIG_FILE: configFile,
   DATABASE_URL: database.url,
   REDIS_URL: redisUrl,
-  QUEUE_PREFIX: `bench_control_${Date.now().toString(36)}`,
+  QUEUE_PREFIX: queuePrefix,
   INGEST_TOKEN: ingestToken,
   API_TOKEN: 'bench-admin-token-0123456789abcdef',
   INGEST_PORT: String(ports.ingest),
@@ -200,9 +208,40 @@ function messageRate(fromMs: number, toMs: number): { perSecond: number; fullSec
   let full = 0;
   for (let s = 0; s < seconds; s++) {
     const n = times.filter((t) => t >= fromMs + s * 1000 && t < fromMs + (s + 1) * 1000).length;
-    if (n >= Math.floor(maxWritesPerSecond)) full++;
+    if (n >= messageShare) full++;
   }
   return { perSecond: times.length / ((toMs - fromMs) / 1000), fullSeconds: full, seconds };
+}
+
+/**
+ * cms-1's message writes ready to go but not yet started (its write queue's waiting jobs, one per call at most:
+ * message jobs are deduplicated per call), every 250 ms until stopped: never 0 means the ceiling, not the demand,
+ * set the pace all along. The bridge's per-second arrivals show it less well: the gate counts each write's window
+ * from its answer, 1.1 s, so 9 places a window arrive as 8 or so a second.
+ */
+function sampleBacklog(): { stop(): Promise<number[]> } {
+  const connection = createRedisConnection(redisUrl, 'producer');
+  const queue = createCmsWritesQueue('cms-1', { connection, prefix: queuePrefix });
+  const samples: number[] = [];
+  let stopped = false;
+  const sampling = (async () => {
+    while (!stopped) {
+      try {
+        const counts = await queue.getJobCounts('wait', 'prioritized');
+        samples.push((counts.wait ?? 0) + (counts.prioritized ?? 0));
+      } catch {} // not connected yet
+      await sleep(250);
+    }
+  })();
+  return {
+    async stop() {
+      stopped = true;
+      await sampling;
+      await queue.close();
+      connection.disconnect();
+      return samples;
+    },
+  };
 }
 
 /** A mute changed on the bridge (driver: no API write) until GET /calls/<id> shows it; null when it never shows. */
@@ -267,14 +306,16 @@ const flapper = (async () => {
     await sleep(1000 / Number(args['flap-hz']));
   }
 })();
-// Until cms-1 writes messages at its ceiling (or 20 s).
+// Until cms-1 writes messages at their whole share of its ceiling (or 20 s).
 const loadStarted = Date.now();
 while (Date.now() - loadStarted < 20_000) {
   await sleep(1000);
   if (messageRate(Date.now() - 2000, Date.now()).fullSeconds >= 2) break;
 }
 const busyFrom = Date.now();
+const backlog = sampleBacklog();
 const busy = await actions(Number(args.actions), 1000);
+const backlogWhileActions = await backlog.stop();
 const busyFresh = await freshness(Number(args['freshness-samples']));
 const busyTo = Date.now();
 const saturation = messageRate(busyFrom, busyTo);
@@ -308,7 +349,10 @@ const rows: [string, string][] = [
     'Redis / Postgres',
     `${redisUrl} (shared) / ${process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres'} (shared, fresh database)`,
   ],
-  ['bridges, maxWritesPerSecond per bridge; cms-actuator replicas', `2, ${maxWritesPerSecond}; ${args.actuators}`],
+  [
+    'bridges, maxWritesPerSecond per bridge; places kept for actions; cms-actuator replicas',
+    `2, ${maxWritesPerSecond}; ${reserved}; ${args.actuators}`,
+  ],
   [
     'load',
     `${args.meetings} meetings x ${args.participants} participants over ${args.window} s, 2 bridges per meeting (${run.joins} joins, ${run.leaves} leaves); ${args['flap-meetings']} meetings on cms-1 flipping level ${args['flap-hz']} times/s`,
@@ -320,7 +364,13 @@ const rows: [string, string][] = [
   ['saturated: request -> answer', `${fmt(busy.map((s) => s.requestToAnswerMs))}; ${answers(busy)}`],
   [
     'cms-1 message PUTs while actions ran',
-    `${saturation.perSecond.toFixed(1)}/s; ${saturation.fullSeconds} of ${saturation.seconds} seconds at the ceiling (${Math.floor(maxWritesPerSecond)} message PUTs)`,
+    `${saturation.perSecond.toFixed(1)}/s; ${saturation.fullSeconds} of ${saturation.seconds} seconds with the messages' whole share of the ceiling (${messageShare} PUTs: ${Math.floor(maxWritesPerSecond)} less ${reserved} kept for actions)`,
+  ],
+  [
+    'cms-1 message writes waiting to start while actions ran (every 250 ms), min / mean / max',
+    backlogWhileActions.length === 0
+      ? 'n/a'
+      : `${Math.min(...backlogWhileActions)} / ${(backlogWhileActions.reduce((a, b) => a + b, 0) / backlogWhileActions.length).toFixed(1)} / ${Math.max(...backlogWhileActions)} (n=${backlogWhileActions.length})`,
   ],
   [
     'ceiling violations (simulator writeViolations, all bridges, whole run)',
