@@ -7,7 +7,7 @@
  * against an empty one, every API query on it, then one against two replicas of each service (bench/replicas.ts,
  * results in bench/results/replicas.md) and a meeting of 1,000 participants over 4 bridges (bench/large-meeting.ts,
  * results in bench/results/large-meeting.md). Time on the 2-core machine: about 5 min to generate 10 million records,
- * 10-15 min for ingest and the queries, 6-8 min for the replicas and 3 min for the large meeting.
+ * about 10 min for ingest and the queries, 6-8 min for the replicas and 3 min for the large meeting.
  *
  * Storage at scale: a database of a year of a 20-bridge cluster (10 million records by default), generated once by
  * a direct bulk loader (bench/scale-data.ts: COPY, the rows the worker would store) and kept under a fixed name
