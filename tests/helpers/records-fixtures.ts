@@ -34,6 +34,36 @@ export function recordsApiConfig(
   return loadConfig({ env: {}, overrides: { api, database: { url: databaseUrl }, policy } });
 }
 
+/**
+ * The config of a records API and cms-actuator run in process together for operator actions (the test's tokens,
+ * database and Redis prefix, no reconciliation passes, the events feed off) writing to the simulated `bridges`;
+ * `node` adds fields to each node (maxWritesPerSecond, callBridgeId), `policy` sets the domains.
+ */
+export function operatorActionsConfig(options: {
+  databaseUrl: string;
+  redis: { url: string; prefix: string };
+  bridges: readonly { name: string; url: string; username: string; password: string; callBridgeId?: string }[];
+  node?: (bridge: { callBridgeId?: string }) => Record<string, unknown>;
+  policy?: Record<string, unknown>;
+}): Config {
+  return loadConfig({
+    env: {},
+    overrides: {
+      log: { level: 'silent' },
+      api: { token: TOKENS.admin, tokens: API_TOKENS },
+      database: { url: options.databaseUrl },
+      redis: { url: options.redis.url },
+      queue: { prefix: options.redis.prefix },
+      actuator: { reconcileIntervalSeconds: 0 },
+      ...(options.policy ? { policy: options.policy } : {}),
+      cms: {
+        events: { enabled: false },
+        nodes: options.bridges.map((b) => ({ name: b.name, url: b.url, username: b.username, password: b.password, ...options.node?.(b) })),
+      },
+    },
+  });
+}
+
 /** A records API on `db`, closed when the test file ends. */
 export async function startRecordsApi(db: Database, options: { config: Config; log?: Logger }): Promise<FastifyInstance> {
   const { app, close } = await buildRecordsApi({ config: options.config, db, log: options.log ?? createLogger('records-api', 'silent') });

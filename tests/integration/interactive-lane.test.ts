@@ -8,12 +8,11 @@
 import assert from 'node:assert/strict';
 import { after, test } from 'node:test';
 import { type Simulator, startSimulator } from '@cms/cms-sim';
-import { loadConfig } from '@cms/config';
 import { createLogger } from '@cms/observability';
 import { cmsWritesQueueName, createCmsWritesQueue, createRedisConnection, operatorActionsChannel, redisReady } from '@cms/queue';
 import { buildActuator } from '../../services/cms-actuator/src/app.ts';
 import { eventually, onTestFileEnd, testDatabase, testRedis } from '../helpers/infra.ts';
-import { API_TOKENS, bearer, insertCallLegs, insertCalls, startRecordsApi, TOKENS } from '../helpers/records-fixtures.ts';
+import { bearer, insertCallLegs, insertCalls, operatorActionsConfig, startRecordsApi, TOKENS } from '../helpers/records-fixtures.ts';
 
 // One bridge per test: a test that fills the limiter's window leaves its node's worker asleep until it would turn.
 const NODES = ['cms-1', 'cms-2', 'cms-3'] as const;
@@ -26,20 +25,11 @@ const sim: Simulator = await startSimulator({
   controlPort: null,
 });
 onTestFileEnd(() => sim.stop());
-const config = loadConfig({
-  env: {},
-  overrides: {
-    log: { level: 'silent' },
-    api: { token: TOKENS.admin, tokens: API_TOKENS },
-    database: { url },
-    redis: { url: redis.url },
-    queue: { prefix: redis.prefix },
-    actuator: { reconcileIntervalSeconds: 0 },
-    cms: {
-      events: { enabled: false },
-      nodes: sim.bridges.map((b) => ({ name: b.name, url: b.url, username: b.username, password: b.password, maxWritesPerSecond: 10 })),
-    },
-  },
+const config = operatorActionsConfig({
+  databaseUrl: url,
+  redis,
+  bridges: sim.bridges,
+  node: () => ({ maxWritesPerSecond: 10 }),
 });
 const actuator = await buildActuator({ config, db, log: createLogger('interactive-lane-test', 'silent') });
 after(() => actuator.close());

@@ -8,13 +8,12 @@
 import assert from 'node:assert/strict';
 import { after, describe, test } from 'node:test';
 import { type Simulator, startSimulator } from '@cms/cms-sim';
-import { loadConfig } from '@cms/config';
 import { callLegObservations, operatorActionSteps, operatorActions } from '@cms/db';
 import { createLogger } from '@cms/observability';
 import { eq, sql } from 'drizzle-orm';
 import { buildActuator } from '../../services/cms-actuator/src/app.ts';
 import { eventually, onTestFileEnd, testDatabase, testRedis } from '../helpers/infra.ts';
-import { API_TOKENS, bearer, insertCallLegs, insertCalls, startRecordsApi, TOKENS } from '../helpers/records-fixtures.ts';
+import { bearer, insertCallLegs, insertCalls, operatorActionsConfig, startRecordsApi, TOKENS } from '../helpers/records-fixtures.ts';
 
 const silent = createLogger('operator-action-delivery-test', 'silent');
 const { url, db } = await testDatabase();
@@ -28,23 +27,14 @@ const sim: Simulator = await startSimulator({
 });
 onTestFileEnd(() => sim.stop());
 
-const config = loadConfig({
-  env: {},
-  overrides: {
-    log: { level: 'silent' },
-    api: { token: TOKENS.admin, tokens: API_TOKENS },
-    database: { url },
-    redis: { url: redis.url },
-    queue: { prefix: redis.prefix },
-    actuator: { reconcileIntervalSeconds: 0 },
-    policy: { secureDomains: ['secure.example'], internalDomains: ['corp.example'] },
-    cms: {
-      // The live roster is written by hand here (a roster-only leg); the feed would write its own.
-      events: { enabled: false },
-      // No callBridgeId: the hosting node is found by asking the nodes, as a deployment that does not list them.
-      nodes: sim.bridges.map((b) => ({ name: b.name, url: b.url, username: b.username, password: b.password, maxWritesPerSecond: 100 })),
-    },
-  },
+// The live roster is written by hand here (a roster-only leg; the feed, off, would write its own). No callBridgeId:
+// the hosting node is found by asking the nodes, as a deployment that does not list them.
+const config = operatorActionsConfig({
+  databaseUrl: url,
+  redis,
+  bridges: sim.bridges,
+  node: () => ({ maxWritesPerSecond: 100 }),
+  policy: { secureDomains: ['secure.example'], internalDomains: ['corp.example'] },
 });
 const actuator = await buildActuator({
   config,
@@ -347,26 +337,11 @@ describe('a leg only the roster knows, on another bridge', () => {
     });
     after(() => cluster.stop());
     const queue = await testRedis();
-    const withIds = loadConfig({
-      env: {},
-      overrides: {
-        log: { level: 'silent' },
-        api: { token: TOKENS.admin, tokens: API_TOKENS },
-        database: { url },
-        redis: { url: queue.url },
-        queue: { prefix: queue.prefix },
-        actuator: { reconcileIntervalSeconds: 0 },
-        cms: {
-          events: { enabled: false },
-          nodes: cluster.bridges.map((b) => ({
-            name: b.name,
-            url: b.url,
-            username: b.username,
-            password: b.password,
-            callBridgeId: b.callBridgeId,
-          })),
-        },
-      },
+    const withIds = operatorActionsConfig({
+      databaseUrl: url,
+      redis: queue,
+      bridges: cluster.bridges,
+      node: (b) => ({ callBridgeId: b.callBridgeId }),
     });
     const actuator2 = await buildActuator({ config: withIds, db, log: silent, tuning: { retryBaseDelayMs: 10, retryMaxDelayMs: 50 } });
     after(() => actuator2.close());
