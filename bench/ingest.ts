@@ -17,6 +17,7 @@ import * as hdr from 'hdr-histogram-js';
 import { Pool } from 'undici';
 import { cpuPerUnit, type ProcessGroup, readCpu } from './lib/cpu-usage.ts';
 import { machineDescription } from './lib/machine.ts';
+import { MEETING_PARTICIPANTS, meetingRecordXml } from './lib/meeting-records.ts';
 import { type PrivateRedis, startPrivateRedis } from './lib/private-redis.ts';
 import { type Child, freePort, freshDatabase, startService } from './lib/processes.ts';
 import { codeVersion, commandLine, loadAverage, niceness, postgresSettings, redisSettings } from './lib/run-metadata.ts';
@@ -95,39 +96,11 @@ if (!databaseUrl && !ackOnly) throw new Error('--database-url (or DATABASE_URL) 
  * callLegStart and callLegUpdate (connected, in the call), their callLegEnds, callEnd; then the next meeting.
  * Domains vary so the security policy has real work: secure, internal, other, guests.
  */
-const PARTICIPANTS = 20;
-const RECORDS_PER_MEETING = 2 + PARTICIPANTS * 3;
 const DOMAINS = ['secure.example.com', 'example.com', 'partner.example.org'];
-
-function recordXml(session: string, ci: number): string {
-  const meeting = Math.floor(ci / RECORDS_PER_MEETING);
-  const step = ci % RECORDS_PER_MEETING;
-  const call = `${session.slice(0, 8)}-call-${meeting}`;
-  const time = new Date().toISOString().replace(/\.\d+Z$/, 'Z');
-  const open = (type: string) => `<record type="${type}" time="${time}" recordIndex="${ci + 1}" correlatorIndex="${ci}">`;
-  const leg = (n: number) => `${session.slice(0, 8)}-m${meeting}-leg-${n}`;
-  if (step === 0) {
-    return `${open('callStart')}<call id="${call}"><name>Meeting ${meeting}</name><callType>coSpace</callType><callCorrelator>${call}-corr</callCorrelator></call></record>`;
-  }
-  if (step === RECORDS_PER_MEETING - 1) {
-    return `${open('callEnd')}<call id="${call}"><callLegsCompleted>${PARTICIPANTS}</callLegsCompleted><durationSeconds>1800</durationSeconds></call></record>`;
-  }
-  const n = Math.floor((step - 1) / 2);
-  if (step <= PARTICIPANTS * 2) {
-    if ((step - 1) % 2 === 0) {
-      const guest = n % 7 === 6;
-      const kind = guest ? '<type>acano</type><subType>webApp</subType><guestConnection>true</guestConnection>' : '<type>sip</type>';
-      return `${open('callLegStart')}<callLeg id="${leg(n)}"><displayName>P ${n}</displayName><remoteParty>user${n}@${DOMAINS[n % 3]}</remoteParty>${kind}<direction>incoming</direction></callLeg></record>`;
-    }
-    return `${open('callLegUpdate')}<callLeg id="${leg(n)}"><state>connected</state><call>${call}</call></callLeg></record>`;
-  }
-  const m = step - 1 - PARTICIPANTS * 2;
-  return `${open('callLegEnd')}<callLeg id="${leg(m)}"><reason>remoteTeardown</reason><durationSeconds>1700</durationSeconds><encryptedMedia>true</encryptedMedia></callLeg></record>`;
-}
 
 function body(session: string, index: number, bridge: string): string {
   const records: string[] = [];
-  for (let i = 0; i < perPost; i++) records.push(recordXml(session, index * perPost + i));
+  for (let i = 0; i < perPost; i++) records.push(meetingRecordXml(session, index * perPost + i, { domains: DOMAINS, guests: true }));
   return `<?xml version="1.0"?>\n<records session="${session}" callBridge="${bridge}">\n${records.join('\n')}\n</records>`;
 }
 
@@ -228,7 +201,7 @@ const lagSeconds = storeSeconds - postSeconds;
 const rows = [
   ['POSTs', String(posts)],
   ['records per POST', String(perPost)],
-  ['record mix', `meetings of ${PARTICIPANTS}: callStart, callLegStart + callLegUpdate each, callLegEnd each, callEnd`],
+  ['record mix', `meetings of ${MEETING_PARTICIPANTS}: callStart, callLegStart + callLegUpdate each, callLegEnd each, callEnd`],
   ['concurrency (connections)', String(concurrency)],
   ['POSTs/s acknowledged (200)', postsPerSecond.toFixed(0)],
   ['non-200 answers', String(failed)],

@@ -27,6 +27,7 @@ import * as hdr from 'hdr-histogram-js';
 import { Pool } from 'undici';
 import { type ProcessGroup, readCpu } from './lib/cpu-usage.ts';
 import { machineDescription } from './lib/machine.ts';
+import { meetingRecordXml } from './lib/meeting-records.ts';
 import { startPrivateRedis } from './lib/private-redis.ts';
 import { type Child, freePort, freshDatabase, startService } from './lib/processes.ts';
 import { codeVersion, commandLine, loadAverage, niceness, postgresSettings, redisSettings } from './lib/run-metadata.ts';
@@ -104,35 +105,8 @@ export interface ReplicasResult {
 const SECURE = 'secure.example';
 const INTERNAL = 'corp.example';
 const INGEST_TOKEN = 'bench-ingest-token-0123456789';
-const PARTICIPANTS = 20;
-const RECORDS_PER_MEETING = 2 + PARTICIPANTS * 3;
 const DOMAINS = [SECURE, INTERNAL, 'partner.example.org'];
 const CLOCK_TICKS_PER_SECOND = 100;
-
-/** One CMS-like record of a session's meetings of 20 (the mix bench:ingest posts). */
-function recordXml(session: string, ci: number): string {
-  const meeting = Math.floor(ci / RECORDS_PER_MEETING);
-  const step = ci % RECORDS_PER_MEETING;
-  const call = `${session.slice(0, 8)}-call-${meeting}`;
-  const time = new Date().toISOString().replace(/\.\d+Z$/, 'Z');
-  const open = (type: string) => `<record type="${type}" time="${time}" recordIndex="${ci + 1}" correlatorIndex="${ci}">`;
-  const leg = (n: number) => `${session.slice(0, 8)}-m${meeting}-leg-${n}`;
-  if (step === 0) {
-    return `${open('callStart')}<call id="${call}"><name>Meeting ${meeting}</name><callType>coSpace</callType><callCorrelator>${call}-corr</callCorrelator></call></record>`;
-  }
-  if (step === RECORDS_PER_MEETING - 1) {
-    return `${open('callEnd')}<call id="${call}"><callLegsCompleted>${PARTICIPANTS}</callLegsCompleted><durationSeconds>1800</durationSeconds></call></record>`;
-  }
-  const n = Math.floor((step - 1) / 2);
-  if (step <= PARTICIPANTS * 2) {
-    if ((step - 1) % 2 === 0) {
-      return `${open('callLegStart')}<callLeg id="${leg(n)}"><displayName>P ${n}</displayName><remoteParty>user${n}@${DOMAINS[n % 3]}</remoteParty><type>sip</type><direction>incoming</direction></callLeg></record>`;
-    }
-    return `${open('callLegUpdate')}<callLeg id="${leg(n)}"><state>connected</state><call>${call}</call></callLeg></record>`;
-  }
-  const m = step - 1 - PARTICIPANTS * 2;
-  return `${open('callLegEnd')}<callLeg id="${leg(m)}"><reason>remoteTeardown</reason><durationSeconds>1700</durationSeconds></callLeg></record>`;
-}
 
 /** Busy and total CPU seconds of the whole machine so far (/proc/stat), or null where there is none. */
 function machineCpu(): { busy: number; total: number } | null {
@@ -284,7 +258,7 @@ async function runOnce(replicas: number, o: Required<Omit<ReplicasOptions, 'repl
             if (next++ >= total) return;
             const index = sent[lane] ?? 0;
             sent[lane] = index + 1;
-            const body = `<?xml version="1.0"?>\n<records session="${session}">\n${recordXml(session, index)}\n</records>`;
+            const body = `<?xml version="1.0"?>\n<records session="${session}">\n${meetingRecordXml(session, index, { domains: DOMAINS })}\n</records>`;
             const t0 = performance.now();
             const res = await pool.request({ method: 'POST', path: urlPath, body, headers: { 'content-type': 'text/xml' } });
             await res.body.dump();

@@ -11,33 +11,11 @@ import { randomUUID } from 'node:crypto';
 import { pg } from '@cms/db';
 import { Pool } from 'undici';
 import { cpuPerUnit, type ProcessGroup, readCpu } from './lib/cpu-usage.ts';
+import { meetingRecordXml } from './lib/meeting-records.ts';
 import { type Child, freePort, freshDatabase, startService } from './lib/processes.ts';
 
-const PARTICIPANTS = 20;
-const RECORDS_PER_MEETING = 2 + PARTICIPANTS * 3;
 const DOMAINS = ['secure.example.com', 'example.com', 'partner.example.org'];
 const TOKEN = 'bench-scale-ingest-token-0123456789';
-
-function recordXml(session: string, ci: number): string {
-  const meeting = Math.floor(ci / RECORDS_PER_MEETING);
-  const step = ci % RECORDS_PER_MEETING;
-  const call = `${session.slice(0, 8)}-call-${meeting}`;
-  const time = new Date().toISOString().replace(/\.\d+Z$/, 'Z');
-  const open = (type: string) => `<record type="${type}" time="${time}" recordIndex="${ci + 1}" correlatorIndex="${ci}">`;
-  const leg = (n: number) => `${session.slice(0, 8)}-m${meeting}-leg-${n}`;
-  if (step === 0)
-    return `${open('callStart')}<call id="${call}"><name>Meeting ${meeting}</name><callType>coSpace</callType><callCorrelator>${call}-corr</callCorrelator></call></record>`;
-  if (step === RECORDS_PER_MEETING - 1)
-    return `${open('callEnd')}<call id="${call}"><callLegsCompleted>${PARTICIPANTS}</callLegsCompleted><durationSeconds>1800</durationSeconds></call></record>`;
-  const n = Math.floor((step - 1) / 2);
-  if (step <= PARTICIPANTS * 2) {
-    if ((step - 1) % 2 === 0)
-      return `${open('callLegStart')}<callLeg id="${leg(n)}"><displayName>P ${n}</displayName><remoteParty>user${n}@${DOMAINS[n % 3]}</remoteParty><type>sip</type><direction>incoming</direction></callLeg></record>`;
-    return `${open('callLegUpdate')}<callLeg id="${leg(n)}"><state>connected</state><call>${call}</call></callLeg></record>`;
-  }
-  const m = step - 1 - PARTICIPANTS * 2;
-  return `${open('callLegEnd')}<callLeg id="${leg(m)}"><reason>remoteTeardown</reason><durationSeconds>1700</durationSeconds><encryptedMedia>true</encryptedMedia></callLeg></record>`;
-}
 
 export interface IngestRun {
   database: string;
@@ -82,7 +60,7 @@ export async function measureIngest(databaseUrl: string, redisUrl: string, posts
             const res = await pool.request({
               method: 'POST',
               path: `/cdr/bench?token=${TOKEN}`,
-              body: `<?xml version="1.0"?>\n<records session="${session}" callBridge="${bridge}">\n${recordXml(session, index)}\n</records>`,
+              body: `<?xml version="1.0"?>\n<records session="${session}" callBridge="${bridge}">\n${meetingRecordXml(session, index, { domains: DOMAINS })}\n</records>`,
               headers: { 'content-type': 'text/xml' },
             });
             await res.body.dump();
@@ -91,7 +69,7 @@ export async function measureIngest(databaseUrl: string, redisUrl: string, posts
         }),
       );
     };
-    // The records carry the time they were sent (recordXml), so the count reads this month's partition (or two),
+    // The records carry the time they were sent (meetingRecordXml), so the count reads this month's partition (or two),
     // not every partition's session index: on the large database that poll was counted as the ingest's cost.
     const since = new Date(Date.now() - 60_000).toISOString();
     const stored = async () =>
