@@ -30,7 +30,7 @@ import { createCmsWritesQueue, createRedisConnection } from '@cms/queue';
 import { driveLoad } from './lib/load-driver.ts';
 import { machineDescription } from './lib/machine.ts';
 import { percentile } from './lib/message-latency.ts';
-import { type Child, freePort, freshDatabase, startService } from './lib/processes.ts';
+import { benchServiceEnv, type Child, freePort, freshDatabase, startService } from './lib/processes.ts';
 import { codeVersion, commandLine, loadAverage } from './lib/run-metadata.ts';
 
 const { values: args } = parseArgs({
@@ -99,25 +99,17 @@ writeFileSync(
   }),
 );
 const queuePrefix = `bench_control_${Date.now().toString(36)}`;
-const env = {
-  CONFIG_FILE: configFile,
-  DATABASE_URL: database.url,
-  REDIS_URL: redisUrl,
-  QUEUE_PREFIX: queuePrefix,
-  INGEST_TOKEN: ingestToken,
-  API_TOKEN: 'bench-admin-token-0123456789abcdef',
-  INGEST_PORT: String(ports.ingest),
-  INGEST_METRICS_PORT: String(ports.ingestMetrics),
-  POLICY_WORKER_PORT: String(ports.worker),
-  ACTUATOR_PORT: String(ports.actuator),
-  API_PORT: String(ports.api),
-  API_METRICS_PORT: String(ports.apiMetrics),
-  INGEST_HOST: '127.0.0.1',
-  POLICY_WORKER_HOST: '127.0.0.1',
-  ACTUATOR_HOST: '127.0.0.1',
-  API_HOST: '127.0.0.1',
-  LOG_LEVEL: 'warn',
-};
+const env = benchServiceEnv(
+  {
+    CONFIG_FILE: configFile,
+    DATABASE_URL: database.url,
+    REDIS_URL: redisUrl,
+    QUEUE_PREFIX: queuePrefix,
+    INGEST_TOKEN: ingestToken,
+    API_TOKEN: 'bench-admin-token-0123456789abcdef',
+  },
+  ports,
+);
 children.push(await startService('cdr-ingest', env, `http://127.0.0.1:${ports.ingest}/readyz`));
 children.push(await startService('policy-worker', env, `http://127.0.0.1:${ports.worker}/readyz`));
 children.push(await startService('cms-actuator', env, `http://127.0.0.1:${ports.actuator}/readyz`));

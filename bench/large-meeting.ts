@@ -40,7 +40,7 @@ import { machineDescription } from './lib/machine.ts';
 import { analyseLatency, maxWritesInOneSecond, percentile } from './lib/message-latency.ts';
 import { startPrivatePostgres } from './lib/private-postgres.ts';
 import { startPrivateRedis } from './lib/private-redis.ts';
-import { type Child, freePort, freshDatabase, startService } from './lib/processes.ts';
+import { benchServiceEnv, type Child, freePort, freshDatabase, startService } from './lib/processes.ts';
 import { codeVersion, commandLine, loadAverage, niceness, postgresSettings, redisSettings } from './lib/run-metadata.ts';
 
 export interface LargeMeetingOptions {
@@ -230,21 +230,16 @@ export async function runLargeMeeting(options: LargeMeetingOptions = {}): Promis
         policy: { secureDomains: [SECURE], internalDomains: [INTERNAL] },
       }),
     );
-    const env = {
-      CONFIG_FILE: configFile,
-      DATABASE_URL: database.url,
-      REDIS_URL: privateRedis.url,
-      QUEUE_PREFIX: `bench_large_${Date.now().toString(36)}`,
-      INGEST_TOKEN: token,
-      INGEST_PORT: String(ports.ingest),
-      INGEST_METRICS_PORT: String(ports.ingestMetrics),
-      POLICY_WORKER_PORT: String(ports.worker),
-      ACTUATOR_PORT: String(ports.actuator),
-      INGEST_HOST: '127.0.0.1',
-      POLICY_WORKER_HOST: '127.0.0.1',
-      ACTUATOR_HOST: '127.0.0.1',
-      LOG_LEVEL: 'warn',
-    };
+    const env = benchServiceEnv(
+      {
+        CONFIG_FILE: configFile,
+        DATABASE_URL: database.url,
+        REDIS_URL: privateRedis.url,
+        QUEUE_PREFIX: `bench_large_${Date.now().toString(36)}`,
+        INGEST_TOKEN: token,
+      },
+      ports,
+    );
     const policy = compilePolicy(loadConfig({ env: { ...process.env, ...env } }).policy);
     children.push(await startService('cdr-ingest', env, `http://127.0.0.1:${ports.ingest}/readyz`));
     const worker = await startService('policy-worker', env, `http://127.0.0.1:${ports.worker}/readyz`);

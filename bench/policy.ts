@@ -38,7 +38,7 @@ import { machineDescription } from './lib/machine.ts';
 import { analyseLatency, maxInOneSecond, maxWritesInOneSecond, percentile, type Sample } from './lib/message-latency.ts';
 import { startPrivatePostgres } from './lib/private-postgres.ts';
 import { startPrivateRedis } from './lib/private-redis.ts';
-import { type Child, freePort, freshDatabase, startService } from './lib/processes.ts';
+import { benchServiceEnv, type Child, freePort, freshDatabase, startService } from './lib/processes.ts';
 import { codeVersion, commandLine, loadAverage, niceness, postgresSettings, redisSettings } from './lib/run-metadata.ts';
 
 const { values: args } = parseArgs({
@@ -144,24 +144,19 @@ writeFileSync(
   }),
 );
 
-const env = {
-  CONFIG_FILE: configFile,
-  DATABASE_URL: database.url,
-  REDIS_URL: redisUrl,
-  QUEUE_PREFIX: `bench_policy_${Date.now().toString(36)}`,
-  INGEST_TOKEN: token,
-  INGEST_PORT: String(ports.ingest),
-  INGEST_METRICS_PORT: String(ports.ingestMetrics),
-  POLICY_WORKER_PORT: String(ports.worker),
-  ACTUATOR_PORT: String(ports.actuator),
-  INGEST_HOST: '127.0.0.1',
-  POLICY_WORKER_HOST: '127.0.0.1',
-  ACTUATOR_HOST: '127.0.0.1',
-  LOG_LEVEL: 'warn',
-  ...(args['cpu-prof']
-    ? { NODE_OPTIONS: `${process.env.NODE_OPTIONS ?? ''} --cpu-prof --cpu-prof-dir=${path.resolve(args['cpu-prof'])}`.trim() }
-    : {}),
-};
+const env = benchServiceEnv(
+  {
+    CONFIG_FILE: configFile,
+    DATABASE_URL: database.url,
+    REDIS_URL: redisUrl,
+    QUEUE_PREFIX: `bench_policy_${Date.now().toString(36)}`,
+    INGEST_TOKEN: token,
+    ...(args['cpu-prof']
+      ? { NODE_OPTIONS: `${process.env.NODE_OPTIONS ?? ''} --cpu-prof --cpu-prof-dir=${path.resolve(args['cpu-prof'])}`.trim() }
+      : {}),
+  },
+  ports,
+);
 // The configuration exactly as the services load it (same file, same environment): the expectation uses its policy
 // (defaults for messages included), and the figures its least interval between two writes to one call.
 const serviceConfig = loadConfig({ env: { ...process.env, ...env } });

@@ -29,7 +29,7 @@ import { type ProcessGroup, readCpu } from './lib/cpu-usage.ts';
 import { machineDescription } from './lib/machine.ts';
 import { meetingRecordXml } from './lib/meeting-records.ts';
 import { startPrivateRedis } from './lib/private-redis.ts';
-import { type Child, freePort, freshDatabase, startService } from './lib/processes.ts';
+import { benchServiceEnv, type Child, freePort, freshDatabase, startService } from './lib/processes.ts';
 import { codeVersion, commandLine, loadAverage, niceness, postgresSettings, redisSettings } from './lib/run-metadata.ts';
 
 export interface ReplicasOptions {
@@ -199,18 +199,14 @@ async function runOnce(replicas: number, o: Required<Omit<ReplicasOptions, 'repl
         policy: { secureDomains: [SECURE], internalDomains: [INTERNAL] },
       }),
     );
-    const env = {
+    const env = benchServiceEnv({
       CONFIG_FILE: configFile,
       DATABASE_URL: database.url,
       REDIS_URL: redis.url,
       // Hash-tagged, as on a Redis Cluster (docs/scaling.md); one Redis here.
       QUEUE_PREFIX: `{bench_replicas_${Date.now().toString(36)}}`,
       INGEST_TOKEN,
-      INGEST_HOST: '127.0.0.1',
-      POLICY_WORKER_HOST: '127.0.0.1',
-      ACTUATOR_HOST: '127.0.0.1',
-      LOG_LEVEL: 'warn',
-    };
+    });
     const start = async (service: 'cdr-ingest' | 'policy-worker' | 'cms-actuator', index: number) => {
       const port = await freePort();
       const extra: Record<string, string> =

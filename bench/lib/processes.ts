@@ -18,6 +18,43 @@ export async function freePort(): Promise<number> {
   return port;
 }
 
+/** Ports of the services a benchmark starts (each only where that service runs). */
+export interface ServicePorts {
+  ingest?: number;
+  ingestMetrics?: number;
+  worker?: number;
+  actuator?: number;
+  api?: number;
+  apiMetrics?: number;
+}
+
+/**
+ * The environment our services run with in a benchmark: `settings` (CONFIG_FILE, DATABASE_URL, REDIS_URL,
+ * QUEUE_PREFIX, tokens...), every service listening on 127.0.0.1 at `ports`, warnings and errors only in the logs.
+ */
+export function benchServiceEnv<Settings extends Record<string, string>>(
+  settings: Settings,
+  ports: ServicePorts = {},
+): Settings & Record<string, string> {
+  const env: Record<string, string> = {
+    INGEST_HOST: '127.0.0.1',
+    POLICY_WORKER_HOST: '127.0.0.1',
+    ACTUATOR_HOST: '127.0.0.1',
+    API_HOST: '127.0.0.1',
+    LOG_LEVEL: 'warn',
+  };
+  const names: [keyof ServicePorts, string][] = [
+    ['ingest', 'INGEST_PORT'],
+    ['ingestMetrics', 'INGEST_METRICS_PORT'],
+    ['worker', 'POLICY_WORKER_PORT'],
+    ['actuator', 'ACTUATOR_PORT'],
+    ['api', 'API_PORT'],
+    ['apiMetrics', 'API_METRICS_PORT'],
+  ];
+  for (const [key, name] of names) if (ports[key] !== undefined) env[name] = String(ports[key]);
+  return { ...env, ...settings };
+}
+
 export async function freshDatabase(baseUrl: string, prefix: string): Promise<{ url: string; drop: () => Promise<void> }> {
   const url = new URL(baseUrl);
   url.pathname = `/${prefix}_${Date.now().toString(36)}_${randomBytes(3).toString('hex')}`;
