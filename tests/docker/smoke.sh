@@ -164,9 +164,11 @@ deadline=$(($(date +%s) + 120))
 until curl -sf "http://127.0.0.1:$PROM_PORT/api/v1/targets" >"$WORK/targets.json" &&
   node -e "
     const t = JSON.parse(require('fs').readFileSync(process.argv[1], 'utf8')).data.activeTargets;
-    const want = ['cdr-ingest:9100', 'policy-worker:9101', 'cms-actuator:9102', 'records-api:9103'];
-    const up = want.filter((s) => t.some((x) => x.scrapeUrl === 'http://' + s + '/metrics' && x.health === 'up'));
-    const others = t.filter((x) => !want.some((s) => x.scrapeUrl === 'http://' + s + '/metrics') && x.health !== 'up' && !x.scrapeUrl.includes('//cms-sim:'));
+    // Each job finds its service's replicas through Docker's DNS (dns_sd_configs): targets are <address>:<metrics port>.
+    const want = [['cdr-ingest', 9100], ['policy-worker', 9101], ['cms-actuator', 9102], ['records-api', 9103]];
+    const ours = (x, [job, port]) => x.labels.job === job && x.scrapeUrl.endsWith(':' + port + '/metrics');
+    const up = want.filter((w) => t.some((x) => ours(x, w) && x.health === 'up'));
+    const others = t.filter((x) => !want.some((w) => ours(x, w)) && x.health !== 'up' && x.labels.job !== 'cms-sim');
     process.exit(up.length === want.length && others.length === 0 ? 0 : 1);
   " "$WORK/targets.json"; do
   [ "$(date +%s)" -lt "$deadline" ] || { cat "$WORK/targets.json" >&2; fail "Prometheus targets not all up within 120 s"; }
