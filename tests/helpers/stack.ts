@@ -3,6 +3,7 @@
  * restart and signal them like an operator or an orchestrator would.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
+import { existsSync, readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import net from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { pg } from '@cms/db';
@@ -27,6 +28,38 @@ const METRICS_PORT_ENV: Partial<Record<ServiceName, string>> = {
   'cdr-ingest': 'INGEST_METRICS_PORT',
   'records-api': 'API_METRICS_PORT',
 };
+
+/**
+ * Whether process `pid` holds the listening TCP socket on `port` (Linux: /proc/net/tcp{,6} and the process's file
+ * descriptors). Where there is no /proc, true: the check is only a guard against another process answering.
+ */
+function ownsPort(pid: number | undefined, port: number): boolean {
+  if (pid === undefined) return false;
+  if (!existsSync('/proc/net/tcp')) return true;
+  const inodes = new Set<string>();
+  for (const table of ['/proc/net/tcp', '/proc/net/tcp6']) {
+    if (!existsSync(table)) continue;
+    for (const line of readFileSync(table, 'utf8').split('\n').slice(1)) {
+      // sl local_address rem_address st tx_queue:rx_queue tr:tm->when retrnsmt uid timeout inode
+      const fields = line.trim().split(/\s+/);
+      const local = fields[1]?.split(':')[1];
+      if (local && Number.parseInt(local, 16) === port && fields[3] === '0A' && fields[9]) inodes.add(fields[9]);
+    }
+  }
+  if (inodes.size === 0) return false;
+  try {
+    return readdirSync(`/proc/${pid}/fd`).some((fd) => {
+      try {
+        const socket = /^socket:\[(\d+)\]$/.exec(readlinkSync(`/proc/${pid}/fd/${fd}`));
+        return socket?.[1] !== undefined && inodes.has(socket[1]);
+      } catch {
+        return false; // closed meanwhile
+      }
+    });
+  } catch {
+    return false; // the process is gone
+  }
+}
 
 export async function freePort(): Promise<number> {
   const server = net.createServer();
@@ -54,7 +87,11 @@ export interface Stack {
    * Starts a service process and waits until it is ready (`/readyz` answers 200), or only alive (`/healthz`) with
    * `waitFor: 'alive'`, for a service whose dependencies are down on purpose.
    */
-  start(name: ServiceName, extraEnv?: Record<string, string>, options?: { waitFor?: 'ready' | 'alive' }): Promise<RunningService>;
+  start(
+    name: ServiceName,
+    extraEnv?: Record<string, string>,
+    options?: { waitFor?: 'ready' | 'alive'; newPortsIfTaken?: boolean },
+  ): Promise<RunningService>;
   url(name: ServiceName): string;
   /** Where Prometheus scrapes the service: its metrics port (cdr-ingest, records-api), else its only port. */
   metricsUrl(name: ServiceName): string;
@@ -98,32 +135,50 @@ export async function startStack(options: { services?: ServiceName[]; env?: Reco
     metricsUrl: (name) => `http://127.0.0.1:${metricsPorts[name] ?? ports[name]}`,
     async start(name, extraEnv = {}, startOptions = {}) {
       const probe = startOptions.waitFor === 'alive' ? 'healthz' : 'readyz';
-      const child = spawn(process.execPath, [`services/${name}/src/main.ts`], {
-        cwd: ROOT,
-        env: { ...env, ...extraEnv },
-        stdio: ['ignore', 'pipe', 'pipe'],
-      });
-      const output: string[] = [];
-      child.stdout.on('data', (d) => output.push(String(d)));
-      child.stderr.on('data', (d) => output.push(String(d)));
-      const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
-        child.on('exit', (code, signal) => resolve({ code, signal })),
-      );
-      const running: RunningService = { process: child, port: ports[name], url: stack.url(name), output, exited };
-      services[name] = running;
-      let gone = false;
-      void exited.then(() => {
-        gone = true;
-      });
-      await eventually(
-        async () => {
-          if (gone) throw new Error(`${name} exited during start-up:\n${output.join('')}`);
-          const res = await fetch(`${running.url}/${probe}`);
-          return res.ok;
-        },
-        { what: `${name} to answer /${probe}`, timeoutMs: 20_000, intervalMs: 100 },
-      );
-      return running;
+      for (let attempt = 1; ; attempt++) {
+        const child = spawn(process.execPath, [`services/${name}/src/main.ts`], {
+          cwd: ROOT,
+          env: { ...env, ...extraEnv },
+          stdio: ['ignore', 'pipe', 'pipe'],
+        });
+        const output: string[] = [];
+        child.stdout.on('data', (d) => output.push(String(d)));
+        child.stderr.on('data', (d) => output.push(String(d)));
+        const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+          child.on('exit', (code, signal) => resolve({ code, signal })),
+        );
+        const running: RunningService = { process: child, port: ports[name], url: stack.url(name), output, exited };
+        services[name] = running;
+        let gone = false;
+        void exited.then(() => {
+          gone = true;
+        });
+        const started = await eventually(
+          async () => {
+            if (gone) return 'exited';
+            // The port is ours before its answer counts: another test file's service that took the port between
+            // freePort and our bind would answer /readyz too, while ours exits for want of the port.
+            if (!ownsPort(child.pid, running.port)) return false;
+            const res = await fetch(`${running.url}/${probe}`);
+            return res.ok && 'ready';
+          },
+          { what: `${name} to answer /${probe}`, timeoutMs: 20_000, intervalMs: 100 },
+        );
+        if (started === 'ready') return running;
+        // Taken by someone else before the service bound it: before the test has seen the stack's addresses, new
+        // ports for this service; after (a restart), the test relies on the address, so it fails here, loudly.
+        if (startOptions.newPortsIfTaken && attempt < 3 && /the port is in use/.test(output.join(''))) {
+          ports[name] = await freePort();
+          env[PORT_ENV[name]] = String(ports[name]);
+          const metricsVariable = METRICS_PORT_ENV[name];
+          if (metricsVariable) {
+            metricsPorts[name] = await freePort();
+            env[metricsVariable] = String(metricsPorts[name]);
+          }
+          continue;
+        }
+        throw new Error(`${name} exited during start-up:\n${output.join('')}`);
+      }
     },
   };
   onTestFileEnd(async () => {
@@ -134,7 +189,9 @@ export async function startStack(options: { services?: ServiceName[]; env?: Reco
       }
     }
   });
-  for (const name of options.services ?? (['cdr-ingest', 'policy-worker', 'records-api'] as ServiceName[])) await stack.start(name);
+  for (const name of options.services ?? (['cdr-ingest', 'policy-worker', 'records-api'] as ServiceName[])) {
+    await stack.start(name, {}, { newPortsIfTaken: true });
+  }
   return stack;
 }
 
