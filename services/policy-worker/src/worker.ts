@@ -9,7 +9,7 @@ import type { PolicyOutcome } from './security/apply-policy.ts';
 import type { createWriteEnqueuer } from './security/enqueue-writes.ts';
 import type { createReconcileRequester } from './security/reconcile-requests.ts';
 import type { OutageGuard } from './storage/outage.ts';
-import { classifyFailure, describeFailure } from './storage/pg-failure.ts';
+import { againIfAbortedForAnother, classifyFailure, describeFailure } from './storage/pg-failure.ts';
 import { type SecurityPolicyOptions, type StoreResult, storeBatches } from './store-batches.ts';
 
 export interface BatchWorkerOptions {
@@ -37,7 +37,11 @@ export function createBatchWorker(options: BatchWorkerOptions): Worker<CdrBatche
 
   const store = async (jobs: ReceivedCdrBatch[]): Promise<StoreResult> => {
     try {
-      return await outage.run(() => storeBatches(db, jobs, security));
+      return await againIfAbortedForAnother(
+        () => outage.run(() => storeBatches(db, jobs, security)),
+        (err) =>
+          log.info({ batches: jobs.length, err: describeFailure(err) }, 'group commit aborted for another transaction: run again at once'),
+      );
     } catch (err) {
       // A value Postgres refuses would fail this batch on every retry, and its valid records with it. In a group,
       // the committer first retries each batch alone (isolateFailures); alone, it is stored record by record.

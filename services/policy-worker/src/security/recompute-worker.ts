@@ -3,6 +3,7 @@ import type { Logger } from '@cms/observability';
 import type { CompiledPolicy } from '@cms/policy';
 import { POLICY_RECOMPUTE_QUEUE, type PolicyRecomputeJob, type Redis } from '@cms/queue';
 import { Worker } from 'bullmq';
+import { againIfAbortedForAnother, describeFailure } from '../storage/pg-failure.ts';
 import { applySecurityPolicy, type PolicyOutcome } from './apply-policy.ts';
 
 /**
@@ -28,10 +29,18 @@ export function startRecomputeWorker(options: {
       const callIds = [...new Set(job.data.callIds)].sort();
       // The events feed says whose live view changed: only their legs are read again.
       const live = job.data.participants ? { liveIds: [...new Set(job.data.participants)].sort() } : {};
-      const outcome = await options.whilePostgresUnavailable(() =>
-        options.db.transaction((tx) =>
-          applySecurityPolicy(tx, { legIds: [], callIds, reread: true, ...live }, options.compiled, options.managedNodes),
-        ),
+      const outcome = await againIfAbortedForAnother(
+        () =>
+          options.whilePostgresUnavailable(() =>
+            options.db.transaction((tx) =>
+              applySecurityPolicy(tx, { legIds: [], callIds, reread: true, ...live }, options.compiled, options.managedNodes),
+            ),
+          ),
+        (err) =>
+          options.log.info(
+            { calls: callIds.length, err: describeFailure(err) },
+            'recompute aborted for another transaction: run again at once',
+          ),
       );
       await options.onDecided(outcome);
       options.log.debug({ calls: callIds.length, reason: job.data.reason, writes: outcome.writes.length }, 'meetings recomputed');

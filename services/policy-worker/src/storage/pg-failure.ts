@@ -65,6 +65,27 @@ export function classifyFailure(err: unknown): FailureKind {
   return 'other';
 }
 
+/**
+ * Postgres aborted the transaction so that another could go on (40P01 deadlock, 40001 serialization failure): running
+ * it again at once succeeds, where the job's back-off would hold its level decisions for a second or more.
+ */
+export function abortedForAnother(err: unknown): boolean {
+  const code = postgresError(err)?.code;
+  return code === '40P01' || code === '40001';
+}
+
+/** Runs `work` (one transaction) again at once, up to `attempts` times in all, while Postgres aborts it for another. */
+export async function againIfAbortedForAnother<T>(work: () => Promise<T>, onAgain: (err: unknown) => void, attempts = 3): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await work();
+    } catch (err) {
+      if (attempt >= attempts || !abortedForAnother(err)) throw err;
+      onAgain(err);
+    }
+  }
+}
+
 /** One line saying what Postgres answered: message, detail and SQLSTATE; otherwise the innermost message. */
 export function describeFailure(err: unknown): string {
   const answer = postgresError(err);
