@@ -69,7 +69,7 @@ export function classifyFailure(err: unknown): FailureKind {
  * Postgres aborted the transaction so that another could go on (40P01 deadlock, 40001 serialization failure): running
  * it again at once succeeds, where the job's back-off would hold its level decisions for a second or more.
  */
-export function abortedForAnother(err: unknown): boolean {
+function abortedForAnother(err: unknown): boolean {
   const code = postgresError(err)?.code;
   return code === '40P01' || code === '40001';
 }
