@@ -30,7 +30,7 @@ import { appendFileSync, existsSync, mkdtempSync, rmSync, writeFileSync } from '
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { type Simulator, startSimulator } from '@cms/cms-sim';
+import { mulberry32, type Simulator, startSimulator } from '@cms/cms-sim';
 import { loadConfig } from '@cms/config';
 import { pg } from '@cms/db';
 import { compilePolicy } from '@cms/policy';
@@ -162,17 +162,6 @@ function histogram(before: Metrics, after: Metrics, name: string, labels = ''): 
     return lower;
   };
   return { count, p50: quantile(0.5), p99: quantile(0.99), mean: count ? sum / count : null };
-}
-
-function mulberry32(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, Math.max(0, ms)));

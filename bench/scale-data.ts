@@ -12,23 +12,12 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { type CdrRecord, parseCdrBatch, type XmlObject } from '@cms/cdr';
+import { mulberry32 } from '@cms/cms-sim';
 import type { pg } from '@cms/db';
 import { toCdrRecord } from '../libs/cdr/src/record.ts';
 
 const DAY_MS = 86_400_000;
 const NODES = 20;
-
-/** mulberry32: a small seeded PRNG, so a given size and seed always produce the same database. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function guid(rand: () => number): string {
   const hex = (n: number) =>
@@ -173,7 +162,8 @@ export async function generate(
     messages: (row: unknown[]) => track(sinks.messages(row)),
     writes: (row: unknown[]) => track(sinks.writes(row)),
   };
-  const rand = prng(options.seed);
+  // The simulator's seeded generator: a given size and seed always produce the same database.
+  const rand = mulberry32(options.seed);
   const pick = <T>(items: readonly T[]): T => items[Math.floor(rand() * items.length)] as T;
   const start = options.end - 365 * DAY_MS;
   const nodes = Array.from({ length: NODES }, (_, i) => ({

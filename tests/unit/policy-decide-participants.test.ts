@@ -5,6 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
+import { mulberry32 } from '@cms/cms-sim';
 import { configSchema } from '@cms/config';
 import {
   type CallInstance,
@@ -22,18 +23,6 @@ const policy = compilePolicy(configSchema.shape.policy.parse({ secureDomains: ['
 const managedNodes = new Set(['cms1', 'cms2', 'cms3']);
 
 type Leg = LegFacts & { callId: string };
-
-/** A small deterministic generator, so a failure can be replayed from its seed. */
-function random(seed: number) {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function randomLeg(next: () => number, id: string, callId: string): Leg {
   // Mostly secure and internal participants, so that the one external participant who comes and goes moves the level.
@@ -66,7 +55,7 @@ const byId = (a: { id: string }, b: { id: string }) => (a.id < b.id ? -1 : a.id 
 
 describe('deciding a change from the changed legs', () => {
   test('gives the decision of every leg, over 600 random changes to a meeting over three bridges', () => {
-    const next = random(13);
+    const next = mulberry32(13);
     const instances: CallInstance[] = ['call-a', 'call-b', 'call-c'].map((id, i) => ({
       id,
       node: `cms${i + 1}`,
