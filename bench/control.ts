@@ -30,7 +30,7 @@ import { createCmsWritesQueue, createRedisConnection } from '@cms/queue';
 import { driveLoad } from './lib/load-driver.ts';
 import { machineDescription } from './lib/machine.ts';
 import { percentile } from './lib/message-latency.ts';
-import { benchServiceEnv, type Child, freePort, freshDatabase, startService } from './lib/processes.ts';
+import { benchCmsNodes, benchServiceEnv, type Child, freePort, freshDatabase, startService } from './lib/processes.ts';
 import { codeVersion, commandLine, loadAverage } from './lib/run-metadata.ts';
 
 const { values: args } = parseArgs({
@@ -92,7 +92,7 @@ const configFile = path.join(dir, 'config.yaml');
 writeFileSync(
   configFile,
   JSON.stringify({
-    cms: { nodes: sim.bridges.map((b) => ({ name: b.name, url: b.url, username: b.username, password: b.password, maxWritesPerSecond })) },
+    cms: { nodes: benchCmsNodes(sim.bridges, maxWritesPerSecond) },
     policy: { secureDomains: [SECURE], internalDomains: [INTERNAL] },
     actuator: { interactiveReservedWrites: reserved },
     api: { tokens: [{ name: 'bench-operator', token: operatorToken, role: 'operator' }] },

@@ -40,7 +40,7 @@ import { machineDescription } from './lib/machine.ts';
 import { analyseLatency, maxWritesInOneSecond, percentile } from './lib/message-latency.ts';
 import { startPrivatePostgres } from './lib/private-postgres.ts';
 import { startPrivateRedis } from './lib/private-redis.ts';
-import { benchServiceEnv, type Child, freePort, freshDatabase, startService } from './lib/processes.ts';
+import { benchCmsNodes, benchServiceEnv, type Child, freePort, freshDatabase, startService } from './lib/processes.ts';
 import { codeVersion, commandLine, loadAverage, niceness, postgresSettings, redisSettings } from './lib/run-metadata.ts';
 
 export interface LargeMeetingOptions {
@@ -207,13 +207,7 @@ export async function runLargeMeeting(options: LargeMeetingOptions = {}): Promis
       configFile,
       JSON.stringify({
         cms: {
-          nodes: sim.bridges.map((b) => ({
-            name: b.name,
-            url: b.url,
-            username: b.username,
-            password: b.password,
-            maxWritesPerSecond: o.maxWritesPerSecond,
-          })),
+          nodes: benchCmsNodes(sim.bridges, o.maxWritesPerSecond),
           ...(o.events ? {} : { events: { enabled: false } }),
         },
         policy: { secureDomains: [SECURE], internalDomains: [INTERNAL] },

@@ -38,7 +38,7 @@ import { machineDescription } from './lib/machine.ts';
 import { analyseLatency, maxInOneSecond, maxWritesInOneSecond, percentile, type Sample } from './lib/message-latency.ts';
 import { startPrivatePostgres } from './lib/private-postgres.ts';
 import { startPrivateRedis } from './lib/private-redis.ts';
-import { benchServiceEnv, type Child, freePort, freshDatabase, startService } from './lib/processes.ts';
+import { benchCmsNodes, benchServiceEnv, type Child, freePort, freshDatabase, startService } from './lib/processes.ts';
 import { codeVersion, commandLine, loadAverage, niceness, postgresSettings, redisSettings } from './lib/run-metadata.ts';
 
 const { values: args } = parseArgs({
@@ -136,7 +136,7 @@ writeFileSync(
   configFile,
   stringify({
     cms: {
-      nodes: sim.bridges.map((b) => ({ name: b.name, url: b.url, username: b.username, password: b.password, maxWritesPerSecond })),
+      nodes: benchCmsNodes(sim.bridges, maxWritesPerSecond),
       ...(args.events ? {} : { events: { enabled: false } }),
     },
     policy: policyConfig,

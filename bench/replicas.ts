@@ -29,7 +29,7 @@ import { type ProcessGroup, readCpu } from './lib/cpu-usage.ts';
 import { machineDescription } from './lib/machine.ts';
 import { meetingRecordXml } from './lib/meeting-records.ts';
 import { startPrivateRedis } from './lib/private-redis.ts';
-import { benchServiceEnv, type Child, freePort, freshDatabase, startService } from './lib/processes.ts';
+import { benchCmsNodes, benchServiceEnv, type Child, freePort, freshDatabase, startService } from './lib/processes.ts';
 import { codeVersion, commandLine, loadAverage, niceness, postgresSettings, redisSettings } from './lib/run-metadata.ts';
 
 export interface ReplicasOptions {
@@ -188,13 +188,7 @@ async function runOnce(replicas: number, o: Required<Omit<ReplicasOptions, 'repl
       configFile,
       JSON.stringify({
         cms: {
-          nodes: sim.bridges.map((b) => ({
-            name: b.name,
-            url: b.url,
-            username: b.username,
-            password: b.password,
-            maxWritesPerSecond: o.maxWritesPerSecond,
-          })),
+          nodes: benchCmsNodes(sim.bridges, o.maxWritesPerSecond),
         },
         policy: { secureDomains: [SECURE], internalDomains: [INTERNAL] },
       }),

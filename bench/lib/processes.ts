@@ -18,6 +18,14 @@ export async function freePort(): Promise<number> {
   return port;
 }
 
+/** The config's cms.nodes for the simulated bridges, each with the same write ceiling. */
+export function benchCmsNodes(
+  bridges: readonly { name: string; url: string; username: string; password: string }[],
+  maxWritesPerSecond: number,
+): { name: string; url: string; username: string; password: string; maxWritesPerSecond: number }[] {
+  return bridges.map((b) => ({ name: b.name, url: b.url, username: b.username, password: b.password, maxWritesPerSecond }));
+}
+
 /** Ports of the services a benchmark starts (each only where that service runs). */
 export interface ServicePorts {
   ingest?: number;
