@@ -40,6 +40,17 @@ interface Rig {
   registry: Registry;
 }
 
+/** A node without its events feed (polling, a pass a second), with the policy worker and CDRs sent as CMS does. */
+function pollingRigWithCdrs() {
+  return rig({
+    actuator: { reconcileIntervalSeconds: 1 },
+    beforeStart: (sim) => sim.setEventsEnabled(false),
+    policy: true,
+    cdrs: true,
+    sim: { cdr: { flushDelayMs: 5, resendInitialMs: 20, resendMaxMs: 100 } },
+  });
+}
+
 async function rig(
   options: {
     bridges?: number;
@@ -343,13 +354,7 @@ describe('events feed', () => {
   });
 
   test('without the feed, polling fills the live view of legs CDRs already named too: mutes, layout, importance, presenter', async () => {
-    const r = await rig({
-      actuator: { reconcileIntervalSeconds: 1 },
-      beforeStart: (sim) => sim.setEventsEnabled(false),
-      policy: true,
-      cdrs: true,
-      sim: { cdr: { flushDelayMs: 5, resendInitialMs: 20, resendMaxMs: 100 } },
-    });
+    const r = await pollingRigWithCdrs();
     await inMode(r, r.node, 'polling');
     const meeting = r.sim.startCall({ bridges: [r.node] });
     const ivan = r.sim.join({ meeting, remoteParty: 'ivan@corp.example', displayName: 'Ivan' });
@@ -424,13 +429,7 @@ describe('events feed', () => {
   });
 
   test('a lobby flag polling read does not outlive the CDR that admitted the guest once the feed is back', async () => {
-    const r = await rig({
-      actuator: { reconcileIntervalSeconds: 1 },
-      beforeStart: (sim) => sim.setEventsEnabled(false),
-      policy: true,
-      cdrs: true,
-      sim: { cdr: { flushDelayMs: 5, resendInitialMs: 20, resendMaxMs: 100 } },
-    });
+    const r = await pollingRigWithCdrs();
     await inMode(r, r.node, 'polling');
     const meeting = r.sim.startCall({ bridges: [r.node] });
     const callId = meeting.callId(r.node);
