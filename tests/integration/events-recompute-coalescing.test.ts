@@ -112,6 +112,8 @@ test('roster changes of one meeting, each stored on its own, ask the policy work
   );
   assert.equal((await r.jobs('events:roster')).length, 1, 'five roster changes, one recompute');
   assert.deepEqual(job?.data.callIds, [...new Set(joined.map((p) => p.callId))], "the recompute names the meeting's call");
+  // ... and whose live view changed, so that the policy worker reads only their legs.
+  for (const p of joined) assert.ok(job?.data.participants?.includes(p.participantId), `participant ${p.participantId} named`);
 });
 
 test('participants only the roster shows, joining or leaving within the policy grace, ask for no recompute until the grace is over', async () => {
@@ -134,6 +136,7 @@ test('participants only the roster shows, joining or leaving within the policy g
     { what: 'the recompute after the grace', timeoutMs: 20_000 },
   );
   assert.deepEqual(later?.data.callIds, [...new Set(joined.map((p) => p.callId))]);
+  assert.deepEqual(later?.data.participants, joined.map((p) => p.participantId).sort(), 'the participants past the grace are named');
   // Their joins and the leave changed nothing the policy counts yet: no recompute at once (the window is 1 ms).
   assert.deepEqual(await r.jobs('events:roster'), []);
 });

@@ -99,7 +99,7 @@ export async function buildActuator(deps: ActuatorDeps): Promise<ActuatorService
   );
   // The actuator never decides a level itself: calls whose facts reconciliation or placement changed go to the
   // policy worker, so both paths (CDRs and the API) always agree.
-  const recompute: RecomputeRequest = (callIds, reason) => requestRecompute(recomputeQueue, callIds, reason);
+  const recompute: RecomputeRequest = (callIds, reason, participants) => requestRecompute(recomputeQueue, callIds, reason, participants);
   const ourTexts = new Set(Object.values(config.policy.messages).map((m) => m.text));
   const events = new EventsFeed({
     nodes: config.cms.nodes,

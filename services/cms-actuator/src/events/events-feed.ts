@@ -246,7 +246,7 @@ export class EventsFeed {
     const meetingKey = this.feeds.get(node)?.calls.get(callId) ?? callId;
     this.#d.metrics.eventsRosterUpdates.inc({ node }, entries.length);
     const stored = await storeRoster(this.#d.db, { node, callId, meetingKey }, entries, fullList);
-    if (stored.policyRelevant) this.#recomputes.now(meetingKey, stored.callIds, 'events:roster');
+    if (stored.policyRelevant) this.#recomputes.now(meetingKey, stored.callIds, 'events:roster', stored.participants);
     // Once a participant no CDR has named yet counts for the policy (UNCORROBORATED_GRACE in load-meetings.ts).
     if (stored.uncorroborated.length) this.#recomputes.afterGrace(meetingKey, stored.callIds, stored.uncorroborated, 'events:rosterOnly');
   }
