@@ -17,7 +17,7 @@
  * `runReplicas(options)` runs the same from another script (bench:scale) and returns the figures.
  */
 import { randomUUID } from 'node:crypto';
-import { appendFileSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { appendFileSync, existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os, { tmpdir } from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
@@ -25,7 +25,7 @@ import { type Simulator, startSimulator } from '@cms/cms-sim';
 import { pg } from '@cms/db';
 import * as hdr from 'hdr-histogram-js';
 import { Pool } from 'undici';
-import { type ProcessGroup, readCpu } from './lib/cpu-usage.ts';
+import { machineCpu, type ProcessGroup, readCpu } from './lib/cpu-usage.ts';
 import { machineDescription } from './lib/machine.ts';
 import { meetingRecordXml } from './lib/meeting-records.ts';
 import { startPrivateRedis } from './lib/private-redis.ts';
@@ -106,19 +106,6 @@ const SECURE = 'secure.example';
 const INTERNAL = 'corp.example';
 const INGEST_TOKEN = 'bench-ingest-token-0123456789';
 const DOMAINS = [SECURE, INTERNAL, 'partner.example.org'];
-const CLOCK_TICKS_PER_SECOND = 100;
-
-/** Busy and total CPU seconds of the whole machine so far (/proc/stat), or null where there is none. */
-function machineCpu(): { busy: number; total: number } | null {
-  try {
-    const fields = readFileSync('/proc/stat', 'utf8').split('\n')[0]?.trim().split(/\s+/).slice(1).map(Number) ?? [];
-    const total = fields.reduce((a, b) => a + b, 0);
-    const idle = (fields[3] ?? 0) + (fields[4] ?? 0);
-    return { busy: (total - idle) / CLOCK_TICKS_PER_SECOND, total: total / CLOCK_TICKS_PER_SECOND };
-  } catch {
-    return null;
-  }
-}
 
 /** CPU of each group between two readings, per unit of work and in cores kept busy over `wallSeconds`. */
 function cpuFigures(

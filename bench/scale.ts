@@ -4,9 +4,10 @@
  *   [--ingest-rounds 2]
  *
  * Runs every part of issue #13 in turn unless --only names one: the database (generated when missing), ingest on it
- * against an empty one, every API query on it, then one against two replicas of each service (bench/replicas.ts,
- * results in bench/results/replicas.md) and a meeting of 1,000 participants over 4 bridges (bench/large-meeting.ts,
- * results in bench/results/large-meeting.md). Time on the 2-core machine: about 5 min to generate 10 million records,
+ * against an empty one, every API query on it, then one against two replicas of each service (bench/replicas.ts)
+ * and each stage alone against two of it (bench/replica-capacity.ts; results of both in bench/results/replicas.md),
+ * and a meeting of 1,000 participants over 4 bridges (bench/large-meeting.ts, results in
+ * bench/results/large-meeting.md). Time on the 2-core machine: about 5 min to generate 10 million records,
  * about 10 min for ingest and the queries, 6-8 min for the replicas and 3 min for the large meeting.
  *
  * Storage at scale: a database of a year of a 20-bridge cluster (10 million records by default), generated once by
@@ -31,6 +32,7 @@ import { percentile } from './lib/message-latency.ts';
 import { startPrivateRedis } from './lib/private-redis.ts';
 import { type Child, freePort } from './lib/processes.ts';
 import { codeVersion, commandLine, loadAverage, niceness, postgresSettings } from './lib/run-metadata.ts';
+import { runReplicaCapacity } from './replica-capacity.ts';
 import { runReplicas } from './replicas.ts';
 import { CopyStream, checkFidelity, type Generated, generate, readGenerated } from './scale-data.ts';
 import { compareIngest, type IngestRun } from './scale-ingest.ts';
@@ -516,6 +518,9 @@ async function replicasAndLargeMeeting(parts: ('replicas' | 'meeting')[]): Promi
     say('Replicas: one against two of each service (bench/replicas.ts)...');
     const { speedup } = await runReplicas({ log: say });
     if (speedup) say(`Two replicas over one: POSTs x${speedup.posts.toFixed(2)}, records x${speedup.records.toFixed(2)}.`);
+    // The whole chain keeps both cores busy with one replica of each: each stage alone shows what a second adds.
+    say('Each stage alone: one against two replicas (bench/replica-capacity.ts)...');
+    await runReplicaCapacity({ log: say });
   }
   if (parts.includes('meeting')) {
     say('A meeting of 1,000 participants over 4 bridges (bench/large-meeting.ts)...');

@@ -57,3 +57,15 @@ export function readCpu(groups: readonly ProcessGroup[]): Reading | null {
 export function cpuPerUnit(before: Reading, after: Reading, units: number): [string, number][] {
   return [...after].map(([name, seconds]) => [name, ((seconds - (before.get(name) ?? 0)) * 1e6) / units]);
 }
+
+/** Busy and total CPU seconds of the whole machine so far (/proc/stat), or null where there is none. */
+export function machineCpu(): { busy: number; total: number } | null {
+  try {
+    const fields = readFileSync('/proc/stat', 'utf8').split('\n')[0]?.trim().split(/\s+/).slice(1).map(Number) ?? [];
+    const total = fields.reduce((a, b) => a + b, 0);
+    const idle = (fields[3] ?? 0) + (fields[4] ?? 0);
+    return { busy: (total - idle) / CLOCK_TICKS_PER_SECOND, total: total / CLOCK_TICKS_PER_SECOND };
+  } catch {
+    return null;
+  }
+}
