@@ -1,7 +1,7 @@
 /**
  * npm run bench:control -- [--max-writes-per-second 10] [--meetings 200] [--participants 6] [--window 60] [--stay 60]
  *   [--flap-meetings 8] [--flap-hz 4] [--idle-actions 20] [--actions 60] [--action-interval-ms 400]
- *   [--freshness-samples 30] [--actuators 1] [--reserved 0] [--seed 1] [--note TEXT]
+ *   [--freshness-samples 30] [--actuators 1] [--reserved 1] [--seed 1] [--note TEXT]
  *
  * Operator actions under a saturated write ceiling. The CMS simulator (in this process) has two bridges; cdr-ingest,
  * policy-worker, cms-actuator (`--actuators` replicas of it, sharing the queues, limiter and write gate) and
@@ -47,8 +47,8 @@ const { values: args } = parseArgs({
     'action-interval-ms': { type: 'string', default: '400' },
     'freshness-samples': { type: 'string', default: '30' },
     actuators: { type: 'string', default: '1' },
-    // actuator.interactiveReservedWrites: places of each window only operator actions may take (its default, 0).
-    reserved: { type: 'string', default: '0' },
+    // actuator.interactiveReservedWrites: places of each window only operator actions may take (its default, 1).
+    reserved: { type: 'string', default: '1' },
     seed: { type: 'string', default: '1' },
     note: { type: 'string' },
   },

@@ -164,7 +164,7 @@ export const configSchema = z.strictObject({
        * window to turn: up to a second). Never the ceiling's only place: at a ceiling of one write per window,
        * messages keep it and an action goes next.
        */
-      interactiveReservedWrites: z.number().int().min(0).default(0),
+      interactiveReservedWrites: z.number().int().min(0).default(1),
       /** How long a write job stays locked to a replica that stopped answering (crash) before another takes it. */
       lockDurationMs: z.number().int().min(1000).default(30_000),
     })
