@@ -200,7 +200,7 @@ export function createConsole(options: { config: Config; db: Database; tokens: R
         api.get('/console/records.csv', { preHandler: requireRole('viewer') }, async (request, reply) =>
           exportRecordsCsv(app, request, reply),
         );
-        registerLiveRoutes(api, app);
+        registerLiveRoutes(api, app, sessionAuth);
       });
     });
   }

@@ -1,15 +1,18 @@
 import { createHash } from 'node:crypto';
+import { bearerToken, HttpProblem } from '@cms/http';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { SessionAuth } from '../auth.ts';
+import { type ApiAnswer, type SharedView, SharedViews } from './shared-view.ts';
 
-/** How often a live view reads the API again; only changes are sent, so an idle view costs reads, not traffic. */
+/**
+ * How often a live view reads the API again (once for all its streams of one role: shared-view.ts); only changes are
+ * sent, so an idle view costs reads, not traffic.
+ */
 const POLL_MS = 1_000;
 /** A comment line now and then keeps proxies from closing an idle stream. */
 const KEEPALIVE_MS = 15_000;
 /** Most pages of active calls read for the meetings view (500 each). */
 const MAX_CALL_PAGES = 20;
-
-/** What an API read answered: the parsed body, or the status and problem detail of a refusal. */
-type ApiAnswer = { ok: true; body: unknown } | { ok: false; status: number; detail: string };
 
 /**
  * Reads the HTTP API in-process as the browser's own session (its cookie), so the console sees exactly what the
@@ -162,13 +165,29 @@ function watchablePath(path: unknown): path is string {
 }
 
 /**
- * Server-Sent Events: reads `read` every second and sends its answer whenever it changed (`event: update`); a
- * session that ended gets `event: expired` and the stream closes, a refused read `event: problem`.
+ * Whether the stream's own credentials still hold: a console session can end (sign-out, expiry) while its stream is
+ * open, and the stream's answers come from reads made with another stream's credentials. A bearer token cannot
+ * change while the service runs. Throws where the session store cannot answer.
+ */
+async function stillSignedIn(request: FastifyRequest, sessionAuth: SessionAuth): Promise<boolean> {
+  if (bearerToken(request.headers.authorization) !== undefined) return true;
+  try {
+    return (await sessionAuth(request)) !== null;
+  } catch (err) {
+    if (err instanceof HttpProblem && err.status === 401) return false;
+    throw err;
+  }
+}
+
+/**
+ * Server-Sent Events: sends each answer of the shared view whenever it changed (`event: update`); a session that
+ * ended gets `event: expired` and the stream closes, a refused read `event: problem`.
  */
 async function stream(
   request: FastifyRequest,
   reply: FastifyReply,
-  read: () => Promise<ApiAnswer>,
+  view: SharedView,
+  sessionAuth: SessionAuth,
   streams: Set<() => void>,
 ): Promise<void> {
   reply.hijack();
@@ -183,6 +202,7 @@ async function stream(
   let open = true;
   let lastDigest = '';
   let lastSentAt = Date.now();
+  let seq = 0;
   // The client going away, or the service shutting down (a hijacked reply would otherwise hold close() open).
   let stop = () => {};
   const closed = new Promise<void>((resolve) => {
@@ -197,42 +217,54 @@ async function stream(
     res.write(`event: ${event}\ndata: ${JSON.stringify(data)}\n\n`);
     lastSentAt = Date.now();
   };
-  while (open) {
-    let answer: ApiAnswer;
-    try {
-      answer = await read();
-    } catch (err) {
-      request.log.warn({ err }, 'live view read failed');
-      answer = { ok: false, status: 503, detail: 'The live view could not read the API; retrying.' };
+  view.join(request);
+  try {
+    while (open) {
+      const published = await Promise.race([closed.then(() => null), view.next(seq)]);
+      if (!open || published === null) break;
+      seq = published.seq;
+      let answer = published.answer;
+      try {
+        if (!(await stillSignedIn(request, sessionAuth))) {
+          send('expired', { detail: 'Your console session has expired or was signed out; sign in again.' });
+          break;
+        }
+      } catch (err) {
+        request.log.warn({ err }, 'live view could not check the session');
+        answer = { ok: false, status: 503, detail: 'The live view could not check the session; retrying.' };
+      }
+      // The read was made with the oldest stream's credentials: its session ended, this one's holds. That stream
+      // leaves on its own answer, and the next read is made with the next stream's.
+      if (!answer.ok && answer.status === 401) continue;
+      const payload = answer.ok ? { event: 'update', data: answer.body } : { event: 'problem', data: answer };
+      const digest = createHash('sha1').update(payload.event).update(JSON.stringify(payload.data)).digest('hex');
+      if (digest !== lastDigest) {
+        send(payload.event, payload.data);
+        lastDigest = digest;
+      } else if (Date.now() - lastSentAt > KEEPALIVE_MS) {
+        res.write(': keepalive\n\n');
+        lastSentAt = Date.now();
+      }
     }
-    if (!open) break;
-    if (!answer.ok && answer.status === 401) {
-      send('expired', { detail: answer.detail });
-      break;
-    }
-    const payload = answer.ok ? { event: 'update', data: answer.body } : { event: 'problem', data: answer };
-    const digest = createHash('sha1').update(payload.event).update(JSON.stringify(payload.data)).digest('hex');
-    if (digest !== lastDigest) {
-      send(payload.event, payload.data);
-      lastDigest = digest;
-    } else if (Date.now() - lastSentAt > KEEPALIVE_MS) {
-      res.write(': keepalive\n\n');
-      lastSentAt = Date.now();
-    }
-    await Promise.race([closed, new Promise((resolve) => setTimeout(resolve, POLL_MS))]);
+  } finally {
+    view.leave(request);
+    streams.delete(stop);
+    res.end();
   }
-  streams.delete(stop);
-  res.end();
 }
 
 /** GET /console/live/meetings and GET /console/live?path=/api/v1/…: the live views' event streams. */
-export function registerLiveRoutes(scope: FastifyInstance, app: FastifyInstance): void {
+export function registerLiveRoutes(scope: FastifyInstance, app: FastifyInstance, sessionAuth: SessionAuth): void {
   const streams = new Set<() => void>();
+  const views = new SharedViews(POLL_MS);
   app.addHook('preClose', async () => {
     for (const stop of streams) stop();
   });
+  // installAuth ran on the stream's request: its principal is set.
+  const role = (request: FastifyRequest) => request.principal?.role ?? 'none';
   scope.get('/console/live/meetings', async (request, reply) => {
-    await stream(request, reply, () => readLiveMeetings(app, request), streams);
+    const view = views.view(role(request), 'meetings', (reader) => readLiveMeetings(app, reader));
+    await stream(request, reply, view, sessionAuth, streams);
   });
   scope.get<{ Querystring: { path?: string } }>('/console/live', async (request, reply) => {
     const path = request.query.path;
@@ -244,6 +276,7 @@ export function registerLiveRoutes(scope: FastifyInstance, app: FastifyInstance)
         detail: 'path must be a GET path of the API under /api/v1/',
       });
     }
-    await stream(request, reply, () => readApi(app, request, path), streams);
+    const view = views.view(role(request), `path ${path}`, (reader) => readApi(app, reader, path));
+    await stream(request, reply, view, sessionAuth, streams);
   });
 }
