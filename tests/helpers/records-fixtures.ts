@@ -30,8 +30,11 @@ export function recordsApiConfig(
   databaseUrl: string,
   api: Record<string, unknown> = { token: TOKENS.admin, tokens: API_TOKENS },
   policy: Record<string, unknown> = {},
+  /** The test's Redis and prefix (console sessions), where the test signs in. */
+  redis?: { url: string; prefix: string },
 ): Config {
-  return loadConfig({ env: {}, overrides: { api, database: { url: databaseUrl }, policy } });
+  const queue = redis ? { redis: { url: redis.url }, queue: { prefix: redis.prefix } } : {};
+  return loadConfig({ env: {}, overrides: { api, database: { url: databaseUrl }, policy, ...queue } });
 }
 
 /**

@@ -7,23 +7,14 @@
  */
 import assert from 'node:assert/strict';
 import { after, test } from 'node:test';
-import { loadConfig } from '@cms/config';
 import { createLogger } from '@cms/observability';
 import { buildRecordsApi } from '../../services/records-api/src/app.ts';
 import { testDatabase, testRedis } from '../helpers/infra.ts';
-import { API_TOKENS, bearer, insertCalls, TOKENS } from '../helpers/records-fixtures.ts';
+import { bearer, insertCalls, recordsApiConfig, TOKENS } from '../helpers/records-fixtures.ts';
 
 const { url, db } = await testDatabase();
 const redis = await testRedis();
-const config = loadConfig({
-  env: {},
-  overrides: {
-    api: { token: TOKENS.admin, tokens: API_TOKENS },
-    database: { url },
-    redis: { url: redis.url },
-    queue: { prefix: redis.prefix },
-  },
-});
+const config = recordsApiConfig(url, undefined, undefined, redis);
 const { app, metricsApp, close } = await buildRecordsApi({ config, db, log: createLogger('records-api', 'silent') });
 after(close);
 const base = await app.listen({ host: '127.0.0.1', port: 0 });
