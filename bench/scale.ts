@@ -7,8 +7,9 @@
  * against an empty one, every API query on it, then one against two replicas of each service (bench/replicas.ts)
  * and each stage alone against two of it (bench/replica-capacity.ts; results of both in bench/results/replicas.md),
  * and a meeting of 1,000 participants over 4 bridges (bench/large-meeting.ts, results in
- * bench/results/large-meeting.md). Time on the 2-core machine: about 5 min to generate 10 million records,
- * about 10 min for ingest and the queries, 6-8 min for the replicas and 3 min for the large meeting.
+ * bench/results/large-meeting.md). Time on a quiet 2-core machine: about 5 min to generate 10 million records
+ * (once), then about 5 min for the rest (queries and ingest 2, replicas 1, each stage alone 1, the large meeting 2);
+ * a busy machine takes several times as long.
  *
  * Storage at scale: a database of a year of a 20-bridge cluster (10 million records by default), generated once by
  * a direct bulk loader (bench/scale-data.ts: COPY, the rows the worker would store) and kept under a fixed name
