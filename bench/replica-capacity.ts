@@ -24,7 +24,7 @@ import { parseArgs } from 'node:util';
 import { pg } from '@cms/db';
 import { createCdrBatchesQueue, createRedisConnection } from '@cms/queue';
 import { Pool } from 'undici';
-import { machineCpu, type ProcessGroup, readCpu } from './lib/cpu-usage.ts';
+import { type CpuFigure, cpuFigures, databaseBackends, type ProcessGroup } from './lib/cpu-usage.ts';
 import { machineDescription } from './lib/machine.ts';
 import { meetingRecordXml } from './lib/meeting-records.ts';
 import { startPrivateRedis } from './lib/private-redis.ts';
@@ -49,8 +49,8 @@ export interface StageRun {
   replicas: number;
   /** POSTs/s acknowledged (ingest) or records/s stored (worker). */
   perSecond: number;
-  /** CPU per POST or per record, µs, of each process group. */
-  cpu: { name: string; perUnitUs: number; cores: number }[];
+  /** CPU of each process group, per POST or per record. */
+  cpu: CpuFigure[];
   machineBusyCores: number;
   /** Mean backends of the run's database waiting for a lock (worker stage). */
   waitingForLock: number | null;
@@ -124,26 +124,14 @@ async function runStage(
       { name: 'Redis', match: [redis.pid] },
     ];
     const databaseName = decodeURIComponent(new URL(database.url).pathname.slice(1));
-    const backends: ProcessGroup = {
-      name: "PostgreSQL backends of this run's database",
-      match: (comm, cmdline) => comm === 'postgres' && cmdline().includes(` ${databaseName} `),
-    };
+    const backends = databaseBackends(databaseName);
+    // Rate, the machine's busy cores and each group's CPU while `work` does `units` POSTs or records.
     const measure = async (measured: ProcessGroup[], units: number, work: () => Promise<void>) => {
-      const before = readCpu(measured);
-      const machineBefore = machineCpu();
-      const t0 = performance.now();
-      await work();
-      const seconds = (performance.now() - t0) / 1000;
-      const after = readCpu(measured);
-      const machineAfter = machineCpu();
-      return {
-        perSecond: units / seconds,
-        machineBusyCores: machineBefore && machineAfter ? (machineAfter.busy - machineBefore.busy) / seconds : Number.NaN,
-        cpu: measured.map(({ name }) => {
-          const cpuSeconds = before && after ? (after.get(name) ?? 0) - (before.get(name) ?? 0) : Number.NaN;
-          return { name, perUnitUs: (cpuSeconds * 1e6) / units, cores: cpuSeconds / seconds };
-        }),
-      };
+      const { figures, wallSeconds, busyCores } = await cpuFigures(measured, async () => {
+        await work();
+        return units;
+      });
+      return { perSecond: units / wallSeconds, machineBusyCores: busyCores, cpu: figures };
     };
 
     if (stage === 'cdr-ingest') {

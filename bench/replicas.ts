@@ -25,7 +25,7 @@ import { type Simulator, startSimulator } from '@cms/cms-sim';
 import { pg } from '@cms/db';
 import * as hdr from 'hdr-histogram-js';
 import { Pool } from 'undici';
-import { machineCpu, type ProcessGroup, readCpu } from './lib/cpu-usage.ts';
+import { type CpuFigure, cpuFigures, databaseBackends, type ProcessGroup } from './lib/cpu-usage.ts';
 import { machineDescription } from './lib/machine.ts';
 import { meetingRecordXml } from './lib/meeting-records.ts';
 import { startPrivateRedis } from './lib/private-redis.ts';
@@ -51,16 +51,6 @@ export interface ReplicasOptions {
   resultsFile?: string | null;
   note?: string;
   log?: (line: string) => void;
-}
-
-/** CPU one process group used during a phase. */
-export interface CpuFigure {
-  name: string;
-  seconds: number;
-  /** seconds / the phase's wall time: how many cores it kept busy. */
-  cores: number;
-  /** Microseconds per unit of work (a POST, or a write). */
-  perUnitUs: number;
 }
 
 export interface ReplicasRun {
@@ -106,27 +96,6 @@ const SECURE = 'secure.example';
 const INTERNAL = 'corp.example';
 const INGEST_TOKEN = 'bench-ingest-token-0123456789';
 const DOMAINS = [SECURE, INTERNAL, 'partner.example.org'];
-
-/** CPU of each group between two readings, per unit of work and in cores kept busy over `wallSeconds`. */
-function cpuFigures(
-  groups: ProcessGroup[],
-  measure: () => Promise<number>,
-): Promise<{ figures: CpuFigure[]; wallSeconds: number; busyCores: number }> {
-  const before = readCpu(groups);
-  const machineBefore = machineCpu();
-  const started = performance.now();
-  return measure().then((units) => {
-    const wallSeconds = (performance.now() - started) / 1000;
-    const after = readCpu(groups);
-    const machineAfter = machineCpu();
-    const busyCores = machineBefore && machineAfter ? (machineAfter.busy - machineBefore.busy) / wallSeconds : Number.NaN;
-    const figures = groups.map(({ name }) => {
-      const seconds = before && after ? (after.get(name) ?? 0) - (before.get(name) ?? 0) : Number.NaN;
-      return { name, seconds, cores: seconds / wallSeconds, perUnitUs: (seconds * 1e6) / units };
-    });
-    return { figures, wallSeconds, busyCores };
-  });
-}
 
 async function metricSum(url: string, name: string, labels: Record<string, string>): Promise<number> {
   const text = await (await fetch(url)).text();
@@ -210,10 +179,7 @@ async function runOnce(replicas: number, o: Required<Omit<ReplicasOptions, 'repl
 
     const databaseName = decodeURIComponent(new URL(database.url).pathname.slice(1));
     const commonGroups: ProcessGroup[] = [
-      {
-        name: "PostgreSQL backends of this run's database",
-        match: (comm, cmdline) => comm === 'postgres' && cmdline().includes(` ${databaseName} `),
-      },
+      databaseBackends(databaseName),
       { name: 'Redis', match: [redis.pid] },
       { name: 'load generator and simulator', match: [process.pid] },
     ];

@@ -59,7 +59,7 @@ export function cpuPerUnit(before: Reading, after: Reading, units: number): [str
 }
 
 /** Busy and total CPU seconds of the whole machine so far (/proc/stat), or null where there is none. */
-export function machineCpu(): { busy: number; total: number } | null {
+function machineCpu(): { busy: number; total: number } | null {
   try {
     const fields = readFileSync('/proc/stat', 'utf8').split('\n')[0]?.trim().split(/\s+/).slice(1).map(Number) ?? [];
     const total = fields.reduce((a, b) => a + b, 0);
@@ -68,4 +68,43 @@ export function machineCpu(): { busy: number; total: number } | null {
   } catch {
     return null;
   }
+}
+
+/** CPU one process group used during a phase. */
+export interface CpuFigure {
+  name: string;
+  seconds: number;
+  /** seconds / the phase's wall time: how many cores it kept busy. */
+  cores: number;
+  /** Microseconds per unit of work (a POST, or a write). */
+  perUnitUs: number;
+}
+
+/** CPU of each group between two readings, per unit of work and in cores kept busy over `wallSeconds`. */
+export function cpuFigures(
+  groups: ProcessGroup[],
+  measure: () => Promise<number>,
+): Promise<{ figures: CpuFigure[]; wallSeconds: number; busyCores: number }> {
+  const before = readCpu(groups);
+  const machineBefore = machineCpu();
+  const started = performance.now();
+  return measure().then((units) => {
+    const wallSeconds = (performance.now() - started) / 1000;
+    const after = readCpu(groups);
+    const machineAfter = machineCpu();
+    const busyCores = machineBefore && machineAfter ? (machineAfter.busy - machineBefore.busy) / wallSeconds : Number.NaN;
+    const figures = groups.map(({ name }) => {
+      const seconds = before && after ? (after.get(name) ?? 0) - (before.get(name) ?? 0) : Number.NaN;
+      return { name, seconds, cores: seconds / wallSeconds, perUnitUs: (seconds * 1e6) / units };
+    });
+    return { figures, wallSeconds, busyCores };
+  });
+}
+
+/** The PostgreSQL backends serving one database (their command line names it): a run's share of a shared server. */
+export function databaseBackends(databaseName: string): ProcessGroup {
+  return {
+    name: "PostgreSQL backends of this run's database",
+    match: (comm, cmdline) => comm === 'postgres' && cmdline().includes(` ${databaseName} `),
+  };
 }
