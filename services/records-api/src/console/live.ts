@@ -165,16 +165,17 @@ function watchablePath(path: unknown): path is string {
 }
 
 /**
- * Whether the stream's own credentials still hold: a console session can end (sign-out, expiry) while its stream is
- * open, and the stream's answers come from reads made with another stream's credentials. A bearer token cannot
- * change while the service runs. Throws where the session store cannot answer.
+ * Why the stream's own credentials no longer hold (the session store's 401 detail), or null while they do: a console
+ * session can end (sign-out, expiry) while its stream is open, and the stream's answers come from reads made with
+ * another stream's credentials. A bearer token cannot change while the service runs. Throws where the session store
+ * cannot answer.
  */
-async function stillSignedIn(request: FastifyRequest, sessionAuth: SessionAuth): Promise<boolean> {
-  if (bearerToken(request.headers.authorization) !== undefined) return true;
+async function sessionEnded(request: FastifyRequest, sessionAuth: SessionAuth): Promise<string | null> {
+  if (bearerToken(request.headers.authorization) !== undefined) return null;
   try {
-    return (await sessionAuth(request)) !== null;
+    return (await sessionAuth(request)) === null ? 'No console session: sign in.' : null;
   } catch (err) {
-    if (err instanceof HttpProblem && err.status === 401) return false;
+    if (err instanceof HttpProblem && err.status === 401) return err.detail;
     throw err;
   }
 }
@@ -225,8 +226,9 @@ async function stream(
       seq = published.seq;
       let answer = published.answer;
       try {
-        if (!(await stillSignedIn(request, sessionAuth))) {
-          send('expired', { detail: 'Your console session has expired or was signed out; sign in again.' });
+        const ended = await sessionEnded(request, sessionAuth);
+        if (ended !== null) {
+          send('expired', { detail: ended });
           break;
         }
       } catch (err) {
