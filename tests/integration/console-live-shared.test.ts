@@ -10,6 +10,7 @@ import { after, test } from 'node:test';
 import { createLogger } from '@cms/observability';
 import { buildRecordsApi } from '../../services/records-api/src/app.ts';
 import { testDatabase, testRedis } from '../helpers/infra.ts';
+import { startPrivateRedis } from '../helpers/private-redis.ts';
 import { bearer, insertCalls, recordsApiConfig, TOKENS } from '../helpers/records-fixtures.ts';
 
 const { url, db } = await testDatabase();
@@ -40,10 +41,10 @@ interface LiveStream {
 }
 
 /** Opens GET /console/live/meetings with `headers` and reads its events as they come. */
-async function openStream(headers: Record<string, string>): Promise<LiveStream> {
+async function openStream(headers: Record<string, string>, at = base): Promise<LiveStream> {
   const abort = new AbortController();
   after(() => abort.abort());
-  const res = await fetch(`${base}/console/live/meetings`, { headers, signal: abort.signal });
+  const res = await fetch(`${at}/console/live/meetings`, { headers, signal: abort.signal });
   assert.equal(res.status, 200);
   const events: { name: string; data: unknown }[] = [];
   const waiters = new Set<() => void>();
@@ -101,11 +102,11 @@ const POLL_MS = 1000;
 const meetingKeys = (data: unknown) => (data as { meetings: { meetingKey: string }[] }).meetings.map((m) => m.meetingKey);
 
 /** A console session signed in with `token`: its cookie header, and its sign-out. */
-async function signIn(token: string): Promise<{ cookie: string; signOut: () => Promise<void> }> {
-  const res = await fetch(`${base}/sign-in`, {
+async function signIn(token: string, at = base): Promise<{ cookie: string; signOut: () => Promise<void> }> {
+  const res = await fetch(`${at}/sign-in`, {
     method: 'POST',
     redirect: 'manual',
-    headers: { 'content-type': 'application/x-www-form-urlencoded', origin: base },
+    headers: { 'content-type': 'application/x-www-form-urlencoded', origin: at },
     body: new URLSearchParams({ token, next: '/' }).toString(),
   });
   assert.equal(res.status, 303);
@@ -166,4 +167,29 @@ test('a signed-out session gets expired and its stream closes; the other streams
   const data = await secondStream.next('update', (d) => meetingKeys(d).includes('fourth'));
   assert.ok(meetingKeys(data).includes('fourth'), 'the signed-in stream still gets the view, now read with its own cookie');
   secondStream.close();
+});
+
+test('while the session store is down a stream shows the problem and stays open; with it back the view goes on', async () => {
+  // A records-api of its own, whose console sessions live in a Redis this test stops (AOF on: the session survives).
+  const sessionRedis = await startPrivateRedis({ aof: true });
+  const own = await buildRecordsApi({
+    config: recordsApiConfig(url, undefined, undefined, { url: sessionRedis.url, prefix: 'live-outage' }),
+    db,
+    log: createLogger('records-api', 'silent'),
+  });
+  after(own.close);
+  const ownBase = await own.app.listen({ host: '127.0.0.1', port: 0 });
+  const session = await signIn(TOKENS.viewer, ownBase);
+  const live = await openStream({ cookie: session.cookie }, ownBase);
+  await live.next('update');
+
+  await sessionRedis.stop();
+  const problem = (await live.next('problem')) as { status: number };
+  assert.equal(problem.status, 503, 'the session cannot be checked: a problem, not expired');
+
+  await sessionRedis.start();
+  await insertCalls(db, [{ id: 'fifth-call', node: 'cms-1', callCorrelator: 'fifth', name: 'Fifth', startedAt: new Date().toISOString() }]);
+  const data = await live.next('update', (d) => meetingKeys(d).includes('fifth'));
+  assert.ok(meetingKeys(data).includes('fifth'), 'the same stream, the same session, updates again');
+  live.close();
 });
